@@ -1,0 +1,26 @@
+//! Weft's shared vocabulary: wire types, their strict encoding, hashing,
+//! merkle proofs, keys and addresses, and the block layout a conductor checks.
+//!
+//! This crate does no I/O. Every other Weft crate depends on it, so anything
+//! that crosses a process boundary is defined here exactly once.
+
+pub mod block;
+pub mod encoding;
+pub mod genesis;
+pub mod hash;
+pub mod keys;
+pub mod merkle;
+pub mod rollup;
+pub mod transaction;
+
+pub use block::{BatchLeaf, BlockCommitments, RollupBatch, RollupBatchProof};
+pub use encoding::DecodeError;
+pub use genesis::{ChainParams, GenesisAccount, GenesisAppState};
+pub use hash::{sha256, Hash};
+pub use keys::{Address, KeyFile, PublicKey, Signature, SigningKey};
+pub use rollup::RollupId;
+pub use transaction::{Action, SignedTransaction, Transaction};
+
+/// The native asset's amount type. Balances and fees never overflow it in
+/// practice; arithmetic on it is always checked.
+pub type Amount = u128;

@@ -1,0 +1,337 @@
+//! Transactions: `{ chain_id, nonce, actions }`, signed with ed25519 over a
+//! domain-separated message so no signed object replays as another kind or
+//! on another chain.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    encoding::{decode_strict, encode, DecodeError},
+    hash::{sha256, Hash},
+    keys::{Address, KeyError, PublicKey, Signature, SigningKey},
+    rollup::RollupId,
+    Amount,
+};
+
+/// Largest encoded signed transaction accepted anywhere (CometBFT's default
+/// mempool `max_tx_bytes`).
+pub const MAX_TX_BYTES: usize = 1024 * 1024;
+/// Most actions one transaction may carry.
+pub const MAX_ACTIONS: usize = 64;
+/// CometBFT's own limit on chain id length.
+pub const MAX_CHAIN_ID_LEN: usize = 50;
+
+/// What a signature is over: each kind of signed object has its own tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningDomain {
+    /// A transaction.
+    Transaction,
+}
+
+impl SigningDomain {
+    /// The fixed tag that starts every signed message of this kind.
+    pub fn tag(self) -> &'static [u8] {
+        match self {
+            SigningDomain::Transaction => b"weft/transaction/v1",
+        }
+    }
+
+    /// `tag ‖ 0x00 ‖ u32le(len chain_id) ‖ chain_id ‖ body`.
+    pub fn message(self, chain_id: &str, body: &[u8]) -> Vec<u8> {
+        let tag = self.tag();
+        let mut m = Vec::with_capacity(tag.len() + 5 + chain_id.len() + body.len());
+        m.extend_from_slice(tag);
+        m.push(0);
+        m.extend_from_slice(&(chain_id.len() as u32).to_le_bytes());
+        m.extend_from_slice(chain_id.as_bytes());
+        m.extend_from_slice(body);
+        m
+    }
+}
+
+/// One state change requested by a transaction. The rules of each variant
+/// live with the sequencer component that owns the state it touches.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Action {
+    /// Move native asset to another account.
+    Transfer {
+        /// Recipient.
+        to: Address,
+        /// Amount, in the smallest unit.
+        #[serde(with = "crate::genesis::amount_string")]
+        amount: Amount,
+    },
+    /// Opaque data for one rollup; Weft orders it and never executes it.
+    SubmitRollupData {
+        /// The rollup this data belongs to.
+        rollup_id: RollupId,
+        /// The rollup's own bytes.
+        #[serde(with = "base64_bytes")]
+        data: Vec<u8>,
+    },
+}
+
+/// The unsigned body of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct Transaction {
+    /// The chain this transaction is for.
+    pub chain_id: String,
+    /// Must equal the signer's account nonce when it executes.
+    pub nonce: u64,
+    /// Applied atomically, in order.
+    pub actions: Vec<Action>,
+}
+
+/// Why a transaction fails its stateless checks.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TxError {
+    /// Bytes do not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// Signature or key problem.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Empty, too many actions, zero amounts, empty data, bad chain id.
+    #[error("invalid transaction: {0}")]
+    Invalid(String),
+}
+
+impl Transaction {
+    /// Signs the transaction.
+    pub fn sign(self, key: &SigningKey) -> SignedTransaction {
+        let message = SigningDomain::Transaction.message(&self.chain_id, &encode(&self));
+        SignedTransaction {
+            signature: key.sign(&message),
+            public_key: key.public_key(),
+            transaction: self,
+        }
+    }
+
+    /// Total bytes of rollup data carried.
+    pub fn rollup_data_bytes(&self) -> u64 {
+        self.actions
+            .iter()
+            .map(|a| match a {
+                Action::SubmitRollupData { data, .. } => data.len() as u64,
+                Action::Transfer { .. } => 0,
+            })
+            .sum()
+    }
+}
+
+/// A transaction with its signer's key and signature: what goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct SignedTransaction {
+    /// The body.
+    pub transaction: Transaction,
+    /// The signer; its address pays fees and owns the nonce.
+    pub public_key: PublicKey,
+    /// Over `SigningDomain::Transaction.message(chain_id, borsh(transaction))`.
+    pub signature: Signature,
+}
+
+impl SignedTransaction {
+    /// Strictly decodes wire bytes (no trailing bytes, limited size).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        decode_strict(bytes, MAX_TX_BYTES)
+    }
+
+    /// Canonical wire bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        encode(self)
+    }
+
+    /// SHA-256 of the wire bytes: the same hash CometBFT uses for the tx.
+    pub fn hash(&self) -> Hash {
+        sha256(&self.encode())
+    }
+
+    /// The signer's address.
+    pub fn signer(&self) -> Address {
+        self.public_key.address()
+    }
+
+    /// Structural rules that need no state: action count, non-zero
+    /// amounts, non-empty data, chain id length.
+    pub fn check_structure(&self) -> Result<(), TxError> {
+        let tx = &self.transaction;
+        if tx.chain_id.is_empty() || tx.chain_id.len() > MAX_CHAIN_ID_LEN {
+            return Err(TxError::Invalid("chain id must be 1 to 50 bytes".into()));
+        }
+        if tx.actions.is_empty() {
+            return Err(TxError::Invalid(
+                "a transaction needs at least one action".into(),
+            ));
+        }
+        if tx.actions.len() > MAX_ACTIONS {
+            return Err(TxError::Invalid(format!(
+                "{} actions, at most {MAX_ACTIONS} allowed",
+                tx.actions.len()
+            )));
+        }
+        for (i, action) in tx.actions.iter().enumerate() {
+            match action {
+                Action::Transfer { amount, .. } if *amount == 0 => {
+                    return Err(TxError::Invalid(format!("action {i}: transfer of zero")));
+                }
+                Action::SubmitRollupData { data, .. } if data.is_empty() => {
+                    return Err(TxError::Invalid(format!("action {i}: empty rollup data")));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Verifies the signature over the domain-separated message.
+    pub fn verify_signature(&self) -> Result<(), KeyError> {
+        let tx = &self.transaction;
+        let message = SigningDomain::Transaction.message(&tx.chain_id, &encode(tx));
+        self.public_key.verify(&message, &self.signature)
+    }
+}
+
+/// serde helper: bytes as standard base64.
+pub mod base64_bytes {
+    use base64::{engine::general_purpose::STANDARD, Engine};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialize as base64.
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    /// Deserialize from base64.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD.decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// serde helper: a list of byte strings as base64.
+pub mod base64_list {
+    use base64::{engine::general_purpose::STANDARD, Engine};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialize each as base64.
+    pub fn serialize<S: Serializer>(v: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|b| STANDARD.encode(b)))
+    }
+
+    /// Deserialize each from base64.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let v = Vec::<String>::deserialize(d)?;
+        v.into_iter()
+            .map(|s| STANDARD.decode(s).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SignedTransaction {
+        Transaction {
+            chain_id: "weft-test".into(),
+            nonce: 7,
+            actions: vec![
+                Action::Transfer {
+                    to: SigningKey::from_seed("bob").address(),
+                    amount: 1_000,
+                },
+                Action::SubmitRollupData {
+                    rollup_id: RollupId::from_name("alpha"),
+                    data: b"hello rollup".to_vec(),
+                },
+            ],
+        }
+        .sign(&SigningKey::from_seed("alice"))
+    }
+
+    #[test]
+    fn round_trip_and_signature() {
+        let tx = sample();
+        let bytes = tx.encode();
+        let back = SignedTransaction::decode(&bytes).unwrap();
+        assert_eq!(back, tx);
+        back.verify_signature().unwrap();
+        back.check_structure().unwrap();
+        assert_eq!(back.transaction.rollup_data_bytes(), 12);
+    }
+
+    #[test]
+    fn wire_encoding_is_pinned() {
+        // A change to this snapshot is a breaking wire change.
+        insta::assert_snapshot!(hex::encode(sample().encode()));
+    }
+
+    #[test]
+    fn signing_message_is_pinned() {
+        let m = SigningDomain::Transaction.message("c", b"\x01\x02");
+        assert_eq!(m, b"weft/transaction/v1\x00\x01\x00\x00\x00c\x01\x02");
+    }
+
+    #[test]
+    fn tampering_breaks_the_signature() {
+        let mut tx = sample();
+        tx.transaction.nonce += 1;
+        assert!(tx.verify_signature().is_err());
+        let mut tx = sample();
+        tx.transaction.chain_id = "other-chain".into();
+        assert!(
+            tx.verify_signature().is_err(),
+            "replay on another chain must fail"
+        );
+    }
+
+    #[test]
+    fn strict_decoding_rejects_trailing_bytes_and_unknown_variants() {
+        let mut bytes = sample().encode();
+        bytes.push(0);
+        assert!(SignedTransaction::decode(&bytes).is_err());
+        // chain_id "a", nonce 0, one action with variant tag 9.
+        let mut bad = Vec::new();
+        bad.extend_from_slice(&1u32.to_le_bytes());
+        bad.push(b'a');
+        bad.extend_from_slice(&0u64.to_le_bytes());
+        bad.extend_from_slice(&1u32.to_le_bytes());
+        bad.push(9);
+        assert!(SignedTransaction::decode(&bad).is_err());
+        assert!(SignedTransaction::decode(&vec![0u8; MAX_TX_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn structure_rules() {
+        let key = SigningKey::from_seed("alice");
+        let mk = |actions: Vec<Action>, chain: &str| {
+            Transaction {
+                chain_id: chain.into(),
+                nonce: 0,
+                actions,
+            }
+            .sign(&key)
+        };
+        assert!(mk(vec![], "c").check_structure().is_err());
+        let t = Action::Transfer {
+            to: key.address(),
+            amount: 0,
+        };
+        assert!(mk(vec![t], "c").check_structure().is_err());
+        let d = Action::SubmitRollupData {
+            rollup_id: RollupId::from_name("a"),
+            data: vec![],
+        };
+        assert!(mk(vec![d], "c").check_structure().is_err());
+        let ok = Action::Transfer {
+            to: key.address(),
+            amount: 1,
+        };
+        assert!(mk(vec![ok.clone()], "").check_structure().is_err());
+        assert!(mk(vec![ok.clone(); MAX_ACTIONS + 1], "c")
+            .check_structure()
+            .is_err());
+        assert!(mk(vec![ok], "c").check_structure().is_ok());
+    }
+}
