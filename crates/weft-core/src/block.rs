@@ -43,10 +43,18 @@ impl BlockCommitments {
     /// Commitments for a block whose batches are `batches` (empty batches
     /// must not be present).
     pub fn compute(batches: &BTreeMap<RollupId, Vec<Vec<u8>>>) -> Self {
-        let ids: Vec<Hash> = batches.keys().map(|id| merkle::leaf_hash(&id.0)).collect();
-        let txs: Vec<Hash> = batches
+        Self::from_roots(&batch_roots(batches))
+    }
+
+    /// Commitments from each rollup's batch root, sorted by id.
+    pub fn from_roots(roots: &[(RollupId, Hash)]) -> Self {
+        let ids: Vec<Hash> = roots
             .iter()
-            .map(|(id, items)| rollup_txs_leaf(id, &merkle::root(items)))
+            .map(|(id, _)| merkle::leaf_hash(&id.0))
+            .collect();
+        let txs: Vec<Hash> = roots
+            .iter()
+            .map(|(id, root)| rollup_txs_leaf(id, root))
             .collect();
         BlockCommitments {
             version: COMMITMENTS_VERSION,
@@ -84,6 +92,14 @@ pub fn rollup_txs_leaf(rollup_id: &RollupId, batch_root: &Hash) -> Hash {
     merkle::leaf_hash(&sha256_parts(&[&rollup_id.0, &batch_root.0]).0)
 }
 
+/// Each rollup's batch root, in id order.
+pub fn batch_roots(batches: &BTreeMap<RollupId, Vec<Vec<u8>>>) -> Vec<(RollupId, Hash)> {
+    batches
+        .iter()
+        .map(|(id, items)| (*id, merkle::root(items)))
+        .collect()
+}
+
 /// One rollup's share of a block.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct RollupBatch {
@@ -100,9 +116,6 @@ impl RollupBatch {
         merkle::root(&self.items)
     }
 }
-
-/// A leaf of the batch tree: kept as a name for the protocol's vocabulary.
-pub type BatchLeaf = Vec<u8>;
 
 /// Proof that the batch is in the rollup-txs tree, at the same index as the
 /// rollup's id in the ids tree.
@@ -256,13 +269,16 @@ impl RollupAbsence {
 }
 
 /// Builds the proof for `rollup_id` at `height` from a block's stored parts:
-/// the hashes of all its CometBFT txs (item 0 = commitments) and its
-/// batches. This is what the sequencer serves.
+/// the hashes of all its CometBFT txs (item 0 = commitments), every
+/// rollup's batch root in id order, and this rollup's items (empty when
+/// absent). This is what the sequencer serves. `None` when the parts are
+/// inconsistent (no txs, or items for an absent rollup).
 pub fn prove_batch(
     height: u64,
     rollup_id: RollupId,
     tx_hashes: &[Hash],
-    batches: &BTreeMap<RollupId, Vec<Vec<u8>>>,
+    roots: &[(RollupId, Hash)],
+    items: Vec<Vec<u8>>,
     commitments: BlockCommitments,
 ) -> Option<RollupBatchProof> {
     if tx_hashes.is_empty() {
@@ -270,20 +286,21 @@ pub fn prove_batch(
     }
     let data_leaves: Vec<Hash> = tx_hashes.iter().map(|h| merkle::leaf_hash(&h.0)).collect();
     let commitments_proof = Proof::for_leaf(&data_leaves, 0);
-    let ids: Vec<RollupId> = batches.keys().copied().collect();
+    let ids: Vec<RollupId> = roots.iter().map(|(id, _)| *id).collect();
     let id_leaves: Vec<Hash> = ids.iter().map(|id| merkle::leaf_hash(&id.0)).collect();
     let (items, inclusion, absence) = match ids.binary_search(&rollup_id) {
         Ok(i) => {
-            let tx_leaves: Vec<Hash> = batches
+            let tx_leaves: Vec<Hash> = roots
                 .iter()
-                .map(|(id, items)| rollup_txs_leaf(id, &merkle::root(items)))
+                .map(|(id, root)| rollup_txs_leaf(id, root))
                 .collect();
             let inc = BatchInclusion {
                 ids_proof: Proof::for_leaf(&id_leaves, i),
                 txs_proof: Proof::for_leaf(&tx_leaves, i),
             };
-            (batches[&rollup_id].clone(), Some(inc), None)
+            (items, Some(inc), None)
         }
+        Err(_) if !items.is_empty() => return None,
         Err(i) => {
             let neighbour = |j: usize| Neighbour {
                 rollup_id: ids[j],
@@ -332,6 +349,17 @@ mod tests {
         (batches, c, hashes)
     }
 
+    fn prove(
+        h: u64,
+        id: RollupId,
+        hashes: &[Hash],
+        batches: &BTreeMap<RollupId, Vec<Vec<u8>>>,
+        c: BlockCommitments,
+    ) -> RollupBatchProof {
+        let items = batches.get(&id).cloned().unwrap_or_default();
+        prove_batch(h, id, hashes, &batch_roots(batches), items, c).unwrap()
+    }
+
     fn data_hash(hashes: &[Hash]) -> Hash {
         merkle::root_from_leaf_hashes(
             &hashes
@@ -368,7 +396,7 @@ mod tests {
         let dh = data_hash(&hashes);
         for name in names.iter().chain(["x", "y", "zz", "0"].iter()) {
             let id = RollupId::from_name(name);
-            let p = prove_batch(9, id, &hashes, &batches, c).unwrap();
+            let p = prove(9, id, &hashes, &batches, c);
             p.verify(&dh, &id).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(p.items.is_empty(), !batches.contains_key(&id));
             if !p.items.is_empty() {
@@ -394,7 +422,7 @@ mod tests {
         // Another rollup's batch presented as ours.
         let a = RollupId::from_name("alpha");
         let b = RollupId::from_name("beta");
-        let mut p = prove_batch(9, b, &hashes, &batches, c).unwrap();
+        let mut p = prove(9, b, &hashes, &batches, c);
         p.rollup_id = a;
         assert!(p.verify(&dh, &a).is_err());
     }
@@ -403,7 +431,7 @@ mod tests {
     fn empty_block_proves_absence() {
         let (batches, c, hashes) = block(&[]);
         let id = RollupId::from_name("alpha");
-        let p = prove_batch(3, id, &hashes, &batches, c).unwrap();
+        let p = prove(3, id, &hashes, &batches, c);
         p.verify(&data_hash(&hashes), &id).unwrap();
     }
 
@@ -416,7 +444,7 @@ mod tests {
         // Build absence-style proofs from every pair of neighbours: none may verify.
         let ids: Vec<RollupId> = batches.keys().copied().collect();
         let leaves: Vec<Hash> = ids.iter().map(|i| merkle::leaf_hash(&i.0)).collect();
-        let base = prove_batch(1, present, &hashes, &batches, c).unwrap();
+        let base = prove(1, present, &hashes, &batches, c);
         for l in 0..ids.len() {
             for r in 0..ids.len() {
                 let mut p = base.clone();

@@ -5,6 +5,7 @@
 //! that crosses a process boundary is defined here exactly once.
 
 pub mod block;
+pub mod codes;
 pub mod encoding;
 pub mod genesis;
 pub mod hash;
@@ -13,7 +14,8 @@ pub mod merkle;
 pub mod rollup;
 pub mod transaction;
 
-pub use block::{BatchLeaf, BlockCommitments, RollupBatch, RollupBatchProof};
+pub use block::{BlockCommitments, RollupBatch, RollupBatchProof};
+pub use codes::TxCode;
 pub use encoding::DecodeError;
 pub use genesis::{ChainParams, GenesisAccount, GenesisAppState};
 pub use hash::{sha256, Hash};

@@ -1,1 +1,20 @@
+//! The Weft sequencer: an ABCI application that orders rollup data without
+//! executing it, and keeps a small authenticated state in a JMT.
+//!
+//! One module per part of the state machine, each owning its storage keys,
+//! actions and queries; `app` only dispatches ABCI requests to them.
 
+pub mod accounts;
+pub mod api;
+pub mod app;
+pub mod chain;
+pub mod config;
+pub mod fees;
+pub mod mempool;
+pub mod proposal;
+pub mod rollups;
+pub mod storage;
+pub mod transaction;
+
+pub use app::App;
+pub use storage::Storage;

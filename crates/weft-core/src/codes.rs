@@ -1,0 +1,95 @@
+//! ABCI result codes: one per rejection class, the same in CheckTx,
+//! FinalizeBlock results and the HTTP API. Part of the public interface.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a transaction was refused (0 = accepted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u32)]
+pub enum TxCode {
+    /// Accepted.
+    Ok = 0,
+    /// The bytes do not decode as a signed transaction.
+    Malformed = 1,
+    /// Decodes but breaks a structural rule (no actions, zero amount, …).
+    InvalidTransaction = 2,
+    /// Signed for another chain.
+    WrongChainId = 3,
+    /// The signature does not verify.
+    BadSignature = 4,
+    /// The nonce was already used by an executed transaction.
+    NonceAlreadyUsed = 5,
+    /// The nonce is further ahead of the account than the mempool keeps.
+    NonceTooFarAhead = 6,
+    /// The account cannot pay its fee plus its transfers.
+    InsufficientFunds = 7,
+    /// More rollup data than one transaction may carry.
+    RollupDataTooLarge = 8,
+    /// Nonce does not match the account when executed in a block.
+    NonceMismatch = 9,
+    /// The node failed internally (storage); retrying elsewhere may work.
+    Internal = 99,
+}
+
+impl TxCode {
+    /// Every code, for documentation and tests.
+    pub const ALL: [TxCode; 11] = [
+        TxCode::Ok,
+        TxCode::Malformed,
+        TxCode::InvalidTransaction,
+        TxCode::WrongChainId,
+        TxCode::BadSignature,
+        TxCode::NonceAlreadyUsed,
+        TxCode::NonceTooFarAhead,
+        TxCode::InsufficientFunds,
+        TxCode::RollupDataTooLarge,
+        TxCode::NonceMismatch,
+        TxCode::Internal,
+    ];
+
+    /// The numeric ABCI code.
+    pub fn value(self) -> u32 {
+        self as u32
+    }
+
+    /// The code for a number, if it is one of ours.
+    pub fn from_value(v: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.value() == v)
+    }
+
+    /// A stable snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TxCode::Ok => "ok",
+            TxCode::Malformed => "malformed",
+            TxCode::InvalidTransaction => "invalid_transaction",
+            TxCode::WrongChainId => "wrong_chain_id",
+            TxCode::BadSignature => "bad_signature",
+            TxCode::NonceAlreadyUsed => "nonce_already_used",
+            TxCode::NonceTooFarAhead => "nonce_too_far_ahead",
+            TxCode::InsufficientFunds => "insufficient_funds",
+            TxCode::RollupDataTooLarge => "rollup_data_too_large",
+            TxCode::NonceMismatch => "nonce_mismatch",
+            TxCode::Internal => "internal",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_pinned() {
+        let values: Vec<String> = TxCode::ALL
+            .iter()
+            .map(|c| format!("{}={}", c.value(), c.name()))
+            .collect();
+        insta::assert_snapshot!(values.join("\n"));
+        for c in TxCode::ALL {
+            assert_eq!(TxCode::from_value(c.value()), Some(c));
+        }
+        assert_eq!(TxCode::from_value(12345), None);
+    }
+}

@@ -1,0 +1,411 @@
+//! The ABCI application: receives CometBFT's requests and dispatches each
+//! to the component that owns it. No protocol rules live here.
+
+mod query;
+
+use std::{
+    future::{ready, Ready},
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use tendermint::{
+    abci::{
+        request::CheckTxKind,
+        response::{self as resp, ProcessProposal},
+        types::ExecTxResult,
+        Code, Event, EventAttributeIndexExt,
+    },
+    v0_38::abci::{request, Request, Response},
+    AppHash,
+};
+use tower::Service;
+use weft_core::{GenesisAppState, Hash, TxCode};
+
+use crate::{
+    accounts::{Account, AccountsWrite},
+    chain::ChainWrite,
+    mempool::{self, SignatureCache, TxLocation, TxLocations},
+    proposal::{self, BlockExecution, ItemResult},
+    rollups::state::{BlockIndex, BlockRecord},
+    storage::{delta::EmptyState, PendingCommit, Snapshot, StateDelta, Storage, StorageError},
+};
+
+/// How many verified signatures are remembered.
+const SIGNATURE_CACHE: usize = 200_000;
+
+/// The Weft ABCI application.
+pub struct App {
+    storage: Storage,
+    chain_id: String,
+    signatures: SignatureCache,
+    /// The last proposal we accepted, by block hash, reused by FinalizeBlock.
+    processed: Option<(Hash, BlockExecution<Snapshot>)>,
+    /// The executed height awaiting Commit.
+    pending: Option<PendingCommit>,
+}
+
+/// A failure that leaves no safe way forward: the process must stop rather
+/// than diverge from the network. CometBFT exits with it and both restart.
+fn fatal(what: &str, err: impl std::fmt::Display) -> ! {
+    tracing::error!(error = %err, "fatal: {what}; stopping so the node cannot diverge");
+    eprintln!("weft-sequencer: fatal: {what}: {err}");
+    std::process::exit(1)
+}
+
+impl App {
+    /// An app over `storage`.
+    pub fn new(storage: Storage) -> Result<Self, StorageError> {
+        let chain_id = storage.committed()?.map(|c| c.chain_id).unwrap_or_default();
+        Ok(App {
+            storage,
+            chain_id,
+            signatures: SignatureCache::new(SIGNATURE_CACHE),
+            processed: None,
+            pending: None,
+        })
+    }
+
+    /// Handles one request. Never panics on request content; storage
+    /// failure on the consensus path stops the process.
+    pub fn handle(&mut self, req: Request) -> Response {
+        match req {
+            Request::Echo(e) => Response::Echo(resp::Echo { message: e.message }),
+            Request::Flush => Response::Flush,
+            Request::Info(_) => Response::Info(self.info()),
+            Request::InitChain(r) => Response::InitChain(self.init_chain(r)),
+            Request::Query(r) => Response::Query(query::handle(&self.storage, r)),
+            Request::CheckTx(r) => Response::CheckTx(self.check_tx(r)),
+            Request::PrepareProposal(r) => Response::PrepareProposal(self.prepare_proposal(r)),
+            Request::ProcessProposal(r) => Response::ProcessProposal(self.process_proposal(r)),
+            Request::FinalizeBlock(r) => Response::FinalizeBlock(self.finalize_block(r)),
+            Request::Commit => Response::Commit(self.commit()),
+            Request::ExtendVote(_) => Response::ExtendVote(resp::ExtendVote {
+                vote_extension: Bytes::new(),
+            }),
+            Request::VerifyVoteExtension(_) => {
+                Response::VerifyVoteExtension(resp::VerifyVoteExtension::Accept)
+            }
+            Request::ListSnapshots => Response::ListSnapshots(Default::default()),
+            Request::OfferSnapshot(_) => Response::OfferSnapshot(resp::OfferSnapshot::Reject),
+            Request::LoadSnapshotChunk(_) => Response::LoadSnapshotChunk(Default::default()),
+            Request::ApplySnapshotChunk(_) => {
+                Response::ApplySnapshotChunk(resp::ApplySnapshotChunk {
+                    result: resp::ApplySnapshotChunkResult::Abort,
+                    refetch_chunks: vec![],
+                    reject_senders: vec![],
+                })
+            }
+        }
+    }
+
+    fn info(&mut self) -> resp::Info {
+        let committed = self
+            .storage
+            .committed()
+            .unwrap_or_else(|e| fatal("reading the committed height", e));
+        let (height, app_hash) = match committed {
+            // Height 0 = only genesis written: CometBFT will call InitChain.
+            Some(c) if c.height > 0 => (c.height, app_hash(&c.app_hash)),
+            _ => (0, AppHash::default()),
+        };
+        tracing::info!(height, "info: reporting last committed height");
+        resp::Info {
+            data: "weft-sequencer".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            app_version: 1,
+            last_block_height: height.try_into().unwrap_or_default(),
+            last_block_app_hash: app_hash,
+        }
+    }
+
+    fn init_chain(&mut self, req: request::InitChain) -> resp::InitChain {
+        if req.initial_height.value() != 1 {
+            fatal(
+                "genesis",
+                format!(
+                    "initial_height must be 1 (JMT versions are heights), got {}",
+                    req.initial_height
+                ),
+            );
+        }
+        let genesis = GenesisAppState::from_json(&req.app_state_bytes)
+            .unwrap_or_else(|e| fatal("genesis", e));
+        if let Some(c) = self
+            .storage
+            .committed()
+            .unwrap_or_else(|e| fatal("reading storage", e))
+        {
+            // A crash between InitChain and the first Commit: genesis is
+            // already written and identical; report it again.
+            if c.height == 0 && c.chain_id == req.chain_id {
+                self.chain_id = c.chain_id;
+                return resp::InitChain {
+                    consensus_params: None,
+                    validators: vec![],
+                    app_hash: app_hash(&c.app_hash),
+                };
+            }
+            fatal(
+                "genesis",
+                format!(
+                    "store already holds chain `{}` at height {}",
+                    c.chain_id, c.height
+                ),
+            );
+        }
+        let mut state = StateDelta::new(EmptyState);
+        state.put_chain_id(&req.chain_id);
+        state.put_params(&genesis.params);
+        state.put_height(0);
+        for a in &genesis.accounts {
+            state.put_account(
+                &a.address,
+                Account {
+                    balance: a.balance,
+                    nonce: 0,
+                },
+            );
+        }
+        let pending = self
+            .storage
+            .prepare_commit(0, state.into_changes(), vec![])
+            .unwrap_or_else(|e| fatal("writing genesis", e));
+        let hash = pending.app_hash;
+        self.storage
+            .commit(&req.chain_id, pending)
+            .unwrap_or_else(|e| fatal("writing genesis", e));
+        self.chain_id = req.chain_id;
+        tracing::info!(chain_id = %self.chain_id, app_hash = %hash, accounts = genesis.accounts.len(), "genesis written");
+        resp::InitChain {
+            consensus_params: None,
+            validators: vec![],
+            app_hash: app_hash(&hash),
+        }
+    }
+
+    fn check_tx(&mut self, req: request::CheckTx) -> resp::CheckTx {
+        let snapshot = match self.storage.snapshot() {
+            Ok(s) => s,
+            Err(e) => return check_tx_rejection(TxCode::Internal, e.to_string()),
+        };
+        let outcome = match req.kind {
+            CheckTxKind::New => {
+                mempool::check_new(&mut self.signatures, &snapshot, &self.chain_id, &req.tx)
+            }
+            CheckTxKind::Recheck => mempool::recheck(&snapshot, &self.chain_id, &req.tx),
+        };
+        match outcome {
+            Ok(checked) => resp::CheckTx {
+                code: Code::Ok,
+                data: Bytes::copy_from_slice(&checked.hash.0),
+                sender: checked.signer.to_string(),
+                ..Default::default()
+            },
+            Err(r) => {
+                tracing::debug!(code = r.code.name(), reason = %r.message, "CheckTx rejected");
+                check_tx_rejection(r.code, r.message)
+            }
+        }
+    }
+
+    fn prepare_proposal(&mut self, req: request::PrepareProposal) -> resp::PrepareProposal {
+        let snapshot = self
+            .storage
+            .snapshot()
+            .unwrap_or_else(|e| fatal("PrepareProposal", e));
+        let max = usize::try_from(req.max_tx_bytes).unwrap_or(0);
+        let txs = proposal::prepare(
+            snapshot,
+            &mut self.signatures,
+            &self.chain_id,
+            &req.txs,
+            max,
+        )
+        .unwrap_or_else(|e| fatal("PrepareProposal", e));
+        tracing::debug!(height = %req.height, offered = req.txs.len(), included = txs.len() - 1, "proposal prepared");
+        resp::PrepareProposal { txs }
+    }
+
+    fn process_proposal(&mut self, req: request::ProcessProposal) -> ProcessProposal {
+        let snapshot = self
+            .storage
+            .snapshot()
+            .unwrap_or_else(|e| fatal("ProcessProposal", e));
+        match proposal::process(snapshot, &mut self.signatures, &self.chain_id, &req.txs) {
+            Ok(exec) => {
+                self.processed = Some((block_hash(&req.hash), exec));
+                ProcessProposal::Accept
+            }
+            Err(proposal::ProposalError::Storage(e)) => fatal("ProcessProposal", e),
+            Err(e) => {
+                tracing::warn!(height = %req.height, error = %e, "rejecting proposal");
+                ProcessProposal::Reject
+            }
+        }
+    }
+
+    fn finalize_block(&mut self, req: request::FinalizeBlock) -> resp::FinalizeBlock {
+        let height = req.height.value();
+        let hash = block_hash(&req.hash);
+        let mut exec = match self.processed.take() {
+            Some((h, exec)) if h == hash => exec,
+            _ => {
+                let snapshot = self
+                    .storage
+                    .snapshot()
+                    .unwrap_or_else(|e| fatal("FinalizeBlock", e));
+                proposal::execute_decided(snapshot, &mut self.signatures, &self.chain_id, &req.txs)
+                    .unwrap_or_else(|e| fatal("FinalizeBlock", e))
+            }
+        };
+        exec.delta.put_height(height);
+
+        let tx_hashes: Vec<Hash> = req.txs.iter().map(|t| weft_core::sha256(t)).collect();
+        let record = BlockRecord {
+            height,
+            tx_hashes: tx_hashes.clone(),
+            commitments: exec.commitments(),
+            batch_roots: exec.batch_roots(),
+        };
+        let batches: Vec<_> = exec
+            .batches()
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
+        let mut locations = Vec::new();
+        let mut tx_results = Vec::with_capacity(exec.results.len());
+        for (index, result) in exec.results.iter().enumerate() {
+            let (code, r) = exec_tx_result(result);
+            if let ItemResult::Tx { hash, .. } = result {
+                locations.push((
+                    *hash,
+                    TxLocation {
+                        height,
+                        index: index as u32,
+                        code,
+                    },
+                ));
+            }
+            tx_results.push(r);
+        }
+        let changes = exec.delta.into_changes();
+        let pending = self
+            .storage
+            .prepare_commit(
+                height,
+                changes,
+                vec![
+                    Box::new(BlockIndex { record, batches }),
+                    Box::new(TxLocations(locations)),
+                ],
+            )
+            .unwrap_or_else(|e| fatal("FinalizeBlock", e));
+        let hash = pending.app_hash;
+        self.pending = Some(pending);
+        tracing::debug!(height, txs = req.txs.len(), app_hash = %hash, "block finalized");
+        resp::FinalizeBlock {
+            events: vec![],
+            tx_results,
+            validator_updates: vec![],
+            consensus_param_updates: None,
+            app_hash: app_hash(&hash),
+        }
+    }
+
+    fn commit(&mut self) -> resp::Commit {
+        self.processed = None;
+        match self.pending.take() {
+            Some(pending) => {
+                let height = pending.height;
+                self.storage
+                    .commit(&self.chain_id, pending)
+                    .unwrap_or_else(|e| fatal("Commit", e));
+                tracing::info!(height, "committed");
+            }
+            None => tracing::warn!("Commit without a finalized block"),
+        }
+        resp::Commit {
+            data: Bytes::new(),
+            retain_height: 0u32.into(),
+        }
+    }
+
+    /// Read access for tests and the API.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+}
+
+fn check_tx_rejection(code: TxCode, log: String) -> resp::CheckTx {
+    resp::CheckTx {
+        code: Code::from(code.value()),
+        log,
+        codespace: "weft".into(),
+        ..Default::default()
+    }
+}
+
+fn exec_tx_result(result: &ItemResult) -> (u32, ExecTxResult) {
+    match result {
+        ItemResult::Commitments => (
+            0,
+            ExecTxResult {
+                info: "commitments".into(),
+                ..Default::default()
+            },
+        ),
+        ItemResult::Tx {
+            outcome: Ok(receipt),
+            ..
+        } => (
+            0,
+            ExecTxResult {
+                events: receipt
+                    .events
+                    .iter()
+                    .map(|(kind, attrs)| {
+                        Event::new(*kind, attrs.iter().map(|(k, v)| (*k, v.as_str()).index()))
+                    })
+                    .collect(),
+                ..Default::default()
+            },
+        ),
+        ItemResult::Tx {
+            outcome: Err(r), ..
+        } => (
+            r.code.value(),
+            ExecTxResult {
+                code: Code::from(r.code.value()),
+                log: r.message.clone(),
+                codespace: "weft".into(),
+                ..Default::default()
+            },
+        ),
+    }
+}
+
+fn app_hash(h: &Hash) -> AppHash {
+    AppHash::try_from(h.0.to_vec()).unwrap_or_default()
+}
+
+fn block_hash(h: &tendermint::Hash) -> Hash {
+    match h {
+        tendermint::Hash::Sha256(b) => Hash(*b),
+        tendermint::Hash::None => Hash::default(),
+    }
+}
+
+impl Service<Request> for App {
+    type Response = Response;
+    type Error = tower::BoxError;
+    type Future = Ready<Result<Response, tower::BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        ready(Ok(self.handle(req)))
+    }
+}

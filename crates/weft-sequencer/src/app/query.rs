@@ -1,0 +1,61 @@
+//! ABCI `Query`: routes a path to the component that answers it. Paths:
+//! `account/<address>`, `batch/<rollup id hex>/<height>`, `tx/<hash hex>`.
+//! Values are JSON; errors are code 1 with a readable log.
+
+use tendermint::abci::{request, response, Code};
+use weft_core::{Address, Hash, RollupId};
+
+use crate::{accounts, mempool, rollups, storage::Storage};
+
+/// Answers one query.
+pub fn handle(storage: &Storage, req: request::Query) -> response::Query {
+    let height = req.height.value();
+    let path = req.path.trim_start_matches('/');
+    match route(storage, path, height) {
+        Ok(value) => response::Query {
+            code: Code::Ok,
+            value: value.into(),
+            ..Default::default()
+        },
+        Err(log) => response::Query {
+            code: Code::from(1),
+            log,
+            codespace: "weft".into(),
+            ..Default::default()
+        },
+    }
+}
+
+fn route(storage: &Storage, path: &str, height: u64) -> Result<Vec<u8>, String> {
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        ["account", addr] => {
+            let address: Address = addr.parse().map_err(|e| format!("{e}"))?;
+            let view = accounts::query::account(storage, &address, height).map_err(|e| e.to_string())?;
+            to_json(&view)
+        }
+        ["batch", rollup, h] => {
+            let rollup_id = RollupId::from_hex(rollup).map_err(|e| format!("rollup id: {e}"))?;
+            let h: u64 = h.parse().map_err(|e| format!("height: {e}"))?;
+            match rollups::query::batch(storage, &rollup_id, h).map_err(|e| e.to_string())? {
+                Some(proof) => to_json(&proof),
+                None => Err(format!("height {h} is not committed")),
+            }
+        }
+        ["tx", hash] => {
+            let hash = Hash::from_hex(hash).map_err(|e| format!("hash: {e}"))?;
+            let txn = storage.read().map_err(|e| e.to_string())?;
+            match mempool::tx_location(&txn, &hash).map_err(|e| e.to_string())? {
+                Some(loc) => to_json(&loc),
+                None => Err(format!("tx {hash} is not in a committed block")),
+            }
+        }
+        _ => Err(format!(
+            "unknown query path `{path}`; use account/<address>, batch/<rollup id>/<height> or tx/<hash>"
+        )),
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(value).map_err(|e| e.to_string())
+}

@@ -1,0 +1,136 @@
+//! Typed access to state: the `StateRead`/`StateWrite` traits every
+//! component extends, and `StateDelta`, the in-memory overlay a block (and
+//! each transaction inside it) writes into before anything is committed.
+
+use std::collections::BTreeMap;
+
+use super::StorageError;
+
+/// Reads raw values by readable key.
+pub trait StateRead {
+    /// The value under `key`, if any.
+    fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+}
+
+/// Writes raw values by readable key.
+pub trait StateWrite: StateRead {
+    /// Sets `key` to `value`.
+    fn put_raw(&mut self, key: String, value: Vec<u8>);
+    /// Deletes `key`.
+    fn delete(&mut self, key: String);
+}
+
+impl<S: StateRead + ?Sized> StateRead for &S {
+    fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        (**self).get_raw(key)
+    }
+}
+
+/// An overlay over a base state. Writes land in the open transaction layer
+/// (if one is open) or the block layer; `BTreeMap`s keep every iteration
+/// in key order, so what is committed never depends on hashing order.
+pub struct StateDelta<S> {
+    base: S,
+    block: BTreeMap<String, Option<Vec<u8>>>,
+    tx: Option<BTreeMap<String, Option<Vec<u8>>>>,
+}
+
+impl<S: StateRead> StateDelta<S> {
+    /// An empty overlay over `base`.
+    pub fn new(base: S) -> Self {
+        StateDelta {
+            base,
+            block: BTreeMap::new(),
+            tx: None,
+        }
+    }
+
+    /// Opens a transaction layer: its writes vanish on `discard_tx`.
+    pub fn begin_tx(&mut self) {
+        debug_assert!(self.tx.is_none(), "nested transaction layers");
+        self.tx = Some(BTreeMap::new());
+    }
+
+    /// Folds the transaction layer into the block.
+    pub fn commit_tx(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            self.block.extend(tx);
+        }
+    }
+
+    /// Drops the transaction layer's writes.
+    pub fn discard_tx(&mut self) {
+        self.tx = None;
+    }
+
+    /// The block's changes in key order.
+    pub fn into_changes(mut self) -> Vec<(String, Option<Vec<u8>>)> {
+        self.commit_tx();
+        self.block.into_iter().collect()
+    }
+
+    fn layer(&mut self) -> &mut BTreeMap<String, Option<Vec<u8>>> {
+        match &mut self.tx {
+            Some(tx) => tx,
+            None => &mut self.block,
+        }
+    }
+}
+
+impl<S: StateRead> StateRead for StateDelta<S> {
+    fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(v) = self.tx.as_ref().and_then(|tx| tx.get(key)) {
+            return Ok(v.clone());
+        }
+        if let Some(v) = self.block.get(key) {
+            return Ok(v.clone());
+        }
+        self.base.get_raw(key)
+    }
+}
+
+impl<S: StateRead> StateWrite for StateDelta<S> {
+    fn put_raw(&mut self, key: String, value: Vec<u8>) {
+        self.layer().insert(key, Some(value));
+    }
+
+    fn delete(&mut self, key: String) {
+        self.layer().insert(key, None);
+    }
+}
+
+/// An empty state: genesis builds on it.
+pub struct EmptyState;
+
+impl StateRead for EmptyState {
+    fn get_raw(&self, _key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tx_layer_commits_or_discards() {
+        let mut d = StateDelta::new(EmptyState);
+        d.put_raw("a".into(), b"1".to_vec());
+        d.begin_tx();
+        d.put_raw("a".into(), b"2".to_vec());
+        d.delete("b".into());
+        assert_eq!(d.get_raw("a").unwrap(), Some(b"2".to_vec()));
+        d.discard_tx();
+        assert_eq!(d.get_raw("a").unwrap(), Some(b"1".to_vec()));
+        d.begin_tx();
+        d.put_raw("c".into(), b"3".to_vec());
+        d.commit_tx();
+        assert_eq!(
+            d.into_changes(),
+            vec![
+                ("a".into(), Some(b"1".to_vec())),
+                ("c".into(), Some(b"3".to_vec()))
+            ]
+        );
+    }
+}

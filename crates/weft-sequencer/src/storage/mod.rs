@@ -1,0 +1,343 @@
+//! Storage: authenticated state in a Jellyfish Merkle Tree over one redb
+//! file, plus the non-authenticated indexes, all written per height in one
+//! atomic, fsynced transaction.
+//!
+//! Layout (tables, all in `weft.redb`):
+//! - `meta`: last committed height, app hash, chain id.
+//! - `state`: latest value of every readable state key (fast reads).
+//! - `jmt_nodes`, `jmt_values`: the JMT itself; value history by version.
+//! - `blocks`, `batches`, `txs`: per-height block records, rollup batches
+//!   and tx locations, for queries and proofs.
+
+pub mod delta;
+mod jmt_store;
+
+use std::{path::Path, sync::Arc};
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use jmt::{storage::TreeUpdateBatch, KeyHash, Sha256Jmt};
+use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition};
+use weft_core::{encoding::encode, Hash};
+
+pub use delta::{StateDelta, StateRead, StateWrite};
+use jmt_store::JmtReader;
+
+/// Every storage failure: the embedded store or the tree. Fatal on the
+/// consensus path; a clean error on the query path.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The embedded store failed (I/O, corruption, lock).
+    #[error("embedded store: {0}")]
+    Store(#[from] redb::Error),
+    /// The JMT reported an inconsistency.
+    #[error("merkle tree: {0}")]
+    Tree(String),
+    /// A stored value does not decode: the file is corrupt or from an
+    /// incompatible version.
+    #[error("stored value under {0} does not decode")]
+    Corrupt(String),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StorageError {
+            fn from(e: $t) -> Self { StorageError::Store(e.into()) }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub(crate) const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
+pub(crate) const JMT_NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
+pub(crate) const JMT_VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_values");
+pub(crate) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+pub(crate) const BATCHES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("batches");
+pub(crate) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
+
+const META_HEIGHT: &str = "last_height";
+const META_APP_HASH: &str = "last_app_hash";
+const META_CHAIN_ID: &str = "chain_id";
+
+/// What was last committed: the restart handshake reports exactly this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedInfo {
+    /// Last committed height (0 = genesis written, no block yet).
+    pub height: u64,
+    /// JMT root after that height.
+    pub app_hash: Hash,
+    /// The chain this store belongs to.
+    pub chain_id: String,
+}
+
+/// A row written next to the state of one height: not authenticated by the
+/// app hash, but committed atomically with it.
+pub trait IndexWrite {
+    /// Writes this index's rows into the open transaction.
+    fn write(&self, txn: &redb::WriteTransaction) -> Result<(), StorageError>;
+}
+
+/// Everything one height changes, ready for `Commit`.
+pub struct PendingCommit {
+    /// The height (= JMT version).
+    pub height: u64,
+    /// JMT root after applying `changes`.
+    pub app_hash: Hash,
+    /// State changes by readable key, in key order.
+    pub changes: Vec<(String, Option<Vec<u8>>)>,
+    tree_batch: TreeUpdateBatch,
+    /// Non-authenticated rows (block record, batches, tx locations).
+    pub indexes: Vec<Box<dyn IndexWrite + Send>>,
+}
+
+impl std::fmt::Debug for PendingCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingCommit")
+            .field("height", &self.height)
+            .field("app_hash", &self.app_hash)
+            .field("changes", &self.changes.len())
+            .finish()
+    }
+}
+
+/// The JMT key of a readable state key.
+pub fn key_hash(key: &str) -> KeyHash {
+    KeyHash::with::<sha2::Sha256>(key.as_bytes())
+}
+
+/// Handle to the store; cheap to clone, shared by the ABCI app and the API.
+#[derive(Clone)]
+pub struct Storage {
+    db: Arc<Database>,
+}
+
+impl Storage {
+    /// Opens (or creates) `<dir>/weft.redb`. A crash at any point leaves
+    /// the file at the last committed height: redb commits are atomic.
+    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::Store(redb::Error::Io(e)))?;
+        let db = Database::create(dir.join("weft.redb"))?;
+        let txn = db.begin_write()?;
+        for t in [META, STATE] {
+            txn.open_table(t)?;
+        }
+        for t in [JMT_NODES, JMT_VALUES, BATCHES, TXS] {
+            txn.open_table(t)?;
+        }
+        txn.open_table(BLOCKS)?;
+        txn.commit()?;
+        Ok(Storage { db: Arc::new(db) })
+    }
+
+    /// What was last committed, if anything.
+    pub fn committed(&self) -> Result<Option<CommittedInfo>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        let get = |k: &str| -> Result<Option<Vec<u8>>, StorageError> {
+            Ok(meta.get(k)?.map(|v| v.value().to_vec()))
+        };
+        let (Some(h), Some(a), Some(c)) =
+            (get(META_HEIGHT)?, get(META_APP_HASH)?, get(META_CHAIN_ID)?)
+        else {
+            return Ok(None);
+        };
+        let corrupt = || StorageError::Corrupt("meta".into());
+        Ok(Some(CommittedInfo {
+            height: u64::from_be_bytes(h.try_into().map_err(|_| corrupt())?),
+            app_hash: Hash(a.try_into().map_err(|_| corrupt())?),
+            chain_id: String::from_utf8(c).map_err(|_| corrupt())?,
+        }))
+    }
+
+    /// A consistent read view of the latest committed state.
+    pub fn snapshot(&self) -> Result<Snapshot, StorageError> {
+        let txn = self.db.begin_read()?;
+        let state = txn.open_table(STATE)?;
+        Ok(Snapshot { txn, state })
+    }
+
+    /// Computes the JMT update for `changes` at `height` without writing:
+    /// the returned commit carries the new app hash and is persisted by
+    /// [`Storage::commit`].
+    pub fn prepare_commit(
+        &self,
+        height: u64,
+        changes: Vec<(String, Option<Vec<u8>>)>,
+        indexes: Vec<Box<dyn IndexWrite + Send>>,
+    ) -> Result<PendingCommit, StorageError> {
+        let txn = self.db.begin_read()?;
+        let reader = JmtReader::new(&txn)?;
+        let tree = Sha256Jmt::new(&reader);
+        let value_set = changes.iter().map(|(k, v)| (key_hash(k), v.clone()));
+        let (root, tree_batch) = tree
+            .put_value_set(value_set, height)
+            .map_err(|e| StorageError::Tree(e.to_string()))?;
+        Ok(PendingCommit {
+            height,
+            app_hash: Hash(root.0),
+            changes,
+            tree_batch,
+            indexes,
+        })
+    }
+
+    /// Persists one height atomically (fsynced before returning).
+    pub fn commit(&self, chain_id: &str, pending: PendingCommit) -> Result<(), StorageError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut nodes = txn.open_table(JMT_NODES)?;
+            for (key, node) in pending.tree_batch.node_batch.nodes() {
+                nodes.insert(encode(key).as_slice(), encode(node).as_slice())?;
+            }
+            let mut values = txn.open_table(JMT_VALUES)?;
+            for ((version, key_hash), value) in pending.tree_batch.node_batch.values() {
+                values.insert(
+                    jmt_store::value_key(key_hash, *version).as_slice(),
+                    encode(value).as_slice(),
+                )?;
+            }
+            let mut state = txn.open_table(STATE)?;
+            for (key, value) in &pending.changes {
+                match value {
+                    Some(v) => {
+                        state.insert(key.as_str(), v.as_slice())?;
+                    }
+                    None => {
+                        state.remove(key.as_str())?;
+                    }
+                }
+            }
+            let mut meta = txn.open_table(META)?;
+            meta.insert(META_HEIGHT, pending.height.to_be_bytes().as_slice())?;
+            meta.insert(META_APP_HASH, pending.app_hash.0.as_slice())?;
+            meta.insert(META_CHAIN_ID, chain_id.as_bytes())?;
+        }
+        for index in &pending.indexes {
+            index.write(&txn)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The value of `key` as of `version` (historical, through the JMT).
+    pub fn get_at(&self, key: &str, version: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let reader = JmtReader::new(&txn)?;
+        use jmt::storage::TreeReader;
+        reader
+            .get_value_option(version, key_hash(key))
+            .map_err(|e| StorageError::Tree(e.to_string()))
+    }
+
+    /// A read transaction for index queries.
+    pub fn read(&self) -> Result<ReadTransaction, StorageError> {
+        Ok(self.db.begin_read()?)
+    }
+}
+
+/// A read view of the latest committed state.
+pub struct Snapshot {
+    #[allow(dead_code, reason = "keeps the read transaction alive for `state`")]
+    txn: ReadTransaction,
+    state: redb::ReadOnlyTable<&'static str, &'static [u8]>,
+}
+
+impl StateRead for Snapshot {
+    fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.state.get(key)?.map(|v| v.value().to_vec()))
+    }
+}
+
+/// Decodes a stored borsh value, naming the key on failure.
+pub fn decode_stored<T: BorshDeserialize>(key: &str, bytes: &[u8]) -> Result<T, StorageError> {
+    borsh::from_slice(bytes).map_err(|_| StorageError::Corrupt(key.to_string()))
+}
+
+/// Borsh-encodes a value for storage.
+pub fn encode_stored<T: BorshSerialize>(value: &T) -> Vec<u8> {
+    encode(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changes(pairs: &[(&str, Option<&[u8]>)]) -> Vec<(String, Option<Vec<u8>>)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(|v| v.to_vec())))
+            .collect()
+    }
+
+    #[test]
+    fn versions_commit_and_reopen_with_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path()).unwrap();
+        assert_eq!(s.committed().unwrap(), None);
+        let p0 = s
+            .prepare_commit(0, changes(&[("a", Some(b"1")), ("b", Some(b"2"))]), vec![])
+            .unwrap();
+        let h0 = p0.app_hash;
+        s.commit("c", p0).unwrap();
+        // An empty height still gets a root (versions stay contiguous).
+        let p1 = s.prepare_commit(1, vec![], vec![]).unwrap();
+        assert_eq!(p1.app_hash, h0, "no change, same root");
+        s.commit("c", p1).unwrap();
+        let p2 = s
+            .prepare_commit(2, changes(&[("a", Some(b"3")), ("b", None)]), vec![])
+            .unwrap();
+        let h2 = p2.app_hash;
+        assert_ne!(h2, h0);
+        s.commit("c", p2).unwrap();
+        drop(s);
+
+        let s = Storage::open(dir.path()).unwrap();
+        let info = s.committed().unwrap().unwrap();
+        assert_eq!(
+            (info.height, info.app_hash, info.chain_id.as_str()),
+            (2, h2, "c")
+        );
+        let snap = s.snapshot().unwrap();
+        assert_eq!(snap.get_raw("a").unwrap(), Some(b"3".to_vec()));
+        assert_eq!(snap.get_raw("b").unwrap(), None);
+        assert_eq!(s.get_at("a", 1).unwrap(), Some(b"1".to_vec()));
+        assert_eq!(s.get_at("b", 1).unwrap(), Some(b"2".to_vec()));
+        assert_eq!(s.get_at("b", 2).unwrap(), None);
+        // The next height builds on the reopened tree.
+        let p3 = s
+            .prepare_commit(3, changes(&[("b", Some(b"2"))]), vec![])
+            .unwrap();
+        assert_ne!(p3.app_hash, h2);
+    }
+
+    #[test]
+    fn an_uncommitted_height_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path()).unwrap();
+        let p0 = s
+            .prepare_commit(0, changes(&[("a", Some(b"1"))]), vec![])
+            .unwrap();
+        s.commit("c", p0).unwrap();
+        let _p1 = s
+            .prepare_commit(1, changes(&[("a", Some(b"2"))]), vec![])
+            .unwrap();
+        drop(s); // "crash" before Commit
+        let s = Storage::open(dir.path()).unwrap();
+        assert_eq!(s.committed().unwrap().unwrap().height, 0);
+        assert_eq!(
+            s.snapshot().unwrap().get_raw("a").unwrap(),
+            Some(b"1".to_vec())
+        );
+        // Replaying height 1 gives the same root as the first attempt would.
+        let again = s
+            .prepare_commit(1, changes(&[("a", Some(b"2"))]), vec![])
+            .unwrap();
+        assert_eq!(again.app_hash, _p1.app_hash);
+    }
+}

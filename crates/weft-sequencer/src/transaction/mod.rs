@@ -1,0 +1,224 @@
+//! A whole transaction's checks and execution, in stages shared by CheckTx,
+//! PrepareProposal, ProcessProposal and FinalizeBlock so they never drift:
+//! `check_stateless` (decode, structure, chain id, signature), then
+//! `check_stateful` (nonce, limits, affordability against a state), then
+//! `execute` (fees, nonce, each action through the component owning it).
+
+use weft_core::{Action, Address, Amount, Hash, RollupId, SignedTransaction, TxCode};
+
+use crate::{
+    accounts::{actions::transfer, AccountsRead, AccountsWrite},
+    chain::ChainRead,
+    fees,
+    rollups::actions::check_data_size,
+    storage::{StateRead, StateWrite, StorageError},
+};
+
+/// A refusal with its ABCI code and a readable reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {message}", code.name())]
+pub struct Rejection {
+    /// The class of refusal.
+    pub code: TxCode,
+    /// What was wrong, for the user.
+    pub message: String,
+}
+
+impl Rejection {
+    /// A rejection.
+    pub fn new(code: TxCode, message: impl Into<String>) -> Self {
+        Rejection {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StorageError> for Rejection {
+    fn from(e: StorageError) -> Self {
+        Rejection::new(TxCode::Internal, e.to_string())
+    }
+}
+
+/// A transaction that passed its stateless checks.
+#[derive(Debug, Clone)]
+pub struct CheckedTx {
+    /// The transaction.
+    pub tx: SignedTransaction,
+    /// SHA-256 of its wire bytes (CometBFT's tx hash).
+    pub hash: Hash,
+    /// The signer's address.
+    pub signer: Address,
+}
+
+/// Decode, structure and chain id: the checks that need neither state nor
+/// the signature (cheap; recheck stops here).
+pub fn check_decoded(bytes: &[u8], chain_id: &str) -> Result<CheckedTx, Rejection> {
+    let tx = SignedTransaction::decode(bytes)
+        .map_err(|e| Rejection::new(TxCode::Malformed, e.to_string()))?;
+    tx.check_structure()
+        .map_err(|e| Rejection::new(TxCode::InvalidTransaction, e.to_string()))?;
+    if tx.transaction.chain_id != chain_id {
+        return Err(Rejection::new(
+            TxCode::WrongChainId,
+            format!(
+                "signed for chain `{}`, this is `{chain_id}`",
+                tx.transaction.chain_id
+            ),
+        ));
+    }
+    Ok(CheckedTx {
+        hash: weft_core::sha256(bytes),
+        signer: tx.signer(),
+        tx,
+    })
+}
+
+/// Every stateless check including the signature.
+pub fn check_stateless(bytes: &[u8], chain_id: &str) -> Result<CheckedTx, Rejection> {
+    let checked = check_decoded(bytes, chain_id)?;
+    checked
+        .tx
+        .verify_signature()
+        .map_err(|e| Rejection::new(TxCode::BadSignature, e.to_string()))?;
+    Ok(checked)
+}
+
+/// How the nonce must relate to the account's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceRule {
+    /// Executing in a block: exactly the account's nonce.
+    Exact,
+    /// Admitting to the mempool: not yet used, and at most `max_ahead`
+    /// beyond the account's nonce.
+    Pending {
+        /// How far ahead a queued nonce may be.
+        max_ahead: u64,
+    },
+}
+
+/// The total the signer must hold: fee plus all transfers.
+pub fn cost(tx: &CheckedTx, fee: Amount) -> Result<Amount, Rejection> {
+    tx.tx
+        .transaction
+        .actions
+        .iter()
+        .try_fold(fee, |acc, a| match a {
+            Action::Transfer { amount, .. } => acc
+                .checked_add(*amount)
+                .ok_or_else(|| Rejection::new(TxCode::InsufficientFunds, "total cost overflows")),
+            Action::SubmitRollupData { .. } => Ok(acc),
+        })
+}
+
+/// Nonce, size limits and affordability against `state`. Returns the fee.
+pub fn check_stateful<S: StateRead>(
+    state: &S,
+    tx: &CheckedTx,
+    rule: NonceRule,
+) -> Result<Amount, Rejection> {
+    let params = state.params()?;
+    check_data_size(&tx.tx.transaction, &params)?;
+    let account = state.account(&tx.signer)?;
+    let nonce = tx.tx.transaction.nonce;
+    match rule {
+        NonceRule::Exact if nonce != account.nonce => {
+            return Err(Rejection::new(
+                TxCode::NonceMismatch,
+                format!("nonce {nonce}, account expects {}", account.nonce),
+            ))
+        }
+        NonceRule::Pending { .. } if nonce < account.nonce => {
+            return Err(Rejection::new(
+                TxCode::NonceAlreadyUsed,
+                format!(
+                    "nonce {nonce} already used; account is at {}",
+                    account.nonce
+                ),
+            ))
+        }
+        NonceRule::Pending { max_ahead } if nonce - account.nonce > max_ahead => {
+            return Err(Rejection::new(
+                TxCode::NonceTooFarAhead,
+                format!(
+                    "nonce {nonce} is more than {max_ahead} ahead of the account's {}",
+                    account.nonce
+                ),
+            ))
+        }
+        _ => {}
+    }
+    let fee = fees::fee_for(&params, tx.tx.transaction.rollup_data_bytes())?;
+    let total = cost(tx, fee)?;
+    if account.balance < total {
+        return Err(Rejection::new(
+            TxCode::InsufficientFunds,
+            format!(
+                "{} has {} but the transaction costs {total}",
+                tx.signer, account.balance
+            ),
+        ));
+    }
+    Ok(fee)
+}
+
+/// What executing a transaction did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// Fee charged.
+    pub fee: Amount,
+    /// Rollup data placed in the block's batches, in action order.
+    pub rollup_data: Vec<(RollupId, Vec<u8>)>,
+    /// Deterministic events: (kind, attributes).
+    pub events: Vec<(&'static str, Vec<(&'static str, String)>)>,
+}
+
+/// Executes `tx` on `state`. Not atomic by itself: callers open and close
+/// a transaction layer around it so a failure leaves nothing behind.
+pub fn execute<S: StateWrite>(state: &mut S, tx: &CheckedTx) -> Result<Receipt, Rejection> {
+    let fee = check_stateful(state, tx, NonceRule::Exact)?;
+    fees::charge(state, &tx.signer, fee)?;
+    let mut account = state.account(&tx.signer)?;
+    account.nonce += 1;
+    state.put_account(&tx.signer, account);
+
+    let mut receipt = Receipt {
+        fee,
+        rollup_data: Vec::new(),
+        events: vec![(
+            "weft.tx",
+            vec![
+                ("hash", tx.hash.to_hex()),
+                ("signer", tx.signer.to_string()),
+                ("nonce", tx.tx.transaction.nonce.to_string()),
+                ("fee", fee.to_string()),
+            ],
+        )],
+    };
+    for action in &tx.tx.transaction.actions {
+        match action {
+            Action::Transfer { to, amount } => {
+                transfer(state, &tx.signer, to, *amount)?;
+                receipt.events.push((
+                    "weft.transfer",
+                    vec![
+                        ("from", tx.signer.to_string()),
+                        ("to", to.to_string()),
+                        ("amount", amount.to_string()),
+                    ],
+                ));
+            }
+            Action::SubmitRollupData { rollup_id, data } => {
+                receipt.rollup_data.push((*rollup_id, data.clone()));
+                receipt.events.push((
+                    "weft.rollup_data",
+                    vec![
+                        ("rollup_id", rollup_id.to_hex()),
+                        ("bytes", data.len().to_string()),
+                    ],
+                ));
+            }
+        }
+    }
+    Ok(receipt)
+}
