@@ -409,3 +409,6 @@ impl Service<Request> for App {
         ready(Ok(self.handle(req)))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,216 @@
+use bytes::Bytes;
+use weft_core::{
+    block::COMMITMENTS_ITEM_LEN, Action, BlockCommitments, ChainParams, RollupId,
+    SignedTransaction, SigningKey, Transaction,
+};
 
+use super::*;
+use crate::{
+    accounts::{Account, AccountsWrite},
+    chain::ChainWrite,
+    storage::{delta::EmptyState, StateDelta},
+};
+
+const CHAIN: &str = "weft-unit";
+
+fn genesis(funded: &[(&SigningKey, u128)]) -> StateDelta<EmptyState> {
+    let mut s = StateDelta::new(EmptyState);
+    s.put_chain_id(CHAIN);
+    s.put_params(&ChainParams {
+        base_fee: 10,
+        fee_per_byte: 1,
+        max_rollup_data_per_tx: 4096,
+    });
+    for (k, b) in funded {
+        s.put_account(
+            &k.address(),
+            Account {
+                balance: *b,
+                nonce: 0,
+            },
+        );
+    }
+    s
+}
+
+fn data_tx(key: &SigningKey, nonce: u64, rollup: &str, data: &[u8]) -> Bytes {
+    Transaction {
+        chain_id: CHAIN.into(),
+        nonce,
+        actions: vec![Action::SubmitRollupData {
+            rollup_id: RollupId::from_name(rollup),
+            data: data.to_vec(),
+        }],
+    }
+    .sign(key)
+    .encode()
+    .into()
+}
+
+fn cache() -> SignatureCache {
+    SignatureCache::new(1000)
+}
+
+#[test]
+fn proto_size_matches_protobuf_length_prefixing() {
+    assert_eq!(proto_size(0), 2);
+    assert_eq!(proto_size(127), 1 + 1 + 127);
+    assert_eq!(proto_size(128), 1 + 2 + 128);
+    assert_eq!(proto_size(16_383), 1 + 2 + 16_383);
+    assert_eq!(proto_size(16_384), 1 + 3 + 16_384);
+}
+
+#[test]
+fn prepare_orders_each_account_by_nonce_first_seen_otherwise() {
+    let (a, b) = (SigningKey::from_seed("a"), SigningKey::from_seed("b"));
+    let base = genesis(&[(&a, 1_000_000), (&b, 1_000_000)]);
+    let offered = vec![
+        data_tx(&a, 1, "r", b"a1"),
+        data_tx(&b, 0, "r", b"b0"),
+        data_tx(&a, 0, "r", b"a0"),
+        data_tx(&a, 2, "r", b"a2"),
+        data_tx(&a, 5, "r", b"gap"), // never promotable
+    ];
+    let block = prepare(&base, &mut cache(), CHAIN, &offered, 1 << 20).unwrap();
+    let expect = [&offered[1], &offered[2], &offered[0], &offered[3]];
+    assert_eq!(block.len(), 5);
+    for (got, want) in block[1..].iter().zip(expect) {
+        assert_eq!(got, want);
+    }
+    let exec = process(&base, &mut cache(), CHAIN, &block).expect("own proposal is valid");
+    let items = &exec.batches()[&RollupId::from_name("r")];
+    assert_eq!(
+        items,
+        &vec![
+            b"b0".to_vec(),
+            b"a0".to_vec(),
+            b"a1".to_vec(),
+            b"a2".to_vec()
+        ]
+    );
+}
+
+#[test]
+fn prepare_never_exceeds_max_tx_bytes_at_the_exact_boundary() {
+    let a = SigningKey::from_seed("a");
+    let base = genesis(&[(&a, 1_000_000)]);
+    let offered: Vec<Bytes> = (0..3)
+        .map(|n| data_tx(&a, n, "r", &[n as u8; 200]))
+        .collect();
+    let exact = proto_size(COMMITMENTS_ITEM_LEN)
+        + proto_size(offered[0].len())
+        + proto_size(offered[1].len());
+    let counted = |block: &[Bytes]| block.iter().map(|t| proto_size(t.len())).sum::<usize>();
+
+    let block = prepare(&base, &mut cache(), CHAIN, &offered, exact).unwrap();
+    assert_eq!(block.len(), 3, "two txs fit exactly");
+    assert_eq!(counted(&block), exact);
+
+    let block = prepare(&base, &mut cache(), CHAIN, &offered, exact - 1).unwrap();
+    assert_eq!(block.len(), 2, "one byte less: only one tx");
+    assert!(counted(&block) <= exact - 1);
+
+    // Even a budget too small for anything yields a valid (empty) block.
+    let block = prepare(&base, &mut cache(), CHAIN, &offered, 10).unwrap();
+    assert_eq!(block.len(), 1);
+    assert!(process(&base, &mut cache(), CHAIN, &block).is_ok());
+}
+
+#[test]
+fn prepare_leaves_out_what_would_not_execute() {
+    let (a, poor, other) = (
+        SigningKey::from_seed("a"),
+        SigningKey::from_seed("poor"),
+        SigningKey::from_seed("o"),
+    );
+    let base = genesis(&[(&a, 1_000_000), (&poor, 15)]);
+    let mut bad_sig = SignedTransaction::decode(&data_tx(&a, 0, "r", b"x")).unwrap();
+    bad_sig.signature.0[0] ^= 1;
+    let wrong_chain: Bytes = Transaction {
+        chain_id: "other".into(),
+        nonce: 0,
+        actions: vec![Action::Transfer {
+            to: other.address(),
+            amount: 1,
+        }],
+    }
+    .sign(&a)
+    .encode()
+    .into();
+    // A transfer plus data the sender cannot afford: atomically absent.
+    let unaffordable: Bytes = Transaction {
+        chain_id: CHAIN.into(),
+        nonce: 0,
+        actions: vec![
+            Action::SubmitRollupData {
+                rollup_id: RollupId::from_name("r"),
+                data: b"zz".to_vec(),
+            },
+            Action::Transfer {
+                to: other.address(),
+                amount: 10,
+            },
+        ],
+    }
+    .sign(&poor)
+    .encode()
+    .into();
+    let offered = vec![
+        Bytes::from(bad_sig.encode()),
+        wrong_chain,
+        unaffordable,
+        Bytes::from_static(b"garbage"),
+        data_tx(&a, 0, "r", &[0u8; 5000]), // over max_rollup_data_per_tx
+        data_tx(&a, 0, "r", b"ok"),
+    ];
+    let block = prepare(&base, &mut cache(), CHAIN, &offered, 1 << 20).unwrap();
+    assert_eq!(block.len(), 2);
+    assert_eq!(block[1], offered[5]);
+}
+
+#[test]
+fn process_rejects_every_kind_of_bad_proposal() {
+    let a = SigningKey::from_seed("a");
+    let base = genesis(&[(&a, 1_000_000)]);
+    let offered = vec![data_tx(&a, 0, "r", b"one"), data_tx(&a, 1, "s", b"two")];
+    let good = prepare(&base, &mut cache(), CHAIN, &offered, 1 << 20).unwrap();
+    assert!(process(&base, &mut cache(), CHAIN, &good).is_ok());
+
+    let reject = |block: Vec<Bytes>| process(&base, &mut cache(), CHAIN, &block).is_err();
+    assert!(reject(vec![]), "no commitments item");
+    assert!(reject(good[1..].to_vec()), "commitments missing");
+    assert!(
+        reject(vec![good[0].clone(), good[2].clone(), good[1].clone()]),
+        "nonce order broken"
+    );
+    assert!(
+        reject(vec![good[0].clone(), good[1].clone()]),
+        "commitments over txs not in the block"
+    );
+    let mut wrong = good.clone();
+    wrong[0] = BlockCommitments::compute(&Default::default())
+        .encode()
+        .into();
+    assert!(reject(wrong), "commitments of an empty block");
+    let mut garbage = good.clone();
+    garbage.push(Bytes::from_static(b"\x00\x01"));
+    assert!(reject(garbage), "undecodable tx");
+    let mut dup = good.clone();
+    dup.push(good[1].clone());
+    assert!(reject(dup), "replayed tx");
+}
+
+#[test]
+fn execution_is_deterministic() {
+    let a = SigningKey::from_seed("a");
+    let offered: Vec<Bytes> = (0..20)
+        .map(|n| data_tx(&a, n, &format!("r{}", n % 3), &[n as u8; 10]))
+        .collect();
+    let run = || {
+        let base = genesis(&[(&a, 1_000_000)]);
+        let block = prepare(&base, &mut cache(), CHAIN, &offered, 1 << 20).unwrap();
+        let exec = process(&base, &mut cache(), CHAIN, &block).unwrap();
+        (block, exec.commitments(), exec.delta.into_changes())
+    };
+    assert_eq!(run(), run());
+}
