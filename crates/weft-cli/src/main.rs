@@ -1,1 +1,70 @@
-fn main() {}
+//! The `weft` command: keys, local devnets, transactions and queries against
+//! a Weft node's CometBFT RPC.
+
+mod args;
+mod devnet;
+mod keys;
+mod output;
+mod query;
+mod tx;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::Output;
+
+/// Weft: a shared sequencer. Manage keys, run a local devnet, send
+/// transactions and query (verified) state.
+#[derive(Debug, Parser)]
+#[command(name = "weft", version, propagate_version = true)]
+struct Cli {
+    /// Print every result as JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create and inspect key files.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Run a local validator network.
+    #[command(subcommand)]
+    Devnet(devnet::DevnetCommand),
+    /// Sign and submit transactions.
+    #[command(subcommand)]
+    Tx(tx::TxCommand),
+    /// Query accounts and rollup batches.
+    #[command(subcommand)]
+    Query(query::QueryCommand),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let out = Output { json: cli.json };
+    let result = match cli.command {
+        Command::Keys(c) => keys::run(c, out).map(|()| true),
+        Command::Devnet(c) => devnet::run(c, out).await.map(|()| true),
+        Command::Tx(c) => tx::run(c, out).await,
+        Command::Query(c) => query::run(c, out).await.map(|()| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            out.error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}

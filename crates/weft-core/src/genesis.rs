@@ -146,6 +146,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_genesis_in_the_repository_parses() {
+        let g =
+            GenesisAppState::from_json(include_bytes!("../../../genesis/example-app-state.json"))
+                .unwrap();
+        assert_eq!(g.accounts.len(), 1);
+    }
+
+    #[test]
     fn fees() {
         let p = ChainParams {
             base_fee: 10,

@@ -1,5 +1,6 @@
 //! ABCI `Query`: routes a path to the component that answers it. Paths:
-//! `account/<address>`, `batch/<rollup id hex>/<height>`, `tx/<hash hex>`.
+//! `account/<address>`, `batch/<rollup id hex>/<height>`, `tx/<hash hex>`,
+//! `app_hash/<height>` (this node's own JMT root after that height).
 //! Values are JSON; errors are code 1 with a readable log.
 
 use tendermint::abci::{request, response, Code};
@@ -42,6 +43,13 @@ fn route(storage: &Storage, path: &str, height: u64) -> Result<Vec<u8>, String> 
                 None => Err(format!("height {h} is not committed")),
             }
         }
+        ["app_hash", h] => {
+            let h: u64 = h.parse().map_err(|e| format!("height: {e}"))?;
+            match storage.root_at(h).map_err(|e| e.to_string())? {
+                Some(root) => to_json(&root),
+                None => Err(format!("height {h} is not committed")),
+            }
+        }
         ["tx", hash] => {
             let hash = Hash::from_hex(hash).map_err(|e| format!("hash: {e}"))?;
             let txn = storage.read().map_err(|e| e.to_string())?;
@@ -51,7 +59,7 @@ fn route(storage: &Storage, path: &str, height: u64) -> Result<Vec<u8>, String> 
             }
         }
         _ => Err(format!(
-            "unknown query path `{path}`; use account/<address>, batch/<rollup id>/<height> or tx/<hash>"
+            "unknown query path `{path}`; use account/<address>, batch/<rollup id>/<height>, tx/<hash> or app_hash/<height>"
         )),
     }
 }

@@ -235,6 +235,17 @@ impl Storage {
             .map_err(|e| StorageError::Tree(e.to_string()))
     }
 
+    /// The app hash (JMT root) this node computed for `version`, if it has
+    /// committed that height.
+    pub fn root_at(&self, version: u64) -> Result<Option<Hash>, StorageError> {
+        let txn = self.db.begin_read()?;
+        let reader = JmtReader::new(&txn)?;
+        Sha256Jmt::new(&reader)
+            .get_root_hash_option(version)
+            .map(|r| r.map(|r| Hash(r.0)))
+            .map_err(|e| StorageError::Tree(e.to_string()))
+    }
+
     /// A read transaction for index queries.
     pub fn read(&self) -> Result<ReadTransaction, StorageError> {
         Ok(self.db.begin_read()?)

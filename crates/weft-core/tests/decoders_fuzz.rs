@@ -1,0 +1,78 @@
+//! Property-based fuzzing of every decoder of outside bytes: arbitrary and
+//! mutated inputs must yield a value or an error, never a panic, and
+//! whatever decodes must re-encode to the same bytes (one encoding per
+//! value, so hashes and signatures cannot be malleated).
+
+use proptest::prelude::*;
+use weft_core::{
+    block::BlockCommitments, Action, RollupBatchProof, RollupId, SignedTransaction, SigningKey,
+    Transaction,
+};
+
+fn valid_tx(nonce: u64, data: Vec<u8>, amount: u128) -> Vec<u8> {
+    Transaction {
+        chain_id: "fuzz".into(),
+        nonce,
+        actions: vec![
+            Action::SubmitRollupData {
+                rollup_id: RollupId::from_name("r"),
+                data,
+            },
+            Action::Transfer {
+                to: SigningKey::from_seed("to").address(),
+                amount,
+            },
+        ],
+    }
+    .sign(&SigningKey::from_seed("fuzzer"))
+    .encode()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        if let Ok(tx) = SignedTransaction::decode(&bytes) {
+            prop_assert_eq!(tx.encode(), bytes.clone());
+            let _ = tx.verify_signature();
+            let _ = tx.check_structure();
+        }
+        if let Ok(c) = BlockCommitments::decode(&bytes) {
+            prop_assert_eq!(c.encode(), bytes.clone());
+        }
+        let _ = serde_json::from_slice::<RollupBatchProof>(&bytes);
+    }
+
+    #[test]
+    fn mutated_transactions_never_panic_and_never_verify(
+        nonce in any::<u64>(),
+        data in proptest::collection::vec(any::<u8>(), 1..64),
+        amount in 1u128..u128::MAX,
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let good = valid_tx(nonce, data, amount);
+        let mut bad = good.clone();
+        for (i, x) in &flips {
+            let i = i.index(bad.len());
+            bad[i] ^= x;
+        }
+        if let Ok(tx) = SignedTransaction::decode(&bad) {
+            prop_assert_eq!(tx.encode(), bad.clone());
+            prop_assert!(tx.verify_signature().is_err(), "a mutated tx must not verify");
+        }
+        let truncated = &good[..cut.index(good.len())];
+        prop_assert!(SignedTransaction::decode(truncated).is_err());
+    }
+
+    #[test]
+    fn commitments_decoder_rejects_everything_but_exact_items(
+        bytes in proptest::collection::vec(any::<u8>(), 0..100),
+    ) {
+        let mut item = b"WFTC\x01".to_vec();
+        item.extend_from_slice(&bytes);
+        let ok = BlockCommitments::decode(&item).is_ok();
+        prop_assert_eq!(ok, bytes.len() == 64);
+    }
+}

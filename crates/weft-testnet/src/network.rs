@@ -1,0 +1,737 @@
+//! A running local network: creating its files, starting, stopping, killing,
+//! pausing and restarting each node's two processes, and waiting on heights.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Mutex, MutexGuard},
+    time::{Duration, Instant},
+};
+
+use nix::sys::signal::Signal;
+use serde_json::{json, Value};
+use weft_core::{Amount, ChainParams, GenesisAccount, GenesisAppState, KeyFile, SigningKey};
+
+use crate::{
+    binaries::{cometbft_binary, sequencer_binary},
+    devnet_file::{DevnetFile, DevnetNode},
+    genesis::{build_genesis, GenesisValidator},
+    node_config::{self, NodeConfigSettings},
+    ports::{NodePorts, PortPlan},
+    process::{log_tail, Proc, Role},
+    Result, TestnetError,
+};
+
+/// Balance of the developer account funded at genesis (10^18).
+pub const DEV_ACCOUNT_BALANCE: Amount = 1_000_000_000_000_000_000;
+
+/// How long a sequencer may take to open its ABCI port.
+const ABCI_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a graceful stop waits for each process before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Poll interval while waiting on processes and heights.
+const POLL: Duration = Duration::from_millis(100);
+/// Log lines quoted in errors about a process that exited.
+const TAIL_LINES: usize = 30;
+
+/// What network to build.
+#[derive(Debug, Clone)]
+pub struct TestnetConfig {
+    /// Number of validators (each one node).
+    pub validators: usize,
+    /// Directory holding every node's files; created if missing, must not
+    /// already hold a network.
+    pub home: PathBuf,
+    /// CometBFT chain id.
+    pub chain_id: String,
+    /// CometBFT `timeout_commit`: roughly the block time.
+    pub timeout_commit: Duration,
+    /// First port of the port plan; `None` picks a random free block.
+    pub base_port: Option<u16>,
+    /// Accounts funded at genesis besides the developer account.
+    pub extra_accounts: Vec<GenesisAccount>,
+    /// Chain parameters at genesis.
+    pub params: ChainParams,
+}
+
+impl TestnetConfig {
+    /// Four validators in `home`, chain id `weft-devnet`, 1s blocks, random
+    /// ports, default parameters.
+    pub fn new(home: impl Into<PathBuf>) -> Self {
+        TestnetConfig {
+            validators: 4,
+            home: home.into(),
+            chain_id: "weft-devnet".into(),
+            timeout_commit: Duration::from_secs(1),
+            base_port: None,
+            extra_accounts: Vec::new(),
+            params: ChainParams::default(),
+        }
+    }
+}
+
+impl Default for TestnetConfig {
+    /// Like [`TestnetConfig::new`] with a fresh directory under the system
+    /// temp dir (left in place afterwards, for its logs).
+    fn default() -> Self {
+        static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        TestnetConfig::new(
+            std::env::temp_dir().join(format!("weft-testnet-{}-{stamp}-{n}", std::process::id())),
+        )
+    }
+}
+
+/// One validator node's identity, files and endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Position in the network.
+    pub index: usize,
+    /// `node<i>`; also the CometBFT moniker.
+    pub name: String,
+    /// CometBFT node id (hex of the p2p key's address).
+    pub node_id: String,
+    /// `<home>/node<i>`.
+    pub home: PathBuf,
+    /// The node's ports.
+    pub ports: NodePorts,
+}
+
+impl Node {
+    /// CometBFT RPC URL, e.g. `http://127.0.0.1:26657`.
+    pub fn rpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.rpc)
+    }
+
+    /// Sequencer HTTP API URL.
+    pub fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.api)
+    }
+
+    /// ABCI address the sequencer listens on, `127.0.0.1:<port>`.
+    pub fn abci_address(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.abci)
+    }
+
+    /// The p2p address peers dial: `<node id>@127.0.0.1:<port>`.
+    pub fn p2p_address(&self) -> String {
+        format!("{}@127.0.0.1:{}", self.node_id, self.ports.p2p)
+    }
+
+    /// CometBFT's home (`config/`, `data/`).
+    pub fn cometbft_home(&self) -> PathBuf {
+        self.home.join("cometbft")
+    }
+
+    /// The sequencer's home (its store).
+    pub fn app_home(&self) -> PathBuf {
+        self.home.join("app")
+    }
+
+    /// Log of the CometBFT process (appended across restarts).
+    pub fn cometbft_log(&self) -> PathBuf {
+        self.home.join("logs/cometbft.log")
+    }
+
+    /// Log of the sequencer process (appended across restarts).
+    pub fn sequencer_log(&self) -> PathBuf {
+        self.home.join("logs/sequencer.log")
+    }
+}
+
+/// The processes of one node; `None` when not started or reaped.
+#[derive(Debug, Default)]
+struct NodeProcs {
+    sequencer: Option<Proc>,
+    cometbft: Option<Proc>,
+}
+
+impl NodeProcs {
+    fn each(&mut self) -> impl Iterator<Item = (Role, &mut Proc)> {
+        [
+            (Role::Cometbft, self.cometbft.as_mut()),
+            (Role::Sequencer, self.sequencer.as_mut()),
+        ]
+        .into_iter()
+        .filter_map(|(role, p)| p.map(|p| (role, p)))
+    }
+
+    fn kill_all(&mut self) {
+        for (_, p) in self.each() {
+            p.kill_and_reap();
+        }
+        self.cometbft = None;
+        self.sequencer = None;
+    }
+}
+
+/// A local network of validator nodes. Dropping it SIGKILLs every process;
+/// call [`Testnet::shutdown`] for a graceful stop.
+#[derive(Debug)]
+pub struct Testnet {
+    home: PathBuf,
+    chain_id: String,
+    nodes: Vec<Node>,
+    dev_key: SigningKey,
+    dev_key_path: PathBuf,
+    cometbft_bin: PathBuf,
+    sequencer_bin: PathBuf,
+    procs: Vec<Mutex<NodeProcs>>,
+    http: reqwest::Client,
+}
+
+impl Testnet {
+    /// Writes every node's files (keys, one shared genesis, config.toml,
+    /// `testnet.json`, the dev key) without starting anything.
+    pub async fn create(cfg: TestnetConfig) -> Result<Testnet> {
+        if cfg.validators == 0 {
+            return Err(TestnetError::InvalidConfig(
+                "a network needs at least one validator".into(),
+            ));
+        }
+        if cfg.chain_id.is_empty() {
+            return Err(TestnetError::InvalidConfig("chain id is empty".into()));
+        }
+        let cometbft_bin = cometbft_binary()?;
+        let sequencer_bin = sequencer_binary()?;
+        let plan = PortPlan::choose(cfg.base_port, cfg.validators)?;
+
+        std::fs::create_dir_all(&cfg.home)
+            .map_err(|e| TestnetError::io(format!("creating {}", cfg.home.display()), e))?;
+        let home = cfg
+            .home
+            .canonicalize()
+            .map_err(|e| TestnetError::io(format!("resolving {}", cfg.home.display()), e))?;
+        if home.join("testnet.json").exists() || home.join("node0").exists() {
+            return Err(TestnetError::HomeNotEmpty(home));
+        }
+
+        let mut nodes = Vec::with_capacity(cfg.validators);
+        let mut validators = Vec::with_capacity(cfg.validators);
+        for i in 0..cfg.validators {
+            let node_home = home.join(format!("node{i}"));
+            for dir in ["logs", "app"] {
+                let dir = node_home.join(dir);
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| TestnetError::io(format!("creating {}", dir.display()), e))?;
+            }
+            let cometbft_home = node_home.join("cometbft");
+            let home_arg = cometbft_home.display().to_string();
+            run(&cometbft_bin, &["init", "--home", &home_arg]).await?;
+            let node_id = run(&cometbft_bin, &["show-node-id", "--home", &home_arg])
+                .await?
+                .trim()
+                .to_owned();
+            let key = read_json(&cometbft_home.join("config/priv_validator_key.json"))?;
+            validators.push(GenesisValidator::from_priv_validator_key(
+                &key,
+                format!("node{i}"),
+            )?);
+            nodes.push(Node {
+                index: i,
+                name: format!("node{i}"),
+                node_id,
+                home: node_home,
+                ports: plan.node(i),
+            });
+        }
+
+        let dev_key = SigningKey::generate();
+        let dev_key_path = home.join("dev-key.json");
+        write_json(&dev_key_path, &KeyFile::new(&dev_key))?;
+
+        let mut accounts = vec![GenesisAccount {
+            address: dev_key.address(),
+            balance: DEV_ACCOUNT_BALANCE,
+        }];
+        accounts.extend(cfg.extra_accounts.iter().cloned());
+        let app_state = GenesisAppState {
+            accounts,
+            params: cfg.params.clone(),
+        };
+        // Refuse here what the sequencer would refuse at InitChain.
+        let app_state_json =
+            serde_json::to_vec(&app_state).map_err(|e| TestnetError::json("app_state", e))?;
+        GenesisAppState::from_json(&app_state_json)
+            .map_err(|e| TestnetError::InvalidConfig(e.to_string()))?;
+
+        let base = read_json(&nodes[0].cometbft_home().join("config/genesis.json"))?;
+        let genesis = build_genesis(&base, &cfg.chain_id, &validators, &app_state)?;
+        for node in &nodes {
+            write_json(&node.cometbft_home().join("config/genesis.json"), &genesis)?;
+            let settings = NodeConfigSettings {
+                moniker: node.name.clone(),
+                ports: node.ports,
+                persistent_peers: nodes
+                    .iter()
+                    .filter(|peer| peer.index != node.index)
+                    .map(Node::p2p_address)
+                    .collect(),
+                timeout_commit: cfg.timeout_commit,
+            };
+            node_config::edit_file(&node.cometbft_home().join("config/config.toml"), &settings)?;
+        }
+
+        let net = Testnet {
+            procs: nodes.iter().map(|_| Mutex::default()).collect(),
+            home,
+            chain_id: cfg.chain_id,
+            nodes,
+            dev_key,
+            dev_key_path,
+            cometbft_bin,
+            sequencer_bin,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(3))
+                .build()
+                .map_err(|e| TestnetError::Rpc {
+                    url: String::new(),
+                    message: e.to_string(),
+                })?,
+        };
+        write_json(
+            &net.home.join("testnet.json"),
+            &net.description(plan, cfg.timeout_commit),
+        )?;
+        tracing::info!(home = %net.home.display(), nodes = net.nodes.len(), base_port = plan.base, "testnet created");
+        Ok(net)
+    }
+
+    /// Starts every node, node0 first.
+    pub async fn start(&self) -> Result<()> {
+        for i in 0..self.nodes.len() {
+            self.start_node(i).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts node `i`: the sequencer, then (once its ABCI port accepts
+    /// connections) CometBFT. A node already running is left alone; a node
+    /// with only one live process has it killed first.
+    pub async fn start_node(&self, i: usize) -> Result<()> {
+        let node = self.node(i)?.clone();
+        {
+            let mut procs = self.lock(i);
+            let alive = procs
+                .each()
+                .filter_map(|(_, p)| p.exit_status().is_none().then_some(()))
+                .count();
+            if alive == 2 {
+                return Ok(());
+            }
+            procs.kill_all();
+        }
+        let sequencer_args = vec![
+            "--home".to_string(),
+            node.app_home().display().to_string(),
+            "--abci-listen".into(),
+            node.abci_address(),
+            "--api-listen".into(),
+            format!("127.0.0.1:{}", node.ports.api),
+            "--cometbft-rpc".into(),
+            node.rpc_url(),
+        ];
+        mark_log(&node.sequencer_log(), &self.sequencer_bin, &sequencer_args);
+        let sequencer = Proc::spawn(&self.sequencer_bin, &sequencer_args, &node.sequencer_log())?;
+        self.lock(i).sequencer = Some(sequencer);
+        if let Err(e) = self.wait_for_abci(&node).await {
+            self.lock(i).kill_all();
+            return Err(e);
+        }
+
+        let cometbft_args = vec![
+            "start".to_string(),
+            "--home".into(),
+            node.cometbft_home().display().to_string(),
+        ];
+        mark_log(&node.cometbft_log(), &self.cometbft_bin, &cometbft_args);
+        let cometbft = Proc::spawn(&self.cometbft_bin, &cometbft_args, &node.cometbft_log())?;
+        self.lock(i).cometbft = Some(cometbft);
+        tracing::info!(node = %node.name, rpc = %node.rpc_url(), "node started");
+        Ok(())
+    }
+
+    /// Stops node `i` gracefully: SIGTERM to CometBFT, then to the sequencer,
+    /// each given up to 10s before SIGKILL.
+    pub async fn stop_node(&self, i: usize) -> Result<()> {
+        self.node(i)?;
+        self.terminate(&[i]).await
+    }
+
+    /// SIGKILLs both processes of node `i` and reaps them.
+    pub fn kill_node(&self, i: usize) -> Result<()> {
+        self.node(i)?;
+        self.lock(i).kill_all();
+        Ok(())
+    }
+
+    /// SIGSTOPs both processes of node `i` (it stops voting and answering).
+    pub fn pause_node(&self, i: usize) -> Result<()> {
+        self.signal_node(i, Signal::SIGSTOP)
+    }
+
+    /// SIGCONTs both processes of node `i`.
+    pub fn resume_node(&self, i: usize) -> Result<()> {
+        self.signal_node(i, Signal::SIGCONT)
+    }
+
+    /// Stops node `i` gracefully if it is running, then starts it again with
+    /// the same files (no re-init).
+    pub async fn restart_node(&self, i: usize) -> Result<()> {
+        self.stop_node(i).await?;
+        self.start_node(i).await
+    }
+
+    /// Stops every node gracefully (SIGTERM, up to ~10s, then SIGKILL).
+    pub async fn shutdown(&self) -> Result<()> {
+        let all: Vec<usize> = (0..self.nodes.len()).collect();
+        self.terminate(&all).await
+    }
+
+    /// True while both processes of node `i` are alive (paused counts).
+    pub fn is_running(&self, i: usize) -> bool {
+        self.check_running(i).is_ok()
+    }
+
+    /// `Ok` while both processes of node `i` are alive; otherwise the error
+    /// names the process, how it exited and the end of its log.
+    pub fn check_running(&self, i: usize) -> Result<()> {
+        let node = self.node(i)?;
+        let mut guard = self.lock(i);
+        let procs = &mut *guard;
+        for (role, slot, log) in [
+            (Role::Sequencer, &mut procs.sequencer, node.sequencer_log()),
+            (Role::Cometbft, &mut procs.cometbft, node.cometbft_log()),
+        ] {
+            let status = match slot {
+                None => Some("not started".to_string()),
+                Some(p) => p.exit_status(),
+            };
+            if let Some(status) = status {
+                return Err(TestnetError::ProcessExited {
+                    node: i,
+                    process: role.name(),
+                    status,
+                    tail: log_tail(&log, TAIL_LINES),
+                    log,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Node `i`'s latest block height, from CometBFT's `/status`.
+    pub async fn height(&self, i: usize) -> Result<u64> {
+        let url = format!("{}/status", self.node(i)?.rpc_url());
+        let rpc_err = |message: String| TestnetError::Rpc {
+            url: url.clone(),
+            message,
+        };
+        let body: Value = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| rpc_err(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| rpc_err(e.to_string()))?;
+        body.pointer("/result/sync_info/latest_block_height")
+            .and_then(Value::as_str)
+            .and_then(|h| h.parse().ok())
+            .ok_or_else(|| rpc_err(format!("no result.sync_info.latest_block_height in {body}")))
+    }
+
+    /// Waits until node `i` reports at least height `h`; returns the height
+    /// seen. Fails early if one of its processes exits.
+    pub async fn wait_for_height(&self, i: usize, h: u64, timeout: Duration) -> Result<u64> {
+        self.wait_for_height_until(i, h, Instant::now() + timeout, timeout)
+            .await
+    }
+
+    /// Waits until every node reports at least height `h`. Fails early if
+    /// any node's process exits, so use [`Testnet::wait_for_height`] per node
+    /// while some are deliberately down.
+    pub async fn wait_all_for_height(&self, h: u64, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        for i in 0..self.nodes.len() {
+            self.wait_for_height_until(i, h, deadline, timeout).await?;
+        }
+        Ok(())
+    }
+
+    /// The nodes, node0 first.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Node `i`.
+    pub fn node(&self, i: usize) -> Result<&Node> {
+        self.nodes.get(i).ok_or(TestnetError::NoSuchNode {
+            index: i,
+            count: self.nodes.len(),
+        })
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// The developer account's key, funded with [`DEV_ACCOUNT_BALANCE`].
+    pub fn dev_key(&self) -> &SigningKey {
+        &self.dev_key
+    }
+
+    /// Where the developer key's `KeyFile` is.
+    pub fn dev_key_path(&self) -> &Path {
+        &self.dev_key_path
+    }
+
+    /// The network's home directory (absolute).
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// What `devnet.json` holds for this network.
+    pub fn devnet_file(&self) -> DevnetFile {
+        DevnetFile {
+            chain_id: self.chain_id.clone(),
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| DevnetNode {
+                    name: n.name.clone(),
+                    rpc: n.rpc_url(),
+                    api: n.api_url(),
+                })
+                .collect(),
+            dev_key: self.dev_key_path.clone(),
+        }
+    }
+
+    /// Writes `{ "chain_id", "nodes": [{ "name", "rpc", "api" }], "dev_key" }`.
+    pub fn write_devnet_json(&self, path: &Path) -> Result<()> {
+        self.devnet_file().save(path)
+    }
+
+    fn lock(&self, i: usize) -> MutexGuard<'_, NodeProcs> {
+        self.procs[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn signal_node(&self, i: usize, signal: Signal) -> Result<()> {
+        self.node(i)?;
+        let mut procs = self.lock(i);
+        for (_, p) in procs.each() {
+            p.signal(signal)?;
+        }
+        Ok(())
+    }
+
+    /// Graceful stop of `nodes`: CometBFT first (it exits when its app goes
+    /// away, the reverse is cleaner), then the sequencers.
+    async fn terminate(&self, nodes: &[usize]) -> Result<()> {
+        for role in [Role::Cometbft, Role::Sequencer] {
+            for &i in nodes {
+                let mut procs = self.lock(i);
+                if let Some(p) = slot(&mut procs, role) {
+                    p.signal(Signal::SIGTERM)?;
+                    // A paused process only sees SIGTERM once continued.
+                    p.signal(Signal::SIGCONT)?;
+                }
+            }
+            let deadline = Instant::now() + STOP_GRACE;
+            loop {
+                let alive = nodes.iter().any(|&i| {
+                    slot(&mut self.lock(i), role).is_some_and(|p| p.exit_status().is_none())
+                });
+                if !alive || Instant::now() >= deadline {
+                    break;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            for &i in nodes {
+                let mut procs = self.lock(i);
+                if let Some(p) = slot(&mut procs, role) {
+                    if p.exit_status().is_none() {
+                        tracing::warn!(
+                            node = i,
+                            process = role.name(),
+                            "did not stop in time; killing"
+                        );
+                    }
+                    p.kill_and_reap();
+                }
+                match role {
+                    Role::Cometbft => procs.cometbft = None,
+                    Role::Sequencer => procs.sequencer = None,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_for_abci(&self, node: &Node) -> Result<()> {
+        let deadline = Instant::now() + ABCI_STARTUP_TIMEOUT;
+        loop {
+            if let Some(status) = self
+                .lock(node.index)
+                .sequencer
+                .as_mut()
+                .and_then(Proc::exit_status)
+            {
+                return Err(TestnetError::ProcessExited {
+                    node: node.index,
+                    process: Role::Sequencer.name(),
+                    status,
+                    tail: log_tail(&node.sequencer_log(), TAIL_LINES),
+                    log: node.sequencer_log(),
+                });
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", node.ports.abci))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(TestnetError::Timeout {
+                    what: format!(
+                        "{}'s sequencer to listen on ABCI {} (see {})",
+                        node.name,
+                        node.abci_address(),
+                        node.sequencer_log().display()
+                    ),
+                    after: ABCI_STARTUP_TIMEOUT,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn wait_for_height_until(
+        &self,
+        i: usize,
+        h: u64,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<u64> {
+        loop {
+            self.check_running(i)?;
+            let last = match self.height(i).await {
+                Ok(height) if height >= h => return Ok(height),
+                Ok(height) => format!("at height {height}"),
+                Err(e) => e.to_string(),
+            };
+            if Instant::now() >= deadline {
+                return Err(TestnetError::Timeout {
+                    what: format!("node{i} to reach height {h} (last: {last})"),
+                    after: timeout,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn description(&self, plan: PortPlan, timeout_commit: Duration) -> Value {
+        json!({
+            "chain_id": self.chain_id,
+            "dev_key": self.dev_key_path,
+            "dev_address": self.dev_key.address(),
+            "base_port": plan.base,
+            "timeout_commit_ms": timeout_commit.as_millis() as u64,
+            "cometbft_binary": self.cometbft_bin,
+            "sequencer_binary": self.sequencer_bin,
+            "nodes": self.nodes.iter().map(|n| json!({
+                "name": n.name,
+                "node_id": n.node_id,
+                "home": n.home,
+                "cometbft_home": n.cometbft_home(),
+                "app_home": n.app_home(),
+                "rpc": n.rpc_url(),
+                "api": n.api_url(),
+                "p2p": n.p2p_address(),
+                "abci": n.abci_address(),
+                "ports": n.ports,
+                "logs": { "cometbft": n.cometbft_log(), "sequencer": n.sequencer_log() },
+            })).collect::<Vec<_>>(),
+        })
+    }
+}
+
+impl Drop for Testnet {
+    fn drop(&mut self) {
+        for procs in &self.procs {
+            procs.lock().unwrap_or_else(|e| e.into_inner()).kill_all();
+        }
+    }
+}
+
+/// The slot of `role` in a node's processes.
+fn slot(procs: &mut NodeProcs, role: Role) -> Option<&mut Proc> {
+    match role {
+        Role::Cometbft => procs.cometbft.as_mut(),
+        Role::Sequencer => procs.sequencer.as_mut(),
+    }
+}
+
+/// Runs a short helper command to completion; its stdout on success.
+async fn run(program: &Path, args: &[&str]) -> Result<String> {
+    let command = format!("{} {}", program.display(), args.join(" "));
+    let output = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| TestnetError::io(format!("running `{command}`"), e))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_string();
+        return Err(TestnetError::Command {
+            command,
+            status: output.status,
+            output: if stderr.is_empty() {
+                String::from_utf8_lossy(&output.stdout).trim().to_string()
+            } else {
+                stderr
+            },
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| TestnetError::io(format!("reading {}", path.display()), e))?;
+    serde_json::from_slice(&bytes).map_err(|e| TestnetError::json(path.display().to_string(), e))
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| TestnetError::json(path.display().to_string(), e))?;
+    std::fs::write(path, text + "\n")
+        .map_err(|e| TestnetError::io(format!("writing {}", path.display()), e))
+}
+
+/// Appends a line marking a (re)start to a process log.
+fn mark_log(log: &Path, program: &Path, args: &[String]) {
+    use std::io::Write;
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        let _ = writeln!(
+            f,
+            "==== weft-testnet: starting {} {} (unix time {stamp}) ====",
+            program.display(),
+            args.join(" ")
+        );
+    }
+}
