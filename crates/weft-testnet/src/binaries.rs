@@ -46,21 +46,31 @@ pub fn cometbft_binary() -> Result<PathBuf> {
     }
 }
 
-/// The sequencer binary: `$WEFT_SEQUENCER_BIN`; else `weft-sequencer` next
-/// to the running executable or in its parent directory (covers
-/// `target/debug/weft` and `target/debug/deps/<test>`); else the newer of
-/// `<repo>/target/{debug,release}/weft-sequencer`.
+/// The sequencer binary: `$WEFT_SEQUENCER_BIN`, else as [`workspace_binary`] finds it.
 pub fn sequencer_binary() -> Result<PathBuf> {
-    const HINT: &str = "run `cargo build --bin weft-sequencer` (or set WEFT_SEQUENCER_BIN)";
-    if let Some(path) = std::env::var_os(SEQUENCER_BIN_ENV).filter(|p| !p.is_empty()) {
+    workspace_binary("weft-sequencer", SEQUENCER_BIN_ENV)
+}
+
+/// The `weft` command: `$WEFT_CLI_BIN`, else as [`workspace_binary`] finds it.
+pub fn cli_binary() -> Result<PathBuf> {
+    workspace_binary("weft", "WEFT_CLI_BIN")
+}
+
+/// One of this workspace's binaries: the path in `env_var` if set; else
+/// `name` next to the running executable or in its parent directory
+/// (covers `target/debug/weft` and `target/debug/deps/<test>`); else the
+/// newer of `<repo>/target/{debug,release}/<name>`.
+pub fn workspace_binary(name: &'static str, env_var: &str) -> Result<PathBuf> {
+    let hint = "run `cargo build --workspace --bins` (or set the binary's WEFT_*_BIN variable)";
+    if let Some(path) = std::env::var_os(env_var).filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         return if is_file(&path) {
             Ok(path)
         } else {
             Err(TestnetError::BinaryNotFound {
-                what: "weft-sequencer",
-                searched: format!("{SEQUENCER_BIN_ENV}={}", path.display()),
-                hint: HINT,
+                what: name,
+                searched: format!("{env_var}={}", path.display()),
+                hint,
             })
         };
     }
@@ -69,12 +79,9 @@ pub fn sequencer_binary() -> Result<PathBuf> {
         .ok()
         .and_then(|exe| exe.parent().map(Path::to_path_buf))
     {
-        for candidate in [
-            Some(dir.join("weft-sequencer")),
-            dir.parent().map(|p| p.join("weft-sequencer")),
-        ]
-        .into_iter()
-        .flatten()
+        for candidate in [Some(dir.join(name)), dir.parent().map(|p| p.join(name))]
+            .into_iter()
+            .flatten()
         {
             if is_file(&candidate) {
                 return Ok(candidate);
@@ -84,8 +91,8 @@ pub fn sequencer_binary() -> Result<PathBuf> {
     }
     let target = repo_root().join("target");
     let builds = [
-        target.join("debug/weft-sequencer"),
-        target.join("release/weft-sequencer"),
+        target.join("debug").join(name),
+        target.join("release").join(name),
     ];
     let newest = builds
         .iter()
@@ -98,13 +105,13 @@ pub fn sequencer_binary() -> Result<PathBuf> {
     }
     searched.extend(builds);
     Err(TestnetError::BinaryNotFound {
-        what: "weft-sequencer",
+        what: name,
         searched: searched
             .iter()
             .map(|p| p.display().to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        hint: HINT,
+        hint,
     })
 }
 

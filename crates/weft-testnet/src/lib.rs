@@ -31,7 +31,7 @@ pub mod node_config;
 pub mod ports;
 mod process;
 
-pub use binaries::{cometbft_binary, sequencer_binary};
+pub use binaries::{cli_binary, cometbft_binary, sequencer_binary, workspace_binary};
 pub use devnet_file::{DevnetFile, DevnetNode};
 pub use error::TestnetError;
 pub use network::{Node, Testnet, TestnetConfig, DEV_ACCOUNT_BALANCE};
