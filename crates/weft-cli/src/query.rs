@@ -29,11 +29,45 @@ pub enum QueryCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// A transaction's status by hash: pending, parked, included (height,
+    /// index, code), rejected or evicted (with the reason), or unknown.
+    Tx {
+        /// The transaction hash (64 hex characters, as `weft tx` prints it).
+        hash: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 /// Runs a `weft query` command.
 pub async fn run(command: QueryCommand, out: Output) -> Result<()> {
     match command {
+        QueryCommand::Tx { hash, node } => {
+            let hash = weft_core::Hash::from_hex(hash.trim())
+                .with_context(|| format!("`{hash}` is not a 64-hex transaction hash"))?;
+            let status: Value = node
+                .client()?
+                .abci_query_json(&format!("tx/{}", hash.to_hex()))
+                .await?;
+            out.emit(&json!({ "hash": hash, "status": status }), || {
+                let mut text = format!(
+                    "hash:   {}\nstatus: {}",
+                    hash.to_hex().to_uppercase(),
+                    status["status"].as_str().unwrap_or("?")
+                );
+                if let Some(fields) = status.as_object() {
+                    for (k, v) in fields.iter().filter(|(k, _)| k.as_str() != "status") {
+                        text.push_str(&format!(
+                            "\n{k}: {}",
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string())
+                        ));
+                    }
+                }
+                text
+            });
+        }
         QueryCommand::Account { address, node } => {
             let account = node.client()?.account(&address).await?;
             out.emit(

@@ -28,13 +28,21 @@ pub enum TxCode {
     RollupDataTooLarge = 8,
     /// Nonce does not match the account when executed in a block.
     NonceMismatch = 9,
+    /// The same transaction, or another one with this account and nonce,
+    /// is already pending.
+    Duplicate = 10,
+    /// The mempool is at its bound (total, or parked per account / overall).
+    MempoolFull = 11,
+    /// Recheck: the transaction left the mempool (expired or evicted); its
+    /// status says why.
+    Evicted = 12,
     /// The node failed internally (storage); retrying elsewhere may work.
     Internal = 99,
 }
 
 impl TxCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [TxCode; 11] = [
+    pub const ALL: [TxCode; 14] = [
         TxCode::Ok,
         TxCode::Malformed,
         TxCode::InvalidTransaction,
@@ -45,6 +53,9 @@ impl TxCode {
         TxCode::InsufficientFunds,
         TxCode::RollupDataTooLarge,
         TxCode::NonceMismatch,
+        TxCode::Duplicate,
+        TxCode::MempoolFull,
+        TxCode::Evicted,
         TxCode::Internal,
     ];
 
@@ -71,6 +82,9 @@ impl TxCode {
             TxCode::InsufficientFunds => "insufficient_funds",
             TxCode::RollupDataTooLarge => "rollup_data_too_large",
             TxCode::NonceMismatch => "nonce_mismatch",
+            TxCode::Duplicate => "duplicate",
+            TxCode::MempoolFull => "mempool_full",
+            TxCode::Evicted => "evicted",
             TxCode::Internal => "internal",
         }
     }

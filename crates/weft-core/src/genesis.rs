@@ -9,7 +9,7 @@ use crate::{keys::Address, Amount};
 /// Chain parameters kept in authenticated state (governance changes them in
 /// a later issue).
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ChainParams {
     /// Fee charged for every transaction, in the native asset.
     #[serde(with = "amount_string")]
@@ -19,6 +19,11 @@ pub struct ChainParams {
     pub fee_per_byte: Amount,
     /// Most rollup data bytes one transaction may carry.
     pub max_rollup_data_per_tx: u32,
+    /// Most rollup data bytes one block may carry (all rollups together).
+    pub max_rollup_data_per_block: u64,
+    /// Most transactions one account may have in one block, so a single
+    /// sender cannot fill blocks while others wait.
+    pub max_txs_per_account_per_block: u32,
 }
 
 impl Default for ChainParams {
@@ -27,6 +32,8 @@ impl Default for ChainParams {
             base_fee: 1_000,
             fee_per_byte: 1,
             max_rollup_data_per_tx: 256 * 1024,
+            max_rollup_data_per_block: 3 * 1024 * 1024,
+            max_txs_per_account_per_block: 256,
         }
     }
 }
@@ -158,14 +165,14 @@ mod tests {
         let p = ChainParams {
             base_fee: 10,
             fee_per_byte: 3,
-            max_rollup_data_per_tx: 1,
+            ..ChainParams::default()
         };
         assert_eq!(p.fee_for(0), Some(10));
         assert_eq!(p.fee_for(5), Some(25));
         let huge = ChainParams {
             base_fee: Amount::MAX,
             fee_per_byte: 1,
-            max_rollup_data_per_tx: 1,
+            ..ChainParams::default()
         };
         assert_eq!(huge.fee_for(1), None);
     }

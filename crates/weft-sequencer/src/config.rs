@@ -1,7 +1,9 @@
 //! Process configuration: command-line flags, each also readable from a
 //! `WEFT_SEQUENCER_*` environment variable.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use crate::{app::AppConfig, mempool::MempoolConfig};
 
 /// `weft-sequencer` configuration.
 #[derive(Debug, Clone, clap::Parser)]
@@ -28,7 +30,7 @@ pub struct Config {
         default_value = "127.0.0.1:8080"
     )]
     pub api_listen: SocketAddr,
-    /// The local CometBFT node's RPC address.
+    /// The local CometBFT node's RPC address (POST /v1/tx forwards there).
     #[arg(
         long,
         env = "WEFT_SEQUENCER_COMETBFT_RPC",
@@ -38,4 +40,47 @@ pub struct Config {
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "WEFT_SEQUENCER_LOG", default_value = "info")]
     pub log: String,
+    /// Most transactions the mempool holds (pending + parked).
+    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_MAX_TXS", default_value_t = MempoolConfig::default().max_txs)]
+    pub mempool_max_txs: usize,
+    /// Most encoded bytes the mempool holds.
+    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_MAX_BYTES", default_value_t = MempoolConfig::default().max_bytes)]
+    pub mempool_max_bytes: usize,
+    /// Most parked (future-nonce) transactions per account.
+    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_MAX_PARKED_PER_ACCOUNT", default_value_t = MempoolConfig::default().max_parked_per_account)]
+    pub mempool_max_parked_per_account: usize,
+    /// Most parked transactions overall.
+    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_MAX_PARKED", default_value_t = MempoolConfig::default().max_parked)]
+    pub mempool_max_parked: usize,
+    /// How far beyond the account's nonce a transaction may be admitted.
+    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_MAX_NONCE_AHEAD", default_value_t = MempoolConfig::default().max_nonce_ahead)]
+    pub mempool_max_nonce_ahead: u64,
+    /// Seconds a transaction may wait in the mempool before it is evicted.
+    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_TTL_SECS", default_value_t = MempoolConfig::default().ttl.as_secs())]
+    pub mempool_ttl_secs: u64,
+    /// Seconds a rejected or evicted status stays queryable.
+    #[arg(long, env = "WEFT_SEQUENCER_STATUS_RETENTION_SECS", default_value_t = MempoolConfig::default().status_retention.as_secs())]
+    pub status_retention_secs: u64,
+    /// Heights of included-tx locations kept for status queries.
+    #[arg(long, env = "WEFT_SEQUENCER_TX_INDEX_RETENTION_BLOCKS", default_value_t = AppConfig::default().tx_index_retention_blocks)]
+    pub tx_index_retention_blocks: u64,
+}
+
+impl Config {
+    /// The app's settings.
+    pub fn app_config(&self) -> AppConfig {
+        AppConfig {
+            mempool: MempoolConfig {
+                max_txs: self.mempool_max_txs,
+                max_bytes: self.mempool_max_bytes,
+                max_parked_per_account: self.mempool_max_parked_per_account,
+                max_parked: self.mempool_max_parked,
+                max_nonce_ahead: self.mempool_max_nonce_ahead,
+                ttl: Duration::from_secs(self.mempool_ttl_secs),
+                status_retention: Duration::from_secs(self.status_retention_secs),
+                ..MempoolConfig::default()
+            },
+            tx_index_retention_blocks: self.tx_index_retention_blocks,
+        }
+    }
 }

@@ -3,8 +3,20 @@
 
 use anyhow::Context;
 use clap::Parser;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tower_abci::v038::{split, Server};
-use weft_sequencer::{api, config::Config, App, Storage};
+use weft_sequencer::{
+    api::{self, ApiState},
+    config::Config,
+    App, Storage,
+};
+
+/// Latency buckets (seconds) for CheckTx and PrepareProposal.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+/// Size buckets (bytes) for blocks.
+const BYTES_BUCKETS: &[f64] = &[1e3, 1e4, 1e5, 2.5e5, 5e5, 1e6, 2e6, 4e6, 8e6];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -13,10 +25,21 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
+    let metrics = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Suffix("_bytes".into()), BYTES_BUCKETS)?
+        .install_recorder()
+        .context("installing the metrics recorder")?;
 
     let storage = Storage::open(&config.home)
         .with_context(|| format!("opening storage in {}", config.home.display()))?;
-    let app = App::new(storage.clone()).context("reading committed state")?;
+    let app = App::new(storage.clone(), config.app_config()).context("reading committed state")?;
+    let api_state = ApiState::new(
+        storage,
+        app.mempool(),
+        config.cometbft_rpc.clone(),
+        Some(metrics),
+    );
     let (consensus, mempool, snapshot, info) = split::service(app, 1);
     let abci = Server::builder()
         .consensus(consensus)
@@ -30,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the API on {}", config.api_listen))?;
     tracing::info!(abci = %config.abci_listen, api = %config.api_listen, "weft-sequencer starting");
-    let api = axum::serve(listener, api::router(storage));
+    let api = axum::serve(listener, api::router(api_state));
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -51,6 +51,8 @@ pub struct TestnetConfig {
     pub extra_accounts: Vec<GenesisAccount>,
     /// Chain parameters at genesis.
     pub params: ChainParams,
+    /// Extra `weft-sequencer` flags for every node (mempool bounds, TTL, …).
+    pub sequencer_args: Vec<String>,
 }
 
 impl TestnetConfig {
@@ -65,6 +67,7 @@ impl TestnetConfig {
             base_port: None,
             extra_accounts: Vec::new(),
             params: ChainParams::default(),
+            sequencer_args: Vec::new(),
         }
     }
 }
@@ -179,6 +182,7 @@ pub struct Testnet {
     dev_key_path: PathBuf,
     cometbft_bin: PathBuf,
     sequencer_bin: PathBuf,
+    sequencer_extra_args: Vec<String>,
     procs: Vec<Mutex<NodeProcs>>,
     http: reqwest::Client,
 }
@@ -284,6 +288,7 @@ impl Testnet {
             dev_key_path,
             cometbft_bin,
             sequencer_bin,
+            sequencer_extra_args: cfg.sequencer_args,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(3))
                 .build()
@@ -324,7 +329,7 @@ impl Testnet {
             }
             procs.kill_all();
         }
-        let sequencer_args = vec![
+        let mut sequencer_args = vec![
             "--home".to_string(),
             node.app_home().display().to_string(),
             "--abci-listen".into(),
@@ -334,6 +339,7 @@ impl Testnet {
             "--cometbft-rpc".into(),
             node.rpc_url(),
         ];
+        sequencer_args.extend(self.sequencer_extra_args.iter().cloned());
         mark_log(&node.sequencer_log(), &self.sequencer_bin, &sequencer_args);
         let sequencer = Proc::spawn(&self.sequencer_bin, &sequencer_args, &node.sequencer_log())?;
         self.lock(i).sequencer = Some(sequencer);

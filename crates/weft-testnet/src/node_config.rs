@@ -58,6 +58,14 @@ pub fn apply(config: &mut Table, settings: &NodeConfigSettings) -> Result<()> {
     // Pitfall 7: a sequencer wants a steady block clock.
     consensus.insert("create_empty_blocks".into(), true.into());
 
+    // The app's mempool bounds are the binding ones (weft-sequencer
+    // --mempool-max-*); CometBFT's own must not refuse first. Recheck stays
+    // on: it is how evicted transactions leave CometBFT's mempool.
+    let mempool = section(config, "mempool")?;
+    mempool.insert("size".into(), 100_000i64.into());
+    mempool.insert("max_txs_bytes".into(), (1i64 << 30).into());
+    mempool.insert("recheck".into(), true.into());
+
     section(config, "instrumentation")?.insert("prometheus".into(), false.into());
     section(config, "tx_index")?.insert("indexer".into(), "kv".into());
     Ok(())

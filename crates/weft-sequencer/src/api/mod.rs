@@ -1,17 +1,73 @@
-//! The sequencer's HTTP API (axum): health and read-only queries served
-//! straight from committed storage, concurrently with consensus.
+//! The sequencer's HTTP API (axum): submitting transactions (forwarded to
+//! the local CometBFT), transaction status, accounts, rollup batches with
+//! proofs, health and Prometheus metrics. Bodies are size-limited before
+//! parsing, every request has a timeout, every error is JSON.
+
+mod submit;
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
-    extract::{Path, State},
+    extract::{DefaultBodyLimit, Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
     Json, Router,
 };
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
+use tower_http::timeout::TimeoutLayer;
 use weft_core::{Address, Hash, RollupId};
 
-use crate::{accounts, mempool, rollups, storage::Storage};
+use crate::{
+    accounts,
+    mempool::{self, Mempool, TxStatus},
+    rollups,
+    storage::Storage,
+};
+
+/// Largest request body accepted (a maximal tx as base64 JSON, plus slack).
+pub const MAX_BODY_BYTES: usize = weft_core::transaction::MAX_TX_BYTES * 4 / 3 + 4096;
+/// Every request must finish within this.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Committed state and indexes.
+    pub storage: Storage,
+    /// The app's mempool (statuses).
+    pub mempool: Arc<Mutex<Mempool>>,
+    /// The local CometBFT RPC, for submissions.
+    pub cometbft_rpc: String,
+    /// Renders `/metrics`; `None` when no recorder is installed.
+    pub metrics: Option<PrometheusHandle>,
+    http: reqwest::Client,
+}
+
+impl ApiState {
+    /// State for the router.
+    pub fn new(
+        storage: Storage,
+        mempool: Arc<Mutex<Mempool>>,
+        cometbft_rpc: String,
+        metrics: Option<PrometheusHandle>,
+    ) -> Self {
+        ApiState {
+            storage,
+            mempool,
+            cometbft_rpc: cometbft_rpc.trim_end_matches('/').to_string(),
+            metrics,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+}
 
 /// A JSON error body: `{ code, message }` with a matching HTTP status.
 #[derive(Debug, Serialize)]
@@ -20,31 +76,35 @@ pub struct ApiError {
     pub code: &'static str,
     /// What went wrong and what to do.
     pub message: String,
+    /// Extra fields (tx hash, ABCI code) where they help.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
     #[serde(skip)]
     status: StatusCode,
 }
 
 impl ApiError {
-    fn bad_request(message: impl Into<String>) -> Self {
+    /// An error with a status.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         ApiError {
-            code: "bad_request",
+            code,
             message: message.into(),
-            status: StatusCode::BAD_REQUEST,
+            details: None,
+            status,
         }
+    }
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
     fn not_found(message: impl Into<String>) -> Self {
-        ApiError {
-            code: "not_found",
-            message: message.into(),
-            status: StatusCode::NOT_FOUND,
-        }
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
     fn internal(e: impl std::fmt::Display) -> Self {
-        ApiError {
-            code: "internal",
-            message: e.to_string(),
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+    fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
     }
 }
 
@@ -55,14 +115,24 @@ impl IntoResponse for ApiError {
 }
 
 /// The API router; tests call this directly.
-pub fn router(storage: Storage) -> Router {
+pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
+        .route(
+            "/v1/tx",
+            post(submit::submit).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        )
+        .route("/v1/tx/{hash}", get(tx_status))
         .route("/v1/accounts/{address}", get(account))
         .route("/v1/rollups/{rollup_id}/batches/{height}", get(batch))
-        .route("/v1/tx/{hash}", get(tx))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .with_state(storage)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .with_state(state)
 }
 
 #[derive(Serialize)]
@@ -70,31 +140,60 @@ struct Health {
     status: &'static str,
     chain_id: Option<String>,
     last_height: u64,
+    mempool_txs: usize,
 }
 
-async fn health(State(storage): State<Storage>) -> Result<Json<Health>, ApiError> {
-    let c = storage.committed().map_err(ApiError::internal)?;
+async fn health(State(s): State<ApiState>) -> Result<Json<Health>, ApiError> {
+    let c = s.storage.committed().map_err(ApiError::internal)?;
     Ok(Json(Health {
         status: "ok",
         chain_id: c.as_ref().map(|c| c.chain_id.clone()),
         last_height: c.map(|c| c.height).unwrap_or(0),
+        mempool_txs: mempool::lock(&s.mempool).len(),
     }))
 }
 
+async fn metrics_text(State(s): State<ApiState>) -> Result<String, ApiError> {
+    s.metrics
+        .as_ref()
+        .map(PrometheusHandle::render)
+        .ok_or_else(|| ApiError::not_found("metrics are not enabled in this process"))
+}
+
+/// A transaction's status with its hash.
+#[derive(Serialize)]
+pub struct TxStatusView {
+    /// The tx hash (hex).
+    pub hash: Hash,
+    /// The status and its fields.
+    #[serde(flatten)]
+    pub status: TxStatus,
+}
+
+async fn tx_status(
+    State(s): State<ApiState>,
+    Path(hash): Path<String>,
+) -> Result<Json<TxStatusView>, ApiError> {
+    let hash = Hash::from_hex(&hash)
+        .map_err(|e| ApiError::bad_request(format!("hash must be 64 hex characters: {e}")))?;
+    let status = mempool::status(&s.storage, &s.mempool, &hash).map_err(ApiError::internal)?;
+    Ok(Json(TxStatusView { hash, status }))
+}
+
 async fn account(
-    State(storage): State<Storage>,
+    State(s): State<ApiState>,
     Path(address): Path<String>,
 ) -> Result<Json<accounts::query::AccountView>, ApiError> {
     let address: Address = address
         .parse()
         .map_err(|e| ApiError::bad_request(format!("{e}")))?;
-    accounts::query::account(&storage, &address, 0)
+    accounts::query::account(&s.storage, &address, 0)
         .map(Json)
         .map_err(ApiError::internal)
 }
 
 async fn batch(
-    State(storage): State<Storage>,
+    State(s): State<ApiState>,
     Path((rollup, height)): Path<(String, String)>,
 ) -> Result<Json<weft_core::RollupBatchProof>, ApiError> {
     let rollup_id = RollupId::from_hex(&rollup)
@@ -102,7 +201,7 @@ async fn batch(
     let height: u64 = height
         .parse()
         .map_err(|e| ApiError::bad_request(format!("height: {e}")))?;
-    match rollups::query::batch(&storage, &rollup_id, height).map_err(ApiError::internal)? {
+    match rollups::query::batch(&s.storage, &rollup_id, height).map_err(ApiError::internal)? {
         Some(p) => Ok(Json(p)),
         None => Err(ApiError::not_found(format!(
             "height {height} is not committed yet"
@@ -110,16 +209,5 @@ async fn batch(
     }
 }
 
-async fn tx(
-    State(storage): State<Storage>,
-    Path(hash): Path<String>,
-) -> Result<Json<mempool::TxLocation>, ApiError> {
-    let hash = Hash::from_hex(&hash).map_err(|e| ApiError::bad_request(format!("hash: {e}")))?;
-    let txn = storage.read().map_err(ApiError::internal)?;
-    match mempool::tx_location(&txn, &hash).map_err(ApiError::internal)? {
-        Some(loc) => Ok(Json(loc)),
-        None => Err(ApiError::not_found(format!(
-            "tx {hash} is not in a committed block"
-        ))),
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -5,7 +5,9 @@ mod query;
 
 use std::{
     future::{ready, Ready},
+    sync::{Arc, Mutex},
     task::{Context, Poll},
+    time::Instant,
 };
 
 use bytes::Bytes;
@@ -25,20 +27,46 @@ use weft_core::{GenesisAppState, Hash, TxCode};
 use crate::{
     accounts::{Account, AccountsWrite},
     chain::ChainWrite,
-    mempool::{self, SignatureCache, TxLocation, TxLocations},
+    mempool::{
+        self, Mempool, MempoolConfig, SignatureCache, TxIndexPrune, TxLocation, TxLocations,
+    },
     proposal::{self, BlockExecution, ItemResult},
     rollups::state::{BlockIndex, BlockRecord},
     storage::{delta::EmptyState, PendingCommit, Snapshot, StateDelta, Storage, StorageError},
+    transaction::Rejection,
 };
 
 /// How many verified signatures are remembered.
 const SIGNATURE_CACHE: usize = 200_000;
 
+/// Settings of the app that are not consensus parameters (each node may
+/// choose its own).
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Mempool bounds and timings.
+    pub mempool: MempoolConfig,
+    /// How many heights of tx locations (`included` statuses) are kept.
+    pub tx_index_retention_blocks: u64,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        AppConfig {
+            mempool: MempoolConfig::default(),
+            tx_index_retention_blocks: 100_000,
+        }
+    }
+}
+
 /// The Weft ABCI application.
 pub struct App {
     storage: Storage,
+    config: AppConfig,
     chain_id: String,
     signatures: SignatureCache,
+    mempool: Arc<Mutex<Mempool>>,
+    /// Hashes of the transactions executed in the block awaiting Commit.
+    executed: Vec<Hash>,
     /// The last proposal we accepted, by block hash, reused by FinalizeBlock.
     processed: Option<(Hash, BlockExecution<Snapshot>)>,
     /// The executed height awaiting Commit.
@@ -55,11 +83,14 @@ fn fatal(what: &str, err: impl std::fmt::Display) -> ! {
 
 impl App {
     /// An app over `storage`.
-    pub fn new(storage: Storage) -> Result<Self, StorageError> {
+    pub fn new(storage: Storage, config: AppConfig) -> Result<Self, StorageError> {
         let chain_id = storage.committed()?.map(|c| c.chain_id).unwrap_or_default();
         Ok(App {
             storage,
+            mempool: Arc::new(Mutex::new(Mempool::new(config.mempool.clone()))),
+            config,
             chain_id,
+            executed: Vec::new(),
             signatures: SignatureCache::new(SIGNATURE_CACHE),
             processed: None,
             pending: None,
@@ -74,7 +105,7 @@ impl App {
             Request::Flush => Response::Flush,
             Request::Info(_) => Response::Info(self.info()),
             Request::InitChain(r) => Response::InitChain(self.init_chain(r)),
-            Request::Query(r) => Response::Query(query::handle(&self.storage, r)),
+            Request::Query(r) => Response::Query(query::handle(&self.storage, &self.mempool, r)),
             Request::CheckTx(r) => Response::CheckTx(self.check_tx(r)),
             Request::PrepareProposal(r) => Response::PrepareProposal(self.prepare_proposal(r)),
             Request::ProcessProposal(r) => Response::ProcessProposal(self.process_proposal(r)),
@@ -185,45 +216,84 @@ impl App {
     }
 
     fn check_tx(&mut self, req: request::CheckTx) -> resp::CheckTx {
-        let snapshot = match self.storage.snapshot() {
-            Ok(s) => s,
-            Err(e) => return check_tx_rejection(TxCode::Internal, e.to_string()),
+        let started = Instant::now();
+        let kind = match req.kind {
+            CheckTxKind::New => "new",
+            CheckTxKind::Recheck => "recheck",
         };
-        let outcome = match req.kind {
-            CheckTxKind::New => {
-                mempool::check_new(&mut self.signatures, &snapshot, &self.chain_id, &req.tx)
-            }
-            CheckTxKind::Recheck => mempool::recheck(&snapshot, &self.chain_id, &req.tx),
-        };
+        let outcome = self.check_tx_outcome(&req, started);
+        metrics::histogram!("weft_check_tx_seconds", "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
         match outcome {
-            Ok(checked) => resp::CheckTx {
-                code: Code::Ok,
-                data: Bytes::copy_from_slice(&checked.hash.0),
-                sender: checked.signer.to_string(),
-                ..Default::default()
-            },
+            Ok(checked) => {
+                if kind == "new" {
+                    metrics::counter!("weft_mempool_admitted_total").increment(1);
+                }
+                resp::CheckTx {
+                    code: Code::Ok,
+                    data: Bytes::copy_from_slice(&checked.0 .0),
+                    sender: checked.1,
+                    ..Default::default()
+                }
+            }
             Err(r) => {
-                tracing::debug!(code = r.code.name(), reason = %r.message, "CheckTx rejected");
+                metrics::counter!("weft_check_tx_rejected_total", "kind" => kind, "code" => r.code.name()).increment(1);
+                tracing::debug!(kind, code = r.code.name(), reason = %r.message, "CheckTx refused");
                 check_tx_rejection(r.code, r.message)
             }
         }
     }
 
+    /// Admission or recheck; returns the tx hash and signer.
+    fn check_tx_outcome(
+        &mut self,
+        req: &request::CheckTx,
+        now: Instant,
+    ) -> Result<(Hash, String), Rejection> {
+        let snapshot = self.storage.snapshot()?;
+        let hash = weft_core::sha256(&req.tx);
+        let mut pool = mempool::lock(&self.mempool);
+        let result = match req.kind {
+            CheckTxKind::Recheck => pool.recheck(&snapshot, &hash, now).map(|()| {
+                let signer = pool
+                    .get(&hash)
+                    .map(|e| e.checked.signer.to_string())
+                    .unwrap_or_default();
+                (hash, signer)
+            }),
+            CheckTxKind::New => self
+                .signatures
+                .check_stateless(&req.tx, &self.chain_id)
+                .and_then(|checked| {
+                    let signer = checked.signer.to_string();
+                    pool.admit(&snapshot, checked, req.tx.clone(), now)
+                        .map(|_| (hash, signer))
+                })
+                .inspect_err(|r| pool.record_rejection(hash, r, now)),
+        };
+        pool.report_metrics();
+        result
+    }
+
     fn prepare_proposal(&mut self, req: request::PrepareProposal) -> resp::PrepareProposal {
+        let started = Instant::now();
         let snapshot = self
             .storage
             .snapshot()
             .unwrap_or_else(|e| fatal("PrepareProposal", e));
         let max = usize::try_from(req.max_tx_bytes).unwrap_or(0);
-        let txs = proposal::prepare(
-            snapshot,
-            &mut self.signatures,
-            &self.chain_id,
-            &req.txs,
-            max,
-        )
-        .unwrap_or_else(|e| fatal("PrepareProposal", e));
-        tracing::debug!(height = %req.height, offered = req.txs.len(), included = txs.len() - 1, "proposal prepared");
+        let pool = mempool::lock(&self.mempool);
+        let txs =
+            proposal::prepare(snapshot, &pool, max).unwrap_or_else(|e| fatal("PrepareProposal", e));
+        metrics::histogram!("weft_prepare_proposal_seconds")
+            .record(started.elapsed().as_secs_f64());
+        tracing::debug!(
+            height = %req.height,
+            held = pool.len(),
+            offered_by_cometbft = req.txs.len(),
+            included = txs.len() - 1,
+            "proposal prepared"
+        );
         resp::PrepareProposal { txs }
     }
 
@@ -275,6 +345,7 @@ impl App {
             .collect();
         let mut locations = Vec::new();
         let mut tx_results = Vec::with_capacity(exec.results.len());
+        self.executed.clear();
         for (index, result) in exec.results.iter().enumerate() {
             let (code, r) = exec_tx_result(result);
             if let ItemResult::Tx { hash, .. } = result {
@@ -286,20 +357,28 @@ impl App {
                         code,
                     },
                 ));
+                self.executed.push(*hash);
             }
             tx_results.push(r);
+        }
+        metrics::histogram!("weft_block_bytes")
+            .record(req.txs.iter().map(|t| t.len()).sum::<usize>() as f64);
+        metrics::histogram!("weft_block_rollup_data_bytes").record(exec.rollup_bytes() as f64);
+        metrics::gauge!("weft_block_txs").set(self.executed.len() as f64);
+        let mut indexes: Vec<Box<dyn crate::storage::IndexWrite + Send>> = vec![
+            Box::new(BlockIndex { record, batches }),
+            Box::new(TxLocations {
+                height,
+                entries: locations,
+            }),
+        ];
+        if let Some(old) = height.checked_sub(self.config.tx_index_retention_blocks) {
+            indexes.push(Box::new(TxIndexPrune { height: old }));
         }
         let changes = exec.delta.into_changes();
         let pending = self
             .storage
-            .prepare_commit(
-                height,
-                changes,
-                vec![
-                    Box::new(BlockIndex { record, batches }),
-                    Box::new(TxLocations(locations)),
-                ],
-            )
+            .prepare_commit(height, changes, indexes)
             .unwrap_or_else(|e| fatal("FinalizeBlock", e));
         let hash = pending.app_hash;
         self.pending = Some(pending);
@@ -321,7 +400,17 @@ impl App {
                 self.storage
                     .commit(&self.chain_id, pending)
                     .unwrap_or_else(|e| fatal("Commit", e));
-                tracing::info!(height, "committed");
+                tracing::info!(height, txs = self.executed.len(), "committed");
+                // The mempool moves on with the new state; CometBFT's recheck follows.
+                let snapshot = self
+                    .storage
+                    .snapshot()
+                    .unwrap_or_else(|e| fatal("Commit", e));
+                let mut pool = mempool::lock(&self.mempool);
+                if let Err(e) = pool.on_commit(&snapshot, &self.executed, Instant::now()) {
+                    fatal("Commit", e);
+                }
+                pool.report_metrics();
             }
             None => tracing::warn!("Commit without a finalized block"),
         }
@@ -334,6 +423,11 @@ impl App {
     /// Read access for tests and the API.
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    /// The shared mempool (the API reads statuses from it).
+    pub fn mempool(&self) -> Arc<Mutex<Mempool>> {
+        self.mempool.clone()
     }
 }
 

@@ -1,18 +1,26 @@
 //! ABCI `Query`: routes a path to the component that answers it. Paths:
-//! `account/<address>`, `batch/<rollup id hex>/<height>`, `tx/<hash hex>`,
+//! `account/<address>`, `batch/<rollup id hex>/<height>`, `tx/<hash hex>`
+//! (the tx's status),
 //! `app_hash/<height>` (this node's own JMT root after that height).
 //! Values are JSON; errors are code 1 with a readable log.
 
 use tendermint::abci::{request, response, Code};
 use weft_core::{Address, Hash, RollupId};
 
-use crate::{accounts, mempool, rollups, storage::Storage};
+use std::sync::Mutex;
+
+use crate::{
+    accounts,
+    mempool::{self, Mempool},
+    rollups,
+    storage::Storage,
+};
 
 /// Answers one query.
-pub fn handle(storage: &Storage, req: request::Query) -> response::Query {
+pub fn handle(storage: &Storage, pool: &Mutex<Mempool>, req: request::Query) -> response::Query {
     let height = req.height.value();
     let path = req.path.trim_start_matches('/');
-    match route(storage, path, height) {
+    match route(storage, pool, path, height) {
         Ok(value) => response::Query {
             code: Code::Ok,
             value: value.into(),
@@ -27,7 +35,12 @@ pub fn handle(storage: &Storage, req: request::Query) -> response::Query {
     }
 }
 
-fn route(storage: &Storage, path: &str, height: u64) -> Result<Vec<u8>, String> {
+fn route(
+    storage: &Storage,
+    pool: &Mutex<Mempool>,
+    path: &str,
+    height: u64,
+) -> Result<Vec<u8>, String> {
     let parts: Vec<&str> = path.split('/').collect();
     match parts.as_slice() {
         ["account", addr] => {
@@ -52,11 +65,7 @@ fn route(storage: &Storage, path: &str, height: u64) -> Result<Vec<u8>, String> 
         }
         ["tx", hash] => {
             let hash = Hash::from_hex(hash).map_err(|e| format!("hash: {e}"))?;
-            let txn = storage.read().map_err(|e| e.to_string())?;
-            match mempool::tx_location(&txn, &hash).map_err(|e| e.to_string())? {
-                Some(loc) => to_json(&loc),
-                None => Err(format!("tx {hash} is not in a committed block")),
-            }
+            to_json(&mempool::status(storage, pool, &hash).map_err(|e| e.to_string())?)
         }
         _ => Err(format!(
             "unknown query path `{path}`; use account/<address>, batch/<rollup id>/<height>, tx/<hash> or app_hash/<height>"

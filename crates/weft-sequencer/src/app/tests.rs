@@ -76,6 +76,16 @@ fn check(app: &mut App, tx: &[u8]) -> resp::CheckTx {
 fn run_block(app: &mut App, height: u32, offered: Vec<Bytes>) -> (Vec<Bytes>, resp::FinalizeBlock) {
     let time = Time::from_unix_timestamp(1_700_000_000 + i64::from(height), 0).unwrap();
     let proposer = account::Id::new([7; 20]);
+    // CometBFT runs CheckTx on everything before it can be proposed.
+    for tx in &offered {
+        let r = check(app, tx);
+        let held = r.code.value() == TxCode::Duplicate.value();
+        assert!(
+            r.code.is_ok() || held,
+            "test tx refused by CheckTx: {}",
+            r.log
+        );
+    }
     let txs = match app.handle(Request::PrepareProposal(request::PrepareProposal {
         max_tx_bytes: 1 << 20,
         txs: offered,
@@ -156,7 +166,7 @@ fn query(app: &mut App, path: &str) -> resp::Query {
 #[test]
 fn check_tx_gives_each_rejection_class_its_own_code() {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = App::new(Storage::open(dir.path()).unwrap()).unwrap();
+    let mut app = App::new(Storage::open(dir.path()).unwrap(), AppConfig::default()).unwrap();
     let alice = SigningKey::from_seed("alice");
     let broke = SigningKey::from_seed("broke");
     init(&mut app, &[&alice]);
@@ -219,7 +229,7 @@ fn blocks_commit_survive_restart_and_serve_verified_batches() {
     let bob = SigningKey::from_seed("bob");
     let (h1, h2);
     {
-        let mut app = App::new(Storage::open(dir.path()).unwrap()).unwrap();
+        let mut app = App::new(Storage::open(dir.path()).unwrap(), AppConfig::default()).unwrap();
         init(&mut app, &[&alice, &bob]);
         let (_, fin1) = run_block(
             &mut app,
@@ -243,7 +253,7 @@ fn blocks_commit_survive_restart_and_serve_verified_batches() {
         assert_ne!(h1, h2, "the height key changes every block");
     }
     // Restart: Info reports exactly the last commit.
-    let mut app = App::new(Storage::open(dir.path()).unwrap()).unwrap();
+    let mut app = App::new(Storage::open(dir.path()).unwrap(), AppConfig::default()).unwrap();
     let Response::Info(info) = app.handle(Request::Info(request::Info {
         version: String::new(),
         block_version: 0,
@@ -298,7 +308,7 @@ fn blocks_commit_survive_restart_and_serve_verified_batches() {
 #[test]
 fn app_hash_of_a_fixed_block_sequence_is_pinned() {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = App::new(Storage::open(dir.path()).unwrap()).unwrap();
+    let mut app = App::new(Storage::open(dir.path()).unwrap(), AppConfig::default()).unwrap();
     let alice = SigningKey::from_seed("alice");
     let genesis = init(&mut app, &[&alice]);
     let bob = SigningKey::from_seed("bob").address();
@@ -319,4 +329,60 @@ fn app_hash_of_a_fixed_block_sequence_is_pinned() {
     }
     // A change here is a consensus-breaking change: call it out in review.
     insta::assert_snapshot!(hashes.join("\n"));
+}
+
+#[test]
+fn every_submitted_transaction_has_a_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = App::new(Storage::open(dir.path()).unwrap(), AppConfig::default()).unwrap();
+    let alice = SigningKey::from_seed("alice");
+    init(&mut app, &[&alice]);
+    let status = |app: &mut App, tx: &[u8]| -> serde_json::Value {
+        let q = query(app, &format!("tx/{}", weft_core::sha256(tx).to_hex()));
+        assert!(q.code.is_ok(), "{}", q.log);
+        serde_json::from_slice(&q.value).unwrap()
+    };
+    let t0 = signed(&alice, CHAIN, 0, vec![data("r", b"zero")]);
+    let t2 = signed(&alice, CHAIN, 2, vec![data("r", b"two")]);
+    let bad = signed(&alice, "elsewhere", 1, vec![data("r", b"x")]);
+    assert_eq!(status(&mut app, &t0)["status"], "unknown");
+    assert!(check(&mut app, &t0).code.is_ok());
+    assert!(check(&mut app, &t2).code.is_ok());
+    assert!(!check(&mut app, &bad).code.is_ok());
+    assert_eq!(status(&mut app, &t0)["status"], "pending");
+    let parked = status(&mut app, &t2);
+    assert_eq!(
+        (
+            parked["status"].as_str(),
+            parked["waiting_for_nonce"].as_u64()
+        ),
+        (Some("parked"), Some(1))
+    );
+    let rejected = status(&mut app, &bad);
+    assert_eq!(rejected["status"], "rejected");
+    assert_eq!(rejected["code"], TxCode::WrongChainId.value());
+    let (_, fin) = run_block(&mut app, 1, vec![]);
+    assert_eq!(
+        fin.tx_results.len(),
+        2,
+        "the pending tx was proposed from the mempool; the parked one waits"
+    );
+    let included = status(&mut app, &t0);
+    assert_eq!(
+        (
+            included["status"].as_str(),
+            included["height"].as_u64(),
+            included["index"].as_u64()
+        ),
+        (Some("included"), Some(1), Some(1))
+    );
+    assert_eq!(status(&mut app, &t2)["status"], "parked");
+    let t1 = signed(&alice, CHAIN, 1, vec![data("r", b"one")]);
+    let (_, fin) = run_block(&mut app, 2, vec![t1.into()]);
+    assert_eq!(
+        fin.tx_results.len(),
+        3,
+        "filling the gap promotes nonce 2 into the same block"
+    );
+    assert_eq!(status(&mut app, &t2)["status"], "included");
 }

@@ -1,154 +1,137 @@
-//! Mempool admission (CheckTx and recheck), the cache of verified
-//! signatures that keeps recheck and proposals cheap, and the index of
-//! where each executed transaction landed.
+//! The mempool: admission (CheckTx), per-account nonce queues with parked
+//! future nonces, bounds and eviction, time-to-live, recheck after each
+//! block, and the status of every transaction a user may ask about.
+//!
+//! CometBFT keeps its own copy of every admitted transaction for gossip;
+//! this pool decides what is executable, what goes into a proposal, and
+//! tells CometBFT (through recheck codes) to drop what it evicted, so no
+//! transaction is ever silently stuck.
 
-use std::collections::{HashSet, VecDeque};
+mod index;
+mod pool;
+mod signatures;
 
-use borsh::{BorshDeserialize, BorshSerialize};
-use redb::ReadTransaction;
-use weft_core::Hash;
+use std::time::Duration;
 
-use crate::{
-    storage::{decode_stored, encode_stored, IndexWrite, StateRead, StorageError, TXS},
-    transaction::{check_decoded, check_stateful, CheckedTx, NonceRule, Rejection},
-};
+use serde::Serialize;
 
-/// How far beyond an account's nonce a pending transaction may be.
-pub const MAX_NONCE_AHEAD: u64 = 32;
+pub use index::{tx_location, TxIndexPrune, TxLocation, TxLocations};
+pub use pool::{Entry, Mempool};
+pub use signatures::SignatureCache;
 
-/// Hashes of transactions whose signatures verified. A pure cache: a hit
-/// skips re-verifying bytes that verified before, so outcomes never depend
-/// on it. Bounded, oldest forgotten first.
-pub struct SignatureCache {
-    set: HashSet<Hash>,
-    order: VecDeque<Hash>,
-    capacity: usize,
+/// Bounds and timings of the mempool. Every field has a command-line flag
+/// and a `WEFT_SEQUENCER_*` environment variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MempoolConfig {
+    /// Most transactions held (pending + parked).
+    pub max_txs: usize,
+    /// Most encoded bytes held.
+    pub max_bytes: usize,
+    /// Most parked (future-nonce) transactions per account.
+    pub max_parked_per_account: usize,
+    /// Most parked transactions overall.
+    pub max_parked: usize,
+    /// How far beyond an account's nonce a transaction may be admitted.
+    pub max_nonce_ahead: u64,
+    /// A transaction not included within this time is evicted.
+    pub ttl: Duration,
+    /// How long a `rejected` or `evicted` status stays queryable.
+    pub status_retention: Duration,
+    /// Most `rejected`/`evicted` statuses remembered (oldest forgotten first).
+    pub max_statuses: usize,
 }
 
-impl SignatureCache {
-    /// A cache holding at most `capacity` hashes.
-    pub fn new(capacity: usize) -> Self {
-        SignatureCache {
-            set: HashSet::new(),
-            order: VecDeque::new(),
-            capacity,
-        }
-    }
-
-    /// Stateless checks, verifying the signature unless these exact bytes
-    /// verified before.
-    pub fn check_stateless(
-        &mut self,
-        bytes: &[u8],
-        chain_id: &str,
-    ) -> Result<CheckedTx, Rejection> {
-        let checked = check_decoded(bytes, chain_id)?;
-        if !self.set.contains(&checked.hash) {
-            checked
-                .tx
-                .verify_signature()
-                .map_err(|e| Rejection::new(weft_core::TxCode::BadSignature, e.to_string()))?;
-            self.insert(checked.hash);
-        }
-        Ok(checked)
-    }
-
-    fn insert(&mut self, hash: Hash) {
-        if self.capacity == 0 || !self.set.insert(hash) {
-            return;
-        }
-        self.order.push_back(hash);
-        while self.order.len() > self.capacity {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
+impl Default for MempoolConfig {
+    fn default() -> Self {
+        MempoolConfig {
+            max_txs: 20_000,
+            max_bytes: 64 * 1024 * 1024,
+            max_parked_per_account: 16,
+            max_parked: 2_000,
+            max_nonce_ahead: 32,
+            ttl: Duration::from_secs(600),
+            status_retention: Duration::from_secs(3600),
+            max_statuses: 200_000,
         }
     }
 }
 
-/// CheckTx for a new transaction: every stateless check, then nonce window,
-/// limits and affordability against committed state.
-pub fn check_new<S: StateRead>(
-    cache: &mut SignatureCache,
-    state: &S,
-    chain_id: &str,
-    bytes: &[u8],
-) -> Result<CheckedTx, Rejection> {
-    let checked = cache.check_stateless(bytes, chain_id)?;
-    check_stateful(
-        state,
-        &checked,
-        NonceRule::Pending {
-            max_ahead: MAX_NONCE_AHEAD,
-        },
-    )?;
-    Ok(checked)
+/// What became of a transaction, as `GET /v1/tx/{hash}` and
+/// `weft query tx` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum TxStatus {
+    /// In the mempool and executable now: its nonce chain from the
+    /// account's nonce has no gap.
+    Pending,
+    /// In the mempool behind a nonce gap; promoted when the gap fills.
+    Parked {
+        /// The nonce the account needs first.
+        waiting_for_nonce: u64,
+    },
+    /// In a committed block.
+    Included {
+        /// Block height.
+        height: u64,
+        /// Position in the block (0 is the commitments item).
+        index: u32,
+        /// Result code (0 = executed).
+        code: u32,
+    },
+    /// Refused on admission.
+    Rejected {
+        /// ABCI code.
+        code: u32,
+        /// Its name.
+        code_name: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Admitted, then dropped without being included.
+    Evicted {
+        /// Why.
+        reason: String,
+    },
+    /// Never seen by this node, or forgotten after the retention window.
+    Unknown,
 }
 
-/// Recheck after a block: the signature verified on admission, so only
-/// decoding and the stateful rules run again (pitfall: recheck is on the
-/// block path).
-pub fn recheck<S: StateRead>(
-    state: &S,
-    chain_id: &str,
-    bytes: &[u8],
-) -> Result<CheckedTx, Rejection> {
-    let checked = check_decoded(bytes, chain_id)?;
-    check_stateful(
-        state,
-        &checked,
-        NonceRule::Pending {
-            max_ahead: MAX_NONCE_AHEAD,
-        },
-    )?;
-    Ok(checked)
+impl TxStatus {
+    /// Whether the status can still change.
+    pub fn is_final(&self) -> bool {
+        !matches!(self, TxStatus::Pending | TxStatus::Parked { .. })
+    }
 }
 
-/// Where an executed transaction landed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
-pub struct TxLocation {
-    /// Block height.
-    pub height: u64,
-    /// Position in the block's tx list (0 is the commitments item).
-    pub index: u32,
-    /// Its result code.
-    pub code: u32,
+/// Locks the shared pool. A panic while holding the lock cannot leave the
+/// pool half-updated in a way that matters more than stopping would, so a
+/// poisoned lock is taken over rather than turned into a crash.
+pub fn lock(pool: &std::sync::Mutex<Mempool>) -> std::sync::MutexGuard<'_, Mempool> {
+    pool.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Index rows: tx hash → location, for one block.
-pub struct TxLocations(pub Vec<(Hash, TxLocation)>);
-
-impl IndexWrite for TxLocations {
-    fn write(&self, txn: &redb::WriteTransaction) -> Result<(), StorageError> {
-        let mut t = txn.open_table(TXS)?;
-        for (hash, loc) in &self.0 {
-            t.insert(hash.0.as_slice(), encode_stored(loc).as_slice())?;
+/// The status of `hash` as users see it: held in the pool (pending or
+/// parked), else in a committed block (the index wins over an eviction
+/// seen here: another proposer may have included it), else rejected or
+/// evicted here, else unknown.
+pub fn status(
+    storage: &crate::storage::Storage,
+    pool: &std::sync::Mutex<Mempool>,
+    hash: &weft_core::Hash,
+) -> Result<TxStatus, crate::storage::StorageError> {
+    let held = lock(pool).status(hash);
+    if let Some(s) = &held {
+        if !s.is_final() {
+            return Ok(s.clone());
         }
-        Ok(())
     }
-}
-
-/// Looks up where a transaction landed.
-pub fn tx_location(txn: &ReadTransaction, hash: &Hash) -> Result<Option<TxLocation>, StorageError> {
-    let t = txn.open_table(TXS)?;
-    let v = t.get(hash.0.as_slice())?;
-    v.map(|v| decode_stored(&format!("txs/{hash}"), v.value()))
-        .transpose()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cache_is_bounded_and_forgets_oldest() {
-        let mut c = SignatureCache::new(2);
-        let h = |i: u8| Hash([i; 32]);
-        c.insert(h(1));
-        c.insert(h(2));
-        c.insert(h(3));
-        assert!(!c.set.contains(&h(1)));
-        assert!(c.set.contains(&h(2)) && c.set.contains(&h(3)));
-        assert_eq!(c.order.len(), 2);
+    if let Some(loc) = tx_location(&storage.read()?, hash)? {
+        return Ok(TxStatus::Included {
+            height: loc.height,
+            index: loc.index,
+            code: loc.code,
+        });
     }
+    Ok(held.unwrap_or(TxStatus::Unknown))
 }

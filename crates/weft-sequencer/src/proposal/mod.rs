@@ -2,17 +2,20 @@
 //! item first, then transactions that execute), CometBFT's own size
 //! accounting, and the one execution path FinalizeBlock also uses.
 
-use std::collections::BTreeMap;
+use std::{
+    cmp::Reverse,
+    collections::{BTreeMap, BinaryHeap},
+};
 
 use bytes::Bytes;
 use weft_core::{
     block::{batch_roots, COMMITMENTS_ITEM_LEN},
-    Address, BlockCommitments, Hash, RollupId,
+    Address, BlockCommitments, ChainParams, Hash, RollupId, TxCode,
 };
 
 use crate::{
-    accounts::AccountsRead,
-    mempool::SignatureCache,
+    chain::ChainRead,
+    mempool::{Mempool, SignatureCache},
     storage::{StateDelta, StateRead, StorageError},
     transaction::{execute, CheckedTx, Receipt, Rejection},
 };
@@ -44,31 +47,66 @@ pub enum ItemResult {
     },
 }
 
+/// Why a transaction could not be added to a block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApplyError {
+    /// The block is at a limit for it (rollup data, the account's share).
+    #[error("block limit: {0}")]
+    Limit(String),
+    /// The transaction itself does not execute.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+}
+
 /// A block being executed over a base state.
 pub struct BlockExecution<S: StateRead> {
     /// State changes so far.
     pub delta: StateDelta<S>,
+    params: ChainParams,
     batches: BTreeMap<RollupId, Vec<Vec<u8>>>,
+    rollup_bytes: u64,
+    per_account: BTreeMap<Address, u32>,
     /// One result per CometBFT tx so far.
     pub results: Vec<ItemResult>,
 }
 
 impl<S: StateRead> BlockExecution<S> {
-    /// Starts a block over `base`.
-    pub fn new(base: S) -> Self {
-        BlockExecution {
+    /// Starts a block over `base`, under the chain parameters it holds.
+    pub fn new(base: S) -> Result<Self, StorageError> {
+        let params = base.params()?;
+        Ok(BlockExecution {
             delta: StateDelta::new(base),
+            params,
             batches: BTreeMap::new(),
+            rollup_bytes: 0,
+            per_account: BTreeMap::new(),
             results: vec![ItemResult::Commitments],
-        }
+        })
     }
 
-    /// Applies `tx` atomically: all of it, or nothing and the rejection.
-    pub fn apply(&mut self, tx: &CheckedTx) -> Result<(), Rejection> {
+    /// Applies `tx` atomically within the block's limits: all of it, or
+    /// nothing and why.
+    pub fn apply(&mut self, tx: &CheckedTx) -> Result<(), ApplyError> {
+        let count = self.per_account.get(&tx.signer).copied().unwrap_or(0);
+        if count >= self.params.max_txs_per_account_per_block {
+            return Err(ApplyError::Limit(format!(
+                "{} already has {count} transactions in this block (limit {})",
+                tx.signer, self.params.max_txs_per_account_per_block
+            )));
+        }
+        let data = tx.tx.transaction.rollup_data_bytes();
+        if self.rollup_bytes + data > self.params.max_rollup_data_per_block {
+            return Err(ApplyError::Limit(format!(
+                "{} more bytes of rollup data would exceed the block's {} (already {})",
+                data, self.params.max_rollup_data_per_block, self.rollup_bytes
+            )));
+        }
         self.delta.begin_tx();
         match execute(&mut self.delta, tx) {
             Ok(receipt) => {
                 self.delta.commit_tx();
+                self.rollup_bytes += data;
+                self.per_account.insert(tx.signer, count + 1);
                 for (id, data) in &receipt.rollup_data {
                     self.batches.entry(*id).or_default().push(data.clone());
                 }
@@ -80,9 +118,14 @@ impl<S: StateRead> BlockExecution<S> {
             }
             Err(e) => {
                 self.delta.discard_tx();
-                Err(e)
+                Err(ApplyError::Rejected(e))
             }
         }
+    }
+
+    /// Rollup data bytes in the block so far.
+    pub fn rollup_bytes(&self) -> u64 {
+        self.rollup_bytes
     }
 
     /// Records a tx that could not be executed (FinalizeBlock only).
@@ -109,78 +152,51 @@ impl<S: StateRead> BlockExecution<S> {
     }
 }
 
-/// PrepareProposal: the commitments item, then every offered transaction
-/// that executes, first-seen within each account's nonce order, within
-/// `max_tx_bytes` as CometBFT measures it. Transactions left out stay in
-/// CometBFT's mempool for a later block or for recheck to remove.
+/// PrepareProposal: the commitments item, then transactions from the
+/// mempool that execute, first-seen across accounts and in nonce order
+/// within each, within `max_tx_bytes` as CometBFT measures it and within
+/// the block's rollup-data and per-account caps. What is left out stays
+/// pending in the mempool for a later block.
 pub fn prepare<S: StateRead>(
     base: S,
-    cache: &mut SignatureCache,
-    chain_id: &str,
-    offered: &[Bytes],
+    pool: &Mempool,
     max_tx_bytes: usize,
 ) -> Result<Vec<Bytes>, StorageError> {
-    let mut exec = BlockExecution::new(base);
+    let mut exec = BlockExecution::new(base)?;
     let mut budget = max_tx_bytes.saturating_sub(proto_size(COMMITMENTS_ITEM_LEN));
+    let runs: Vec<Vec<&crate::mempool::Entry>> =
+        pool.pending_runs().filter(|r| !r.is_empty()).collect();
+    // Heads of every account's run, earliest arrival first.
+    let mut heads: BinaryHeap<Reverse<(u64, usize, usize)>> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, run)| Reverse((run[0].seq, i, 0)))
+        .collect();
     let mut included: Vec<Bytes> = Vec::new();
-    // Future nonces wait here until their predecessor is included.
-    let mut parked: BTreeMap<Address, BTreeMap<u64, (CheckedTx, Bytes)>> = BTreeMap::new();
-
-    for raw in offered {
-        let Ok(checked) = cache.check_stateless(raw, chain_id) else {
-            continue;
-        };
-        let expected = exec.delta.account(&checked.signer)?.nonce;
-        let nonce = checked.tx.transaction.nonce;
-        if nonce > expected {
-            parked
-                .entry(checked.signer)
-                .or_default()
-                .entry(nonce)
-                .or_insert((checked, raw.clone()));
-            continue;
+    while let Some(Reverse((_, run, pos))) = heads.pop() {
+        let entry = runs[run][pos];
+        let size = proto_size(entry.bytes.len());
+        if size > budget {
+            continue; // this account's run stops here; smaller txs of others may fit
         }
-        if nonce < expected {
-            continue;
-        }
-        let signer = checked.signer;
-        if !try_include(&mut exec, &mut budget, &mut included, &checked, raw) {
-            continue;
-        }
-        // Promote this account's parked successors while they fit and execute.
-        if let Some(queue) = parked.get_mut(&signer) {
-            loop {
-                let next = exec.delta.account(&signer)?.nonce;
-                let Some((tx, bytes)) = queue.remove(&next) else {
-                    break;
-                };
-                if !try_include(&mut exec, &mut budget, &mut included, &tx, &bytes) {
-                    break;
+        match exec.apply(&entry.checked) {
+            Ok(()) => {
+                budget -= size;
+                included.push(entry.bytes.clone());
+                if let Some(next) = runs[run].get(pos + 1) {
+                    heads.push(Reverse((next.seq, run, pos + 1)));
                 }
             }
+            Err(ApplyError::Rejected(r)) if r.code == TxCode::Internal => {
+                return Err(StorageError::Tree(r.message));
+            }
+            Err(_) => {} // limit reached or no longer executable: the run stops
         }
     }
-
     let mut block = Vec::with_capacity(included.len() + 1);
     block.push(Bytes::from(exec.commitments().encode()));
     block.extend(included);
     Ok(block)
-}
-
-fn try_include<S: StateRead>(
-    exec: &mut BlockExecution<S>,
-    budget: &mut usize,
-    included: &mut Vec<Bytes>,
-    tx: &CheckedTx,
-    raw: &Bytes,
-) -> bool {
-    let size = proto_size(raw.len());
-    if size > *budget || exec.apply(tx).is_err() {
-        return false;
-    }
-    *budget -= size;
-    included.push(raw.clone());
-    true
 }
 
 /// Why a proposal is refused.
@@ -196,6 +212,14 @@ pub enum ProposalError {
         index: usize,
         /// Why.
         rejection: Rejection,
+    },
+    /// A transaction would exceed a block limit.
+    #[error("tx {index} exceeds a block limit: {why}")]
+    Limit {
+        /// Position in the block.
+        index: usize,
+        /// Which limit.
+        why: String,
     },
     /// The commitments do not match the block's batches.
     #[error("commitments do not match the block's batches")]
@@ -218,18 +242,18 @@ pub fn process<S: StateRead>(
         .ok_or_else(|| ProposalError::Commitments("empty block".into()))?;
     let claimed =
         BlockCommitments::decode(first).map_err(|e| ProposalError::Commitments(e.to_string()))?;
-    let mut exec = BlockExecution::new(base);
+    let mut exec = BlockExecution::new(base)?;
     for (index, raw) in txs.iter().enumerate().skip(1) {
         let checked = cache
             .check_stateless(raw, chain_id)
             .map_err(|rejection| ProposalError::Tx { index, rejection })?;
-        exec.apply(&checked)
-            .map_err(|rejection| match rejection.code {
-                weft_core::TxCode::Internal => {
-                    ProposalError::Storage(StorageError::Tree(rejection.message.clone()))
-                }
-                _ => ProposalError::Tx { index, rejection },
-            })?;
+        exec.apply(&checked).map_err(|e| match e {
+            ApplyError::Rejected(r) if r.code == TxCode::Internal => {
+                ProposalError::Storage(StorageError::Tree(r.message))
+            }
+            ApplyError::Rejected(rejection) => ProposalError::Tx { index, rejection },
+            ApplyError::Limit(why) => ProposalError::Limit { index, why },
+        })?;
     }
     if exec.commitments() != claimed {
         return Err(ProposalError::CommitmentsMismatch);
@@ -247,7 +271,7 @@ pub fn execute_decided<S: StateRead>(
     chain_id: &str,
     txs: &[Bytes],
 ) -> Result<BlockExecution<S>, StorageError> {
-    let mut exec = BlockExecution::new(base);
+    let mut exec = BlockExecution::new(base)?;
     if let Some(first) = txs.first() {
         if BlockCommitments::decode(first).is_err() {
             tracing::error!("decided block's item 0 is not a commitments item");
@@ -258,10 +282,14 @@ pub fn execute_decided<S: StateRead>(
         match cache.check_stateless(raw, chain_id) {
             Ok(checked) => match exec.apply(&checked) {
                 Ok(()) => {}
-                Err(r) if r.code == weft_core::TxCode::Internal => {
+                Err(ApplyError::Rejected(r)) if r.code == TxCode::Internal => {
                     return Err(StorageError::Tree(r.message))
                 }
-                Err(rejection) => exec.record_failure(hash, rejection),
+                Err(ApplyError::Rejected(rejection)) => exec.record_failure(hash, rejection),
+                Err(ApplyError::Limit(why)) => exec.record_failure(
+                    hash,
+                    Rejection::new(TxCode::InvalidTransaction, format!("block limit: {why}")),
+                ),
             },
             Err(rejection) => exec.record_failure(hash, rejection),
         }

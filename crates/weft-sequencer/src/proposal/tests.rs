@@ -1,7 +1,7 @@
 use bytes::Bytes;
 use weft_core::{
-    block::COMMITMENTS_ITEM_LEN, Action, BlockCommitments, ChainParams, RollupId,
-    SignedTransaction, SigningKey, Transaction,
+    block::COMMITMENTS_ITEM_LEN, Action, BlockCommitments, ChainParams, RollupId, SigningKey,
+    Transaction,
 };
 
 use super::*;
@@ -20,6 +20,7 @@ fn genesis(funded: &[(&SigningKey, u128)]) -> StateDelta<EmptyState> {
         base_fee: 10,
         fee_per_byte: 1,
         max_rollup_data_per_tx: 4096,
+        ..ChainParams::default()
     });
     for (k, b) in funded {
         s.put_account(
@@ -51,6 +52,24 @@ fn cache() -> SignatureCache {
     SignatureCache::new(1000)
 }
 
+/// A mempool holding `txs`, admitted in order against `base`.
+fn pool_of<S: StateRead>(base: &S, txs: &[Bytes]) -> Mempool {
+    let mut pool = Mempool::new(crate::mempool::MempoolConfig::default());
+    let mut sigs = cache();
+    for t in txs {
+        let checked = sigs
+            .check_stateless(t, CHAIN)
+            .expect("test txs are well-formed");
+        pool.admit(base, checked, t.clone(), std::time::Instant::now())
+            .expect("test txs are admissible");
+    }
+    pool
+}
+
+fn build<S: StateRead>(base: &S, txs: &[Bytes], max: usize) -> Vec<Bytes> {
+    prepare(base, &pool_of(base, txs), max).unwrap()
+}
+
 #[test]
 fn proto_size_matches_protobuf_length_prefixing() {
     assert_eq!(proto_size(0), 2);
@@ -69,9 +88,9 @@ fn prepare_orders_each_account_by_nonce_first_seen_otherwise() {
         data_tx(&b, 0, "r", b"b0"),
         data_tx(&a, 0, "r", b"a0"),
         data_tx(&a, 2, "r", b"a2"),
-        data_tx(&a, 5, "r", b"gap"), // never promotable
+        data_tx(&a, 5, "r", b"gap"), // parked: never promotable
     ];
-    let block = prepare(&base, &mut cache(), CHAIN, &offered, 1 << 20).unwrap();
+    let block = build(&base, &offered, 1 << 20);
     let expect = [&offered[1], &offered[2], &offered[0], &offered[3]];
     assert_eq!(block.len(), 5);
     for (got, want) in block[1..].iter().zip(expect) {
@@ -102,43 +121,30 @@ fn prepare_never_exceeds_max_tx_bytes_at_the_exact_boundary() {
         + proto_size(offered[1].len());
     let counted = |block: &[Bytes]| block.iter().map(|t| proto_size(t.len())).sum::<usize>();
 
-    let block = prepare(&base, &mut cache(), CHAIN, &offered, exact).unwrap();
+    let block = build(&base, &offered, exact);
     assert_eq!(block.len(), 3, "two txs fit exactly");
     assert_eq!(counted(&block), exact);
 
-    let block = prepare(&base, &mut cache(), CHAIN, &offered, exact - 1).unwrap();
+    let block = build(&base, &offered, exact - 1);
     assert_eq!(block.len(), 2, "one byte less: only one tx");
     assert!(counted(&block) < exact);
 
     // Even a budget too small for anything yields a valid (empty) block.
-    let block = prepare(&base, &mut cache(), CHAIN, &offered, 10).unwrap();
+    let block = build(&base, &offered, 10);
     assert_eq!(block.len(), 1);
     assert!(process(&base, &mut cache(), CHAIN, &block).is_ok());
 }
 
 #[test]
-fn prepare_leaves_out_what_would_not_execute() {
-    let (a, poor, other) = (
+fn prepare_leaves_out_what_no_longer_executes_atomically() {
+    let (a, b, other) = (
         SigningKey::from_seed("a"),
-        SigningKey::from_seed("poor"),
+        SigningKey::from_seed("b"),
         SigningKey::from_seed("o"),
     );
-    let base = genesis(&[(&a, 1_000_000), (&poor, 15)]);
-    let mut bad_sig = SignedTransaction::decode(&data_tx(&a, 0, "r", b"x")).unwrap();
-    bad_sig.signature.0[0] ^= 1;
-    let wrong_chain: Bytes = Transaction {
-        chain_id: "other".into(),
-        nonce: 0,
-        actions: vec![Action::Transfer {
-            to: other.address(),
-            amount: 1,
-        }],
-    }
-    .sign(&a)
-    .encode()
-    .into();
-    // A transfer plus data the sender cannot afford: atomically absent.
-    let unaffordable: Bytes = Transaction {
+    let rich = genesis(&[(&a, 1_000_000), (&b, 1_000_000)]);
+    // Data for a rollup plus a transfer b can afford now...
+    let both: Bytes = Transaction {
         chain_id: CHAIN.into(),
         nonce: 0,
         actions: vec![
@@ -148,24 +154,97 @@ fn prepare_leaves_out_what_would_not_execute() {
             },
             Action::Transfer {
                 to: other.address(),
-                amount: 10,
+                amount: 500_000,
             },
         ],
     }
-    .sign(&poor)
+    .sign(&b)
     .encode()
     .into();
-    let offered = vec![
-        Bytes::from(bad_sig.encode()),
-        wrong_chain,
-        unaffordable,
-        Bytes::from_static(b"garbage"),
-        data_tx(&a, 0, "r", &[0u8; 5000]), // over max_rollup_data_per_tx
-        data_tx(&a, 0, "r", b"ok"),
-    ];
-    let block = prepare(&base, &mut cache(), CHAIN, &offered, 1 << 20).unwrap();
+    let ok = data_tx(&a, 0, "r", b"ok");
+    let pool = pool_of(&rich, &[both, ok.clone()]);
+    // ...but not by the time the block is built: nothing of it may land.
+    let poorer = genesis(&[(&a, 1_000_000), (&b, 1_000)]);
+    let block = prepare(&poorer, &pool, 1 << 20).unwrap();
     assert_eq!(block.len(), 2);
-    assert_eq!(block[1], offered[5]);
+    assert_eq!(block[1], ok);
+    let exec = process(&poorer, &mut cache(), CHAIN, &block).unwrap();
+    assert_eq!(
+        exec.batches()[&RollupId::from_name("r")],
+        vec![b"ok".to_vec()]
+    );
+}
+
+#[test]
+fn rollup_data_cap_per_block_holds_at_the_exact_boundary() {
+    let keys: Vec<SigningKey> = (0..5)
+        .map(|i| SigningKey::from_seed(&format!("k{i}")))
+        .collect();
+    let mut base = genesis(&keys.iter().map(|k| (k, 1_000_000)).collect::<Vec<_>>());
+    base.put_params(&ChainParams {
+        max_rollup_data_per_block: 3_000,
+        ..ChainParams::default()
+    });
+    let txs: Vec<Bytes> = keys
+        .iter()
+        .map(|k| data_tx(k, 0, "r", &[7u8; 1_000]))
+        .collect();
+    let block = build(&base, &txs, 1 << 20);
+    assert_eq!(
+        block.len(),
+        4,
+        "exactly three 1000-byte payloads fit a 3000-byte cap"
+    );
+    let exec = process(&base, &mut cache(), CHAIN, &block).unwrap();
+    assert_eq!(exec.rollup_bytes(), 3_000);
+    let mut over = block.clone();
+    over.push(txs[4].clone());
+    over[0] = Bytes::from(
+        BlockCommitments::compute(&{
+            let mut m = std::collections::BTreeMap::new();
+            m.insert(RollupId::from_name("r"), vec![vec![7u8; 1_000]; 4]);
+            m
+        })
+        .encode(),
+    );
+    assert!(matches!(
+        process(&base, &mut cache(), CHAIN, &over),
+        Err(ProposalError::Limit { .. })
+    ));
+}
+
+#[test]
+fn one_account_cannot_fill_a_block() {
+    let (a, b) = (SigningKey::from_seed("a"), SigningKey::from_seed("b"));
+    let mut base = genesis(&[(&a, 1_000_000), (&b, 1_000_000)]);
+    base.put_params(&ChainParams {
+        max_txs_per_account_per_block: 3,
+        ..ChainParams::default()
+    });
+    let mut txs: Vec<Bytes> = (0..6).map(|n| data_tx(&a, n, "r", &[n as u8])).collect();
+    txs.push(data_tx(&b, 0, "r", b"b"));
+    let block = build(&base, &txs, 1 << 20);
+    assert_eq!(
+        block.len(),
+        1 + 3 + 1,
+        "a gets its cap of 3, b still gets in"
+    );
+    assert!(block.contains(&txs[6]));
+    let mut greedy = vec![Bytes::new()];
+    greedy.extend(txs[..4].iter().cloned());
+    let batches = {
+        let mut m = std::collections::BTreeMap::new();
+        m.insert(
+            RollupId::from_name("r"),
+            (0..4u8).map(|n| vec![n]).collect::<Vec<_>>(),
+        );
+        m
+    };
+    greedy[0] = Bytes::from(BlockCommitments::compute(&batches).encode());
+    assert!(matches!(
+        process(&base, &mut cache(), CHAIN, &greedy),
+        Err(ProposalError::Limit { .. })
+    ));
 }
 
 #[test]
@@ -173,7 +252,7 @@ fn process_rejects_every_kind_of_bad_proposal() {
     let a = SigningKey::from_seed("a");
     let base = genesis(&[(&a, 1_000_000)]);
     let offered = vec![data_tx(&a, 0, "r", b"one"), data_tx(&a, 1, "s", b"two")];
-    let good = prepare(&base, &mut cache(), CHAIN, &offered, 1 << 20).unwrap();
+    let good = build(&base, &offered, 1 << 20);
     assert!(process(&base, &mut cache(), CHAIN, &good).is_ok());
 
     let reject = |block: Vec<Bytes>| process(&base, &mut cache(), CHAIN, &block).is_err();
@@ -208,7 +287,7 @@ fn execution_is_deterministic() {
         .collect();
     let run = || {
         let base = genesis(&[(&a, 1_000_000)]);
-        let block = prepare(&base, &mut cache(), CHAIN, &offered, 1 << 20).unwrap();
+        let block = build(&base, &offered, 1 << 20);
         let exec = process(&base, &mut cache(), CHAIN, &block).unwrap();
         (block, exec.commitments(), exec.delta.into_changes())
     };

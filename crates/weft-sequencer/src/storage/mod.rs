@@ -7,7 +7,8 @@
 //! - `state`: latest value of every readable state key (fast reads).
 //! - `jmt_nodes`, `jmt_values`: the JMT itself; value history by version.
 //! - `blocks`, `batches`, `txs`: per-height block records, rollup batches
-//!   and tx locations, for queries and proofs.
+//!   and tx locations, for queries and proofs; `txs_by_height` lets old
+//!   tx locations be pruned.
 
 pub mod delta;
 mod jmt_store;
@@ -60,6 +61,7 @@ pub(crate) const JMT_VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::ne
 pub(crate) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
 pub(crate) const BATCHES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("batches");
 pub(crate) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
+pub(crate) const TXS_BY_HEIGHT: TableDefinition<u64, &[u8]> = TableDefinition::new("txs_by_height");
 
 const META_HEIGHT: &str = "last_height";
 const META_APP_HASH: &str = "last_app_hash";
@@ -131,6 +133,7 @@ impl Storage {
             txn.open_table(t)?;
         }
         txn.open_table(BLOCKS)?;
+        txn.open_table(TXS_BY_HEIGHT)?;
         txn.commit()?;
         Ok(Storage { db: Arc::new(db) })
     }
