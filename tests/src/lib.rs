@@ -27,6 +27,16 @@ impl TestNetwork {
     /// Starts `validators` nodes with `users` funded accounts and waits
     /// until every node has committed height 2.
     pub async fn start(validators: usize, users: usize) -> Result<Self> {
+        Self::start_with(validators, users, |_| {}).await
+    }
+
+    /// Like [`TestNetwork::start`], letting the caller adjust the config
+    /// (chain parameters, sequencer flags, extra accounts).
+    pub async fn start_with(
+        validators: usize,
+        users: usize,
+        adjust: impl FnOnce(&mut TestnetConfig),
+    ) -> Result<Self> {
         let home = tempfile::Builder::new().prefix("weft-e2e-").tempdir()?;
         let users: Vec<SigningKey> = (0..users).map(|_| SigningKey::generate()).collect();
         let mut cfg = TestnetConfig::new(home.path());
@@ -39,6 +49,7 @@ impl TestNetwork {
                 balance: 1_000_000_000_000,
             })
             .collect();
+        adjust(&mut cfg);
         let net = Testnet::create(cfg).await.context("creating the testnet")?;
         net.start().await.context("starting the testnet")?;
         net.wait_all_for_height(2, Duration::from_secs(90))
@@ -122,4 +133,25 @@ where
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The raw CometBFT txs of the block at `height` (item 0 = commitments).
+pub async fn block_txs(rpc_url: &str, height: u64) -> Result<Vec<Vec<u8>>> {
+    use base64::Engine;
+    let r = rpc_get(rpc_url, "block", &[("height", height.to_string())]).await?;
+    let txs = r["block"]["data"]["txs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    txs.iter()
+        .map(|t| {
+            let s = t.as_str().context("tx is not a string")?;
+            Ok(base64::engine::general_purpose::STANDARD.decode(s)?)
+        })
+        .collect()
+}
+
+/// A transaction's status as the node at `client` reports it.
+pub async fn tx_status(client: &NodeClient, hash: &str) -> Result<Value> {
+    client.abci_query_json(&format!("tx/{hash}")).await
 }
