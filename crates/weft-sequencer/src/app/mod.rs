@@ -375,7 +375,9 @@ impl App {
         if let Some(old) = height.checked_sub(self.config.tx_index_retention_blocks) {
             indexes.push(Box::new(TxIndexPrune { height: old }));
         }
-        let changes = exec.delta.into_changes();
+        let changes = exec
+            .into_changes()
+            .unwrap_or_else(|e| fatal("FinalizeBlock", e));
         let pending = self
             .storage
             .prepare_commit(height, changes, indexes)
@@ -451,12 +453,12 @@ fn exec_tx_result(result: &ItemResult) -> (u32, ExecTxResult) {
         ),
         ItemResult::Tx {
             outcome: Ok(receipt),
-            ..
+            hash,
         } => (
             0,
             ExecTxResult {
                 events: receipt
-                    .events
+                    .events(hash)
                     .iter()
                     .map(|(kind, attrs)| {
                         Event::new(*kind, attrs.iter().map(|(k, v)| (*k, v.as_str()).index()))

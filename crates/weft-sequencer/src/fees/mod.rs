@@ -1,10 +1,9 @@
 //! Fees: a base fee per transaction plus a fee per byte of rollup data,
 //! charged in the native asset into the fee pool.
 
-use weft_core::{Address, Amount, ChainParams, TxCode};
+use weft_core::{Amount, ChainParams, TxCode};
 
 use crate::{
-    accounts::actions::debit,
     storage::{decode_stored, encode_stored, StateRead, StateWrite, StorageError},
     transaction::Rejection,
 };
@@ -31,15 +30,15 @@ pub fn pool<S: StateRead + ?Sized>(state: &S) -> Result<Amount, StorageError> {
         .map(Option::unwrap_or_default)
 }
 
-/// Moves `fee` from `payer` into the pool.
-pub fn charge<S: StateWrite>(state: &mut S, payer: &Address, fee: Amount) -> Result<(), Rejection> {
-    debit(state, payer, fee)?;
-    let total = pool(state)?.checked_add(fee).ok_or_else(|| {
-        Rejection::new(
-            TxCode::InvalidTransaction,
-            "fee pool would overflow".to_string(),
-        )
-    })?;
+/// Credits a block's collected fees to the pool (payers were debited as
+/// each transaction executed).
+pub fn collect<S: StateWrite>(state: &mut S, fees: Amount) -> Result<(), StorageError> {
+    if fees == 0 {
+        return Ok(());
+    }
+    // A pool past u128::MAX is unreachable (total supply is far below it);
+    // saturate rather than fail a block that already executed.
+    let total = pool(state)?.saturating_add(fees);
     state.put_raw(keys::POOL.into(), encode_stored(&total));
     Ok(())
 }

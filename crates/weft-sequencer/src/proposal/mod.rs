@@ -65,6 +65,7 @@ pub struct BlockExecution<S: StateRead> {
     params: ChainParams,
     batches: BTreeMap<RollupId, Vec<Vec<u8>>>,
     rollup_bytes: u64,
+    fees: weft_core::Amount,
     per_account: BTreeMap<Address, u32>,
     /// One result per CometBFT tx so far.
     pub results: Vec<ItemResult>,
@@ -79,6 +80,7 @@ impl<S: StateRead> BlockExecution<S> {
             params,
             batches: BTreeMap::new(),
             rollup_bytes: 0,
+            fees: 0,
             per_account: BTreeMap::new(),
             results: vec![ItemResult::Commitments],
         })
@@ -102,13 +104,19 @@ impl<S: StateRead> BlockExecution<S> {
             )));
         }
         self.delta.begin_tx();
-        match execute(&mut self.delta, tx) {
+        match execute(&mut self.delta, tx, &self.params) {
             Ok(receipt) => {
                 self.delta.commit_tx();
                 self.rollup_bytes += data;
+                self.fees = self.fees.saturating_add(receipt.fee);
                 self.per_account.insert(tx.signer, count + 1);
-                for (id, data) in &receipt.rollup_data {
-                    self.batches.entry(*id).or_default().push(data.clone());
+                for action in &tx.tx.transaction.actions {
+                    if let weft_core::Action::SubmitRollupData { rollup_id, data } = action {
+                        self.batches
+                            .entry(*rollup_id)
+                            .or_default()
+                            .push(data.clone());
+                    }
                 }
                 self.results.push(ItemResult::Tx {
                     hash: tx.hash,
@@ -121,6 +129,13 @@ impl<S: StateRead> BlockExecution<S> {
                 Err(ApplyError::Rejected(e))
             }
         }
+    }
+
+    /// Ends the block: credits the collected fees to the pool and returns
+    /// the state changes in key order.
+    pub fn into_changes(mut self) -> Result<Vec<(String, Option<Vec<u8>>)>, StorageError> {
+        crate::fees::collect(&mut self.delta, self.fees)?;
+        Ok(self.delta.into_changes())
     }
 
     /// Rollup data bytes in the block so far.

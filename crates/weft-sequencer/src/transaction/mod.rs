@@ -4,7 +4,7 @@
 //! `check_stateful` (nonce, limits, affordability against a state), then
 //! `execute` (fees, nonce, each action through the component owning it).
 
-use weft_core::{Action, Address, Amount, Hash, RollupId, SignedTransaction, TxCode};
+use weft_core::{Action, Address, Amount, ChainParams, Hash, RollupId, SignedTransaction, TxCode};
 
 use crate::{
     accounts::{actions::transfer, AccountsRead, AccountsWrite},
@@ -162,61 +162,107 @@ pub fn check_stateful<S: StateRead>(
     Ok(fee)
 }
 
-/// What executing a transaction did.
+/// What executing a transaction did: enough to emit its events later,
+/// without formatting anything on the proposal path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
-    /// Fee charged.
+    /// Fee debited from the signer (credited to the pool once per block).
     pub fee: Amount,
-    /// Rollup data placed in the block's batches, in action order.
-    pub rollup_data: Vec<(RollupId, Vec<u8>)>,
-    /// Deterministic events: (kind, attributes).
-    pub events: Vec<(&'static str, Vec<(&'static str, String)>)>,
+    /// The signer.
+    pub signer: Address,
+    /// The nonce it used.
+    pub nonce: u64,
+    /// Transfers made: recipient and amount.
+    pub transfers: Vec<(Address, Amount)>,
+    /// Rollup data placed in the block: rollup and byte count.
+    pub rollup_data: Vec<(RollupId, usize)>,
 }
 
-/// Executes `tx` on `state`. Not atomic by itself: callers open and close
-/// a transaction layer around it so a failure leaves nothing behind.
-pub fn execute<S: StateWrite>(state: &mut S, tx: &CheckedTx) -> Result<Receipt, Rejection> {
-    let fee = check_stateful(state, tx, NonceRule::Exact)?;
-    fees::charge(state, &tx.signer, fee)?;
+impl Receipt {
+    /// Deterministic ABCI events: `weft.tx`, then one `weft.transfer` or
+    /// `weft.rollup_data` per action, in action order.
+    pub fn events(&self, hash: &Hash) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+        let mut events = vec![(
+            "weft.tx",
+            vec![
+                ("hash", hash.to_hex()),
+                ("signer", self.signer.to_string()),
+                ("nonce", self.nonce.to_string()),
+                ("fee", self.fee.to_string()),
+            ],
+        )];
+        for (to, amount) in &self.transfers {
+            events.push((
+                "weft.transfer",
+                vec![
+                    ("from", self.signer.to_string()),
+                    ("to", to.to_string()),
+                    ("amount", amount.to_string()),
+                ],
+            ));
+        }
+        for (rollup_id, bytes) in &self.rollup_data {
+            events.push((
+                "weft.rollup_data",
+                vec![
+                    ("rollup_id", rollup_id.to_hex()),
+                    ("bytes", bytes.to_string()),
+                ],
+            ));
+        }
+        events
+    }
+}
+
+/// Executes `tx` on `state` under `params`: exact nonce, affordability,
+/// fee debit, nonce increment, then each action through the component
+/// owning it. The fee is only debited here; the block credits the pool
+/// once (`fees::collect`). Not atomic by itself: callers open and close a
+/// transaction layer around it so a failure leaves nothing behind.
+pub fn execute<S: StateWrite>(
+    state: &mut S,
+    tx: &CheckedTx,
+    params: &ChainParams,
+) -> Result<Receipt, Rejection> {
+    let body = &tx.tx.transaction;
+    check_data_size(body, params)?;
     let mut account = state.account(&tx.signer)?;
+    if body.nonce != account.nonce {
+        return Err(Rejection::new(
+            TxCode::NonceMismatch,
+            format!("nonce {}, account expects {}", body.nonce, account.nonce),
+        ));
+    }
+    let fee = fees::fee_for(params, body.rollup_data_bytes())?;
+    let total = cost(tx, fee)?;
+    if account.balance < total {
+        return Err(Rejection::new(
+            TxCode::InsufficientFunds,
+            format!(
+                "{} has {} but the transaction costs {total}",
+                tx.signer, account.balance
+            ),
+        ));
+    }
+    account.balance -= fee;
     account.nonce += 1;
     state.put_account(&tx.signer, account);
 
     let mut receipt = Receipt {
         fee,
+        signer: tx.signer,
+        nonce: body.nonce,
+        transfers: Vec::new(),
         rollup_data: Vec::new(),
-        events: vec![(
-            "weft.tx",
-            vec![
-                ("hash", tx.hash.to_hex()),
-                ("signer", tx.signer.to_string()),
-                ("nonce", tx.tx.transaction.nonce.to_string()),
-                ("fee", fee.to_string()),
-            ],
-        )],
     };
-    for action in &tx.tx.transaction.actions {
+    for action in &body.actions {
         match action {
             Action::Transfer { to, amount } => {
                 transfer(state, &tx.signer, to, *amount)?;
-                receipt.events.push((
-                    "weft.transfer",
-                    vec![
-                        ("from", tx.signer.to_string()),
-                        ("to", to.to_string()),
-                        ("amount", amount.to_string()),
-                    ],
-                ));
+                receipt.transfers.push((*to, *amount));
             }
             Action::SubmitRollupData { rollup_id, data } => {
-                receipt.rollup_data.push((*rollup_id, data.clone()));
-                receipt.events.push((
-                    "weft.rollup_data",
-                    vec![
-                        ("rollup_id", rollup_id.to_hex()),
-                        ("bytes", data.len().to_string()),
-                    ],
-                ));
+                receipt.rollup_data.push((*rollup_id, data.len()));
             }
         }
     }

@@ -1,0 +1,213 @@
+//! Microbenchmarks of the sequencer's hot path through the real `App`
+//! (real redb storage, real mempool): CheckTx against the cost of one
+//! ed25519 verification, and PrepareProposal / ProcessProposal of a full
+//! 4 MiB block with 10,000 pending transactions.
+//!
+//! Run: `cargo bench -p weft-sequencer --bench hot_path`
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use tendermint::{
+    abci::request::CheckTxKind,
+    account, block, consensus, evidence,
+    v0_38::abci::{request, Request, Response},
+    Time,
+};
+use weft_core::{
+    Action, ChainParams, GenesisAccount, GenesisAppState, RollupId, SignedTransaction, SigningKey,
+    Transaction,
+};
+use weft_sequencer::{app::AppConfig, mempool::MempoolConfig, App, Storage};
+
+const CHAIN: &str = "weft-bench";
+const MAX_BLOCK: i64 = 4 * 1024 * 1024;
+
+fn consensus_params() -> consensus::Params {
+    consensus::Params {
+        block: block::Size {
+            max_bytes: MAX_BLOCK as u64,
+            max_gas: -1,
+            time_iota_ms: 1000,
+        },
+        evidence: evidence::Params {
+            max_age_num_blocks: 100_000,
+            max_age_duration: evidence::Duration(Duration::from_secs(172_800)),
+            max_bytes: 1 << 20,
+        },
+        validator: consensus::params::ValidatorParams {
+            pub_key_types: vec![tendermint::public_key::Algorithm::Ed25519],
+        },
+        version: None,
+        abci: Default::default(),
+    }
+}
+
+/// A fresh app (own temp dir) with `keys` funded and big mempool bounds.
+fn app(keys: &[SigningKey]) -> (App, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = AppConfig {
+        mempool: MempoolConfig {
+            max_txs: 100_000,
+            max_bytes: 1 << 30,
+            ..MempoolConfig::default()
+        },
+        ..AppConfig::default()
+    };
+    let mut app = App::new(Storage::open(dir.path()).unwrap(), config).unwrap();
+    let genesis = GenesisAppState {
+        accounts: keys
+            .iter()
+            .map(|k| GenesisAccount {
+                address: k.address(),
+                balance: u64::MAX.into(),
+            })
+            .collect(),
+        params: ChainParams {
+            max_rollup_data_per_block: MAX_BLOCK as u64,
+            max_txs_per_account_per_block: 1_000,
+            ..ChainParams::default()
+        },
+    };
+    app.handle(Request::InitChain(request::InitChain {
+        time: Time::from_unix_timestamp(1_700_000_000, 0).unwrap(),
+        chain_id: CHAIN.into(),
+        consensus_params: consensus_params(),
+        validators: vec![],
+        app_state_bytes: serde_json::to_vec(&genesis).unwrap().into(),
+        initial_height: 1u32.into(),
+    }));
+    (app, dir)
+}
+
+fn keys(n: usize) -> Vec<SigningKey> {
+    (0..n)
+        .map(|i| SigningKey::from_seed(&format!("bench-{i}")))
+        .collect()
+}
+
+/// `per_account` consecutive nonces for every key, interleaved by nonce.
+fn txs(keys: &[SigningKey], per_account: u64, data: usize) -> Vec<Bytes> {
+    let mut out = Vec::new();
+    for nonce in 0..per_account {
+        for (i, k) in keys.iter().enumerate() {
+            let payload = vec![(i as u8) ^ (nonce as u8); data];
+            let tx = Transaction {
+                chain_id: CHAIN.into(),
+                nonce,
+                actions: vec![Action::SubmitRollupData {
+                    rollup_id: RollupId::from_name(["a", "b", "c"][i % 3]),
+                    data: payload,
+                }],
+            };
+            out.push(tx.sign(k).encode().into());
+        }
+    }
+    out
+}
+
+fn check_tx(app: &mut App, tx: Bytes) -> bool {
+    match app.handle(Request::CheckTx(request::CheckTx {
+        tx,
+        kind: CheckTxKind::New,
+    })) {
+        Response::CheckTx(r) => r.code.is_ok(),
+        _ => false,
+    }
+}
+
+fn bench_check_tx(c: &mut Criterion) {
+    let mut g = c.benchmark_group("check_tx");
+    g.throughput(Throughput::Elements(1));
+    // Baseline: one ed25519 verification of a typical transaction.
+    let key = SigningKey::from_seed("verify");
+    let one = SignedTransaction::decode(&txs(std::slice::from_ref(&key), 1, 200)[0]).unwrap();
+    g.bench_function("ed25519_verify_baseline", |b| {
+        b.iter(|| one.verify_signature().unwrap())
+    });
+
+    // Full CheckTx of new 200-byte-payload txs: decode, hash, signature,
+    // state read, mempool admission. 1,000 accounts x 32 nonces per app.
+    let accounts = keys(1_000);
+    let pool: Vec<Bytes> = txs(&accounts, 32, 200);
+    g.bench_function("new_tx_200b", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut left = iters as usize;
+            while left > 0 {
+                let (mut app, _dir) = app(&accounts);
+                let n = left.min(pool.len());
+                let start = Instant::now();
+                for tx in &pool[..n] {
+                    assert!(check_tx(&mut app, tx.clone()));
+                }
+                total += start.elapsed();
+                left -= n;
+            }
+            total
+        })
+    });
+    g.finish();
+}
+
+fn prepare(app: &mut App) -> Vec<Bytes> {
+    match app.handle(Request::PrepareProposal(request::PrepareProposal {
+        max_tx_bytes: MAX_BLOCK,
+        txs: vec![],
+        local_last_commit: None,
+        misbehavior: vec![],
+        height: 1u32.into(),
+        time: Time::from_unix_timestamp(1_700_000_001, 0).unwrap(),
+        next_validators_hash: Default::default(),
+        proposer_address: account::Id::new([1; 20]),
+    })) {
+        Response::PrepareProposal(r) => r.txs,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn bench_proposals(c: &mut Criterion) {
+    // 10,000 pending txs of ~530 bytes (400 bytes of rollup data): more than
+    // a 4 MiB block holds, so PrepareProposal fills the block.
+    let accounts = keys(1_000);
+    let (mut app, _dir) = app(&accounts);
+    for tx in txs(&accounts, 10, 400) {
+        assert!(check_tx(&mut app, tx));
+    }
+    let block = prepare(&mut app);
+    let bytes: usize = block.iter().map(|t| t.len()).sum();
+    eprintln!("prepared block: {} txs, {bytes} bytes", block.len() - 1);
+    let mut g = c.benchmark_group("proposal");
+    g.sample_size(20);
+    g.measurement_time(Duration::from_secs(10));
+    g.bench_function("prepare_4MiB_from_10k_pending", |b| {
+        b.iter(|| prepare(&mut app))
+    });
+    g.bench_function("process_4MiB", |b| {
+        b.iter_batched(
+            || block.clone(),
+            |txs| {
+                let r = app.handle(Request::ProcessProposal(request::ProcessProposal {
+                    txs,
+                    proposed_last_commit: None,
+                    misbehavior: vec![],
+                    hash: tendermint::Hash::Sha256([9; 32]),
+                    height: 1u32.into(),
+                    time: Time::from_unix_timestamp(1_700_000_001, 0).unwrap(),
+                    next_validators_hash: Default::default(),
+                    proposer_address: account::Id::new([1; 20]),
+                }));
+                assert!(matches!(
+                    r,
+                    Response::ProcessProposal(tendermint::abci::response::ProcessProposal::Accept)
+                ));
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench_check_tx, bench_proposals);
+criterion_main!(benches);
