@@ -454,6 +454,9 @@ impl Mempool {
             }
         }
         if let Some(s) = status {
+            if matches!(s, TxStatus::Evicted { .. }) {
+                metrics::counter!("weft_mempool_evicted_total").increment(1);
+            }
             self.set_final(*hash, s, now);
         }
     }
