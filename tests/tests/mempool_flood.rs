@@ -117,29 +117,42 @@ async fn run(t: &TestNetwork, poor: &[SigningKey]) -> Result<()> {
             ));
         }
     }
-    let sends = stream::iter(flood.into_iter().enumerate().map(|(i, (account, tx))| {
-        let node = i % t.clients.len();
+    // Like wallets: each account sends its own transactions in order to one
+    // node (accounts alternate between the two); accounts send concurrently.
+    let mut by_account: BTreeMap<usize, Vec<SignedTransaction>> = BTreeMap::new();
+    for (account, tx) in flood {
+        by_account.entry(account).or_default().push(tx);
+    }
+    let sends = stream::iter(by_account.into_iter().map(|(account, txs)| {
+        let node = account % t.clients.len();
         let client = t.clients[node].clone();
         async move {
-            let r = client.broadcast_tx_sync(&tx.encode()).await?;
-            anyhow::Ok((
-                r,
-                Sent {
-                    hash: tx.hash().to_hex(),
-                    node,
-                    account,
-                    nonce: tx.transaction.nonce,
-                },
-            ))
+            let mut out = Vec::new();
+            for tx in txs {
+                let r = client.broadcast_tx_sync(&tx.encode()).await?;
+                out.push((
+                    r,
+                    Sent {
+                        hash: tx.hash().to_hex(),
+                        node,
+                        account,
+                        nonce: tx.transaction.nonce,
+                    },
+                ));
+            }
+            anyhow::Ok(out)
         }
     }))
     .buffer_unordered(16)
     .collect::<Vec<_>>()
     .await;
     let mut accepted = Vec::new();
-    for s in sends {
-        let (r, sent) = s?;
-        // Nonces far ahead of a not-yet-seen predecessor are parked, not refused.
+    for (r, sent) in sends
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+    {
         ensure!(
             r.code == 0,
             "flood tx a{} n{} refused: {} {}",
@@ -204,15 +217,44 @@ async fn run(t: &TestNetwork, poor: &[SigningKey]) -> Result<()> {
         }],
     }
     .sign(&t.net.dev_key().clone());
+    // Submitted through the sequencer's HTTP API (JSON + base64), and
+    // followed there until included.
+    use base64::Engine;
+    let api = t.net.nodes()[0].api_url();
+    let http = reqwest::Client::new();
+    let resp = http
+        .post(format!("{api}/v1/tx"))
+        .json(&serde_json::json!({ "tx": base64::engine::general_purpose::STANDARD.encode(fund.encode()) }))
+        .send()
+        .await?;
     ensure!(
-        t.clients[0].broadcast_tx_sync(&fund.encode()).await?.code == 0,
-        "funding tx"
+        resp.status() == reqwest::StatusCode::ACCEPTED,
+        "POST /v1/tx: {}",
+        resp.status()
     );
+    let body: serde_json::Value = resp.json().await?;
     let fund_hash = fund.hash().to_hex();
+    ensure!(
+        body["hash"] == fund_hash && body["status"] == "pending",
+        "POST /v1/tx answer: {body}"
+    );
+    let resp = http
+        .post(format!("{api}/v1/tx"))
+        .body(fund.encode())
+        .send()
+        .await?;
+    ensure!(
+        resp.status() == reqwest::StatusCode::CONFLICT,
+        "resubmission is a duplicate: {}",
+        resp.status()
+    );
     eventually(Duration::from_secs(60), "the funding tx", || {
-        let c = t.clients[0].clone();
-        let h = fund_hash.clone();
-        async move { c.tx(&h).await }
+        let url = format!("{api}/v1/tx/{fund_hash}");
+        let http = http.clone();
+        async move {
+            let st: serde_json::Value = http.get(url).send().await?.json().await?;
+            Ok((st["status"] == "included").then_some(()))
+        }
     })
     .await?;
     let mut half = payload("multi");

@@ -133,7 +133,7 @@ impl<S: StateRead> BlockExecution<S> {
 
     /// Ends the block: credits the collected fees to the pool and returns
     /// the state changes in key order.
-    pub fn into_changes(mut self) -> Result<Vec<(String, Option<Vec<u8>>)>, StorageError> {
+    pub fn into_changes(mut self) -> Result<crate::storage::StateChanges, StorageError> {
         crate::fees::collect(&mut self.delta, self.fees)?;
         Ok(self.delta.into_changes())
     }

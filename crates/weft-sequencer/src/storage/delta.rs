@@ -64,7 +64,7 @@ impl<S: StateRead> StateDelta<S> {
     }
 
     /// The block's changes in key order.
-    pub fn into_changes(mut self) -> Vec<(String, Option<Vec<u8>>)> {
+    pub fn into_changes(mut self) -> super::StateChanges {
         self.commit_tx();
         self.block.into_iter().collect()
     }

@@ -67,6 +67,9 @@ const META_HEIGHT: &str = "last_height";
 const META_APP_HASH: &str = "last_app_hash";
 const META_CHAIN_ID: &str = "chain_id";
 
+/// One height's state changes by readable key, in key order (`None` deletes).
+pub type StateChanges = Vec<(String, Option<Vec<u8>>)>;
+
 /// What was last committed: the restart handshake reports exactly this.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedInfo {
@@ -92,7 +95,7 @@ pub struct PendingCommit {
     /// JMT root after applying `changes`.
     pub app_hash: Hash,
     /// State changes by readable key, in key order.
-    pub changes: Vec<(String, Option<Vec<u8>>)>,
+    pub changes: StateChanges,
     tree_batch: TreeUpdateBatch,
     /// Non-authenticated rows (block record, batches, tx locations).
     pub indexes: Vec<Box<dyn IndexWrite + Send>>,
@@ -171,7 +174,7 @@ impl Storage {
     pub fn prepare_commit(
         &self,
         height: u64,
-        changes: Vec<(String, Option<Vec<u8>>)>,
+        changes: StateChanges,
         indexes: Vec<Box<dyn IndexWrite + Send>>,
     ) -> Result<PendingCommit, StorageError> {
         let txn = self.db.begin_read()?;
