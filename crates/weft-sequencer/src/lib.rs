@@ -10,6 +10,7 @@ pub mod app;
 pub mod chain;
 pub mod config;
 pub mod fees;
+pub mod headers;
 pub mod mempool;
 pub mod proposal;
 pub mod rollups;

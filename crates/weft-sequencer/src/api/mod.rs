@@ -1,9 +1,13 @@
 //! The sequencer's HTTP API (axum): submitting transactions (forwarded to
 //! the local CometBFT), transaction status, accounts, rollup batches with
-//! proofs, health and Prometheus metrics. Bodies are size-limited before
+//! signed headers and proofs (one, a range, a stream), validator sets,
+//! health and Prometheus metrics. Bodies are size-limited before
 //! parsing, every request has a timeout, every error is JSON.
 
+mod batches;
 mod submit;
+
+pub use batches::{BatchAtHeight, BatchRange};
 
 use std::{
     sync::{Arc, Mutex},
@@ -20,12 +24,12 @@ use axum::{
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use tower_http::timeout::TimeoutLayer;
-use weft_core::{Address, Hash, RollupId};
+use weft_core::{Address, Hash};
 
 use crate::{
     accounts,
+    headers::Headers,
     mempool::{self, Mempool, TxStatus},
-    rollups,
     storage::Storage,
 };
 
@@ -45,6 +49,8 @@ pub struct ApiState {
     pub cometbft_rpc: String,
     /// Renders `/metrics`; `None` when no recorder is installed.
     pub metrics: Option<PrometheusHandle>,
+    /// Signed headers and validator sets from the local CometBFT.
+    pub headers: Headers,
     http: reqwest::Client,
 }
 
@@ -57,6 +63,7 @@ impl ApiState {
         metrics: Option<PrometheusHandle>,
     ) -> Self {
         ApiState {
+            headers: Headers::new(storage.clone(), &cometbft_rpc),
             storage,
             mempool,
             cometbft_rpc: cometbft_rpc.trim_end_matches('/').to_string(),
@@ -102,6 +109,9 @@ impl ApiError {
     fn internal(e: impl std::fmt::Display) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     }
+    fn unavailable(e: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
+    }
     fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = Some(details);
         self
@@ -125,7 +135,10 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/tx/{hash}", get(tx_status))
         .route("/v1/accounts/{address}", get(account))
-        .route("/v1/rollups/{rollup_id}/batches/{height}", get(batch))
+        .route("/v1/rollups/{rollup_id}/batches/{height}", get(batches::one))
+        .route("/v1/rollups/{rollup_id}/batches", get(batches::range))
+        .route("/v1/rollups/{rollup_id}/stream", get(batches::stream))
+        .route("/v1/validators/{height}", get(batches::validators))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
@@ -190,23 +203,6 @@ async fn account(
     accounts::query::account(&s.storage, &address, 0)
         .map(Json)
         .map_err(ApiError::internal)
-}
-
-async fn batch(
-    State(s): State<ApiState>,
-    Path((rollup, height)): Path<(String, String)>,
-) -> Result<Json<weft_core::RollupBatchProof>, ApiError> {
-    let rollup_id = RollupId::from_hex(&rollup)
-        .map_err(|e| ApiError::bad_request(format!("rollup id must be 64 hex characters: {e}")))?;
-    let height: u64 = height
-        .parse()
-        .map_err(|e| ApiError::bad_request(format!("height: {e}")))?;
-    match rollups::query::batch(&s.storage, &rollup_id, height).map_err(ApiError::internal)? {
-        Some(p) => Ok(Json(p)),
-        None => Err(ApiError::not_found(format!(
-            "height {height} is not committed yet"
-        ))),
-    }
 }
 
 #[cfg(test)]

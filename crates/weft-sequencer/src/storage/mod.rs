@@ -8,7 +8,8 @@
 //! - `jmt_nodes`, `jmt_values`: the JMT itself; value history by version.
 //! - `blocks`, `batches`, `txs`: per-height block records, rollup batches
 //!   and tx locations, for queries and proofs; `txs_by_height` lets old
-//!   tx locations be pruned.
+//!   tx locations be pruned; `signed_headers` caches CometBFT's commits
+//!   for the batch API (written outside the consensus commit).
 
 pub mod delta;
 mod jmt_store;
@@ -62,6 +63,7 @@ pub(crate) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blo
 pub(crate) const BATCHES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("batches");
 pub(crate) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 pub(crate) const TXS_BY_HEIGHT: TableDefinition<u64, &[u8]> = TableDefinition::new("txs_by_height");
+pub(crate) const SIGNED_HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("signed_headers");
 
 const META_HEIGHT: &str = "last_height";
 const META_APP_HASH: &str = "last_app_hash";
@@ -137,6 +139,7 @@ impl Storage {
         }
         txn.open_table(BLOCKS)?;
         txn.open_table(TXS_BY_HEIGHT)?;
+        txn.open_table(SIGNED_HEADERS)?;
         txn.commit()?;
         Ok(Storage { db: Arc::new(db) })
     }
@@ -250,6 +253,22 @@ impl Storage {
             .get_root_hash_option(version)
             .map(|r| r.map(|r| Hash(r.0)))
             .map_err(|e| StorageError::Tree(e.to_string()))
+    }
+
+    /// Writes rows outside the consensus commit (caches such as signed
+    /// headers), in their own atomic transaction. Not fsynced on its own:
+    /// the next consensus commit makes it durable, and a cache row lost to
+    /// a crash is fetched again.
+    pub fn write_index(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| StorageError::Store(e.into()))?;
+        f(&txn)?;
+        txn.commit()?;
+        Ok(())
     }
 
     /// A read transaction for index queries.

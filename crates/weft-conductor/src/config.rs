@@ -1,0 +1,187 @@
+//! Configuration: flags, `WEFT_CONDUCTOR_*` environment variables, and an
+//! optional TOML file (`--config`) with the same keys; flags and
+//! environment win over the file.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use tendermint::{chain, validator};
+use weft_core::RollupId;
+
+use crate::verify::Anchor;
+
+/// `weft-conductor`: follow one rollup's batches on a Weft sequencer,
+/// verify every height (validator signatures, then merkle proofs) and
+/// deliver it to the rollup exactly once, in order.
+///
+/// Try it on a local network:
+///   weft-conductor --devnet .devnet/devnet.json --rollup my-rollup --from-height 1 --deliver stdout
+#[derive(Debug, Clone, Default, clap::Parser, Deserialize)]
+#[command(name = "weft-conductor", version, verbatim_doc_comment)]
+#[serde(deny_unknown_fields)]
+pub struct Args {
+    /// TOML file with any of these settings (flags and env override it).
+    #[arg(long, env = "WEFT_CONDUCTOR_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// The rollup: its name (hashed to its id) or its 64-hex id.
+    #[arg(long, env = "WEFT_CONDUCTOR_ROLLUP")]
+    pub rollup: Option<String>,
+    /// A sequencer API URL; repeat for failover, used in order.
+    #[arg(long = "endpoint", env = "WEFT_CONDUCTOR_ENDPOINTS", value_delimiter = ',')]
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// A local devnet's devnet.json: supplies the endpoints (every node's
+    /// API) and the genesis (node0's genesis.json next to it).
+    #[arg(long, env = "WEFT_CONDUCTOR_DEVNET")]
+    pub devnet: Option<PathBuf>,
+    /// CometBFT genesis.json to anchor trust at genesis.
+    #[arg(long, env = "WEFT_CONDUCTOR_GENESIS")]
+    pub genesis: Option<PathBuf>,
+    /// Anchor trust at this height instead (with --trust-hash).
+    #[arg(long, env = "WEFT_CONDUCTOR_TRUST_HEIGHT", requires = "trust_hash")]
+    pub trust_height: Option<u64>,
+    /// The header hash trusted at --trust-height (hex).
+    #[arg(long, env = "WEFT_CONDUCTOR_TRUST_HASH", requires = "trust_height")]
+    pub trust_hash: Option<String>,
+    /// First height to deliver (earlier ones are verified, not delivered).
+    #[arg(long, env = "WEFT_CONDUCTOR_FROM_HEIGHT")]
+    pub from_height: Option<u64>,
+    /// Where blocks go: `stdout` (NDJSON) or an http(s) URL of the rollup
+    /// node (POST a block, GET the head).
+    #[arg(long, env = "WEFT_CONDUCTOR_DELIVER")]
+    pub deliver: Option<String>,
+    /// Cursor file [default: ./weft-conductor-<rollup id prefix>.cursor].
+    #[arg(long, env = "WEFT_CONDUCTOR_CURSOR")]
+    pub cursor: Option<PathBuf>,
+    /// Serve /health and /metrics here.
+    #[arg(long, env = "WEFT_CONDUCTOR_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Longest age of the trusted header, in seconds [default: 30 days].
+    #[arg(long, env = "WEFT_CONDUCTOR_TRUSTING_PERIOD_SECS")]
+    pub trusting_period_secs: Option<u64>,
+    /// Log filter [default: info].
+    #[arg(long, env = "WEFT_CONDUCTOR_LOG")]
+    pub log: Option<String>,
+}
+
+/// Where to deliver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// NDJSON lines on stdout.
+    Stdout,
+    /// POST to a rollup node.
+    Http(String),
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The rollup.
+    pub rollup_id: RollupId,
+    /// Sequencer API endpoints, in order.
+    pub endpoints: Vec<String>,
+    /// Trust anchor.
+    pub anchor: Anchor,
+    /// First height delivered.
+    pub from_height: u64,
+    /// Delivery.
+    pub delivery: Delivery,
+    /// Cursor file.
+    pub cursor: PathBuf,
+    /// Health/metrics address.
+    pub listen: Option<SocketAddr>,
+    /// Trusting period.
+    pub trusting_period: Duration,
+    /// Log filter.
+    pub log: String,
+}
+
+#[derive(Deserialize)]
+struct DevnetFile {
+    nodes: Vec<DevnetNode>,
+}
+
+#[derive(Deserialize)]
+struct DevnetNode {
+    api: String,
+}
+
+#[derive(Deserialize)]
+struct GenesisFile {
+    chain_id: String,
+    validators: Vec<validator::Info>,
+}
+
+impl Args {
+    /// Fills unset fields from the `--config` file, then resolves.
+    pub fn resolve(mut self) -> Result<Config> {
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let file: Args = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            self.merge(file);
+        }
+        let rollup = self.rollup.context("--rollup is required (a name or a 64-hex id)")?;
+        let rollup_id = RollupId::from_name_or_hex(&rollup);
+        let mut endpoints = self.endpoints;
+        let mut genesis = self.genesis;
+        if let Some(devnet) = &self.devnet {
+            let text = std::fs::read_to_string(devnet).with_context(|| format!("reading {}", devnet.display()))?;
+            let file: DevnetFile = serde_json::from_str(&text).context("devnet.json")?;
+            if endpoints.is_empty() {
+                endpoints = file.nodes.into_iter().map(|n| n.api).collect();
+            }
+            if genesis.is_none() {
+                let dir = devnet.parent().unwrap_or(std::path::Path::new("."));
+                genesis = Some(dir.join("node0/cometbft/config/genesis.json"));
+            }
+        }
+        if endpoints.is_empty() {
+            bail!("no sequencer endpoint: pass --endpoint URL (repeatable) or --devnet devnet.json");
+        }
+        let anchor = match (self.trust_height, self.trust_hash, genesis) {
+            (Some(height), Some(hash), _) => Anchor::Header {
+                height,
+                hash: tendermint::Hash::from_hex_upper(tendermint::hash::Algorithm::Sha256, &hash.to_uppercase())
+                    .context("--trust-hash must be 64 hex characters")?,
+            },
+            (_, _, Some(path)) => {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("reading genesis {}", path.display()))?;
+                let g: GenesisFile = serde_json::from_str(&text).with_context(|| format!("parsing genesis {}", path.display()))?;
+                let chain_id: chain::Id = g.chain_id.parse().context("genesis chain_id")?;
+                Anchor::Genesis { chain_id, validators: validator::Set::without_proposer(g.validators) }
+            }
+            _ => bail!("no trust anchor: pass --genesis genesis.json, --trust-height H with --trust-hash HEX, or --devnet"),
+        };
+        let delivery = match self.deliver.as_deref() {
+            None | Some("stdout") => Delivery::Stdout,
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => Delivery::Http(url.to_string()),
+            Some(other) => bail!("--deliver must be `stdout` or an http(s) URL, not `{other}`"),
+        };
+        let cursor = self
+            .cursor
+            .unwrap_or_else(|| PathBuf::from(format!("weft-conductor-{}.cursor", &rollup_id.to_hex()[..16])));
+        Ok(Config {
+            rollup_id,
+            endpoints,
+            anchor,
+            from_height: self.from_height.unwrap_or(1),
+            delivery,
+            cursor,
+            listen: self.listen,
+            trusting_period: Duration::from_secs(self.trusting_period_secs.unwrap_or(30 * 24 * 3600)),
+            log: self.log.unwrap_or_else(|| "info".into()),
+        })
+    }
+
+    fn merge(&mut self, file: Args) {
+        macro_rules! fill {
+            ($($f:ident),*) => {$( if self.$f.is_none() { self.$f = file.$f; } )*};
+        }
+        fill!(rollup, devnet, genesis, trust_height, trust_hash, from_height, deliver, cursor, listen, trusting_period_secs, log);
+        if self.endpoints.is_empty() {
+            self.endpoints = file.endpoints;
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Signed headers for the batch API: a follower copies each committed
+//! height's signed header (header + commit, CometBFT's `/commit`) from the
+//! local CometBFT into the store, so rollup conductors can fetch a batch and
+//! the signatures that vouch for it in one request, and catch up over
+//! ranges without one RPC round trip per height.
+//!
+//! Nothing here is consensus state: it is a cache of what CometBFT already
+//! holds, rebuilt on demand when missing.
+
+use std::time::Duration;
+
+use redb::ReadTransaction;
+use serde_json::Value;
+
+use crate::storage::{Storage, StorageError, SIGNED_HEADERS};
+
+/// Why a signed header could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum HeaderError {
+    /// The local CometBFT did not answer or answered an error.
+    #[error("CometBFT RPC: {0}")]
+    Rpc(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Reads and fills the signed-header cache.
+#[derive(Clone)]
+pub struct Headers {
+    storage: Storage,
+    rpc: String,
+    http: reqwest::Client,
+}
+
+impl Headers {
+    /// A cache over `storage`, filled from the CometBFT RPC at `rpc`.
+    pub fn new(storage: Storage, rpc: &str) -> Self {
+        Headers {
+            storage,
+            rpc: rpc.trim_end_matches('/').to_string(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The signed header at `height` from the cache, fetching and caching
+    /// it if missing. `None` when CometBFT has no commit for it yet.
+    pub async fn get(&self, height: u64) -> Result<Option<Value>, HeaderError> {
+        if let Some(v) = cached(&self.storage.read()?, height)? {
+            return Ok(Some(v));
+        }
+        let Some(v) = self.fetch(height).await? else {
+            return Ok(None);
+        };
+        self.store(height, &v)?;
+        Ok(Some(v))
+    }
+
+    /// CometBFT's `/commit?height=H` → `result.signed_header`.
+    async fn fetch(&self, height: u64) -> Result<Option<Value>, HeaderError> {
+        let body: Value = self
+            .http
+            .get(format!("{}/commit", self.rpc))
+            .query(&[("height", height.to_string())])
+            .send()
+            .await
+            .map_err(|e| HeaderError::Rpc(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| HeaderError::Rpc(e.to_string()))?;
+        if body.get("error").is_some() {
+            // "height must be less than or equal to the current blockchain height"
+            return Ok(None);
+        }
+        Ok(body.pointer("/result/signed_header").cloned())
+    }
+
+    fn store(&self, height: u64, signed_header: &Value) -> Result<(), StorageError> {
+        self.store_all(&[(height, signed_header.clone())])
+    }
+
+    fn store_all(&self, headers: &[(u64, Value)]) -> Result<(), StorageError> {
+        self.storage.write_index(|txn| {
+            let mut t = txn.open_table(SIGNED_HEADERS)?;
+            for (height, header) in headers {
+                let bytes = serde_json::to_vec(header).unwrap_or_default();
+                t.insert(*height, bytes.as_slice())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The validator set at `height` (all pages of CometBFT's `/validators`),
+    /// as CometBFT's JSON `{ block_height, validators, count, total }`.
+    pub async fn validators(&self, height: u64) -> Result<Value, HeaderError> {
+        let mut all: Vec<Value> = Vec::new();
+        let mut page = 1u32;
+        loop {
+            let body: Value = self
+                .http
+                .get(format!("{}/validators", self.rpc))
+                .query(&[("height", height.to_string()), ("page", page.to_string()), ("per_page", "100".into())])
+                .send()
+                .await
+                .map_err(|e| HeaderError::Rpc(e.to_string()))?
+                .json()
+                .await
+                .map_err(|e| HeaderError::Rpc(e.to_string()))?;
+            if let Some(err) = body.get("error") {
+                return Err(HeaderError::Rpc(err.to_string()));
+            }
+            let result = body.get("result").cloned().unwrap_or_default();
+            let batch = result.get("validators").and_then(Value::as_array).cloned().unwrap_or_default();
+            let total: usize = result
+                .get("total")
+                .and_then(Value::as_str)
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+            let got = batch.len();
+            all.extend(batch);
+            if got == 0 || all.len() >= total || page >= 1000 {
+                let count = all.len().to_string();
+                return Ok(serde_json::json!({
+                    "block_height": height.to_string(),
+                    "validators": all,
+                    "count": count,
+                    "total": count,
+                }));
+            }
+            page += 1;
+        }
+    }
+
+    /// Copies signed headers of newly committed heights into the cache,
+    /// forever; a few in flight at once while catching up.
+    pub async fn follow(self) {
+        let mut next = match self.first_missing() {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::error!(error = %e, "signed-header follower cannot read storage; not following");
+                return;
+            }
+        };
+        loop {
+            let committed = self.storage.committed().ok().flatten().map(|c| c.height).unwrap_or(0);
+            if next > committed {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            let last = committed.min(next + 31);
+            let fetches = (next..=last).map(|h| {
+                let this = self.clone();
+                async move { (h, this.fetch(h).await) }
+            });
+            let mut fetched = Vec::new();
+            for (h, result) in futures::future::join_all(fetches).await {
+                match result {
+                    Ok(Some(v)) => fetched.push((h, v)),
+                    // Not yet available (or CometBFT busy): retry from here.
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            match self.store_all(&fetched) {
+                Ok(()) => next += fetched.len() as u64,
+                Err(e) => tracing::warn!(error = %e, "caching signed headers failed; retrying"),
+            }
+            if next <= last {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    fn first_missing(&self) -> Result<u64, StorageError> {
+        let txn = self.storage.read()?;
+        let t = txn.open_table(SIGNED_HEADERS)?;
+        use redb::ReadableTable;
+        let last = t.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+        Ok(last + 1)
+    }
+}
+
+/// A cached signed header.
+pub fn cached(txn: &ReadTransaction, height: u64) -> Result<Option<Value>, StorageError> {
+    let t = txn.open_table(SIGNED_HEADERS)?;
+    let v = t.get(height)?;
+    v.map(|v| serde_json::from_slice(v.value()).map_err(|_| StorageError::Corrupt(format!("signed_headers/{height}"))))
+        .transpose()
+}
