@@ -92,9 +92,14 @@ impl<E: Executor> Conductor<E> {
 
     /// Runs until `stop` resolves (checked between heights) or the cursor
     /// fails.
-    pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) -> Result<(), ConductorError> {
+    pub async fn run(
+        mut self,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ConductorError> {
         if let Some(c) = self.cursor.last() {
-            self.verifier.resume(&c.trusted).map_err(ConductorError::Resume)?;
+            self.verifier
+                .resume(&c.trusted)
+                .map_err(ConductorError::Resume)?;
             self.progress.delivered.store(c.height, Ordering::Relaxed);
             tracing::info!(height = c.height, cursor = %self.cursor.path().display(), "resuming from cursor");
         }
@@ -108,12 +113,19 @@ impl<E: Executor> Conductor<E> {
             }
         };
         if rollup_head > 0 {
-            tracing::info!(rollup_head, "the rollup reports its head; heights up to it are verified but not re-delivered");
+            tracing::info!(
+                rollup_head,
+                "the rollup reports its head; heights up to it are verified but not re-delivered"
+            );
         }
         tokio::pin!(stop);
         loop {
             let next = self.verifier.next_height();
-            let wait = if self.progress.latest.load(Ordering::Relaxed) >= next { Duration::ZERO } else { LONG_POLL };
+            let wait = if self.progress.latest.load(Ordering::Relaxed) >= next {
+                Duration::ZERO
+            } else {
+                LONG_POLL
+            };
             let fetched = tokio::select! {
                 _ = &mut stop => return Ok(()),
                 f = self.source.fetch(next, RANGE, wait) => f,
@@ -127,7 +139,9 @@ impl<E: Executor> Conductor<E> {
                     continue;
                 }
             };
-            self.progress.latest.fetch_max(fetched.latest, Ordering::Relaxed);
+            self.progress
+                .latest
+                .fetch_max(fetched.latest, Ordering::Relaxed);
             metrics::gauge!("weft_conductor_sequencer_height").set(fetched.latest as f64);
             for item in fetched.items {
                 if let Err(e) = self.handle(item, rollup_head).await {
@@ -149,7 +163,11 @@ impl<E: Executor> Conductor<E> {
         let started = Instant::now();
         let vhash = item.signed_header.header.validators_hash;
         if !self.validator_sets.contains_key(&vhash) {
-            let set = self.source.validators(item.height).await.map_err(|e| HandleError::Source(e.to_string()))?;
+            let set = self
+                .source
+                .validators(item.height)
+                .await
+                .map_err(|e| HandleError::Source(e.to_string()))?;
             // Keyed by its own hash: a wrong set simply fails verification.
             self.validator_sets.insert(set.hash(), set);
         }
@@ -161,9 +179,16 @@ impl<E: Executor> Conductor<E> {
         };
         let record = self
             .verifier
-            .verify(&item.signed_header, validators, &item.batch, &self.rollup_id, Time::now())
+            .verify(
+                &item.signed_header,
+                validators,
+                &item.batch,
+                &self.rollup_id,
+                Time::now(),
+            )
             .map_err(HandleError::Verify)?;
-        metrics::histogram!("weft_conductor_verify_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("weft_conductor_verify_seconds")
+            .record(started.elapsed().as_secs_f64());
 
         let height = item.height;
         let ack = if height >= self.from_height && height > rollup_head {
@@ -172,7 +197,10 @@ impl<E: Executor> Conductor<E> {
                 height,
                 time: header.time.to_rfc3339(),
                 sequencer_block_hash: hex::encode(header.hash().as_bytes()),
-                parent_hash: header.last_block_id.map(|b| hex::encode(b.hash.as_bytes())).unwrap_or_default(),
+                parent_hash: header
+                    .last_block_id
+                    .map(|b| hex::encode(b.hash.as_bytes()))
+                    .unwrap_or_default(),
                 txs: item.batch.items,
             };
             loop {
@@ -189,7 +217,9 @@ impl<E: Executor> Conductor<E> {
         } else {
             String::new()
         };
-        self.cursor.save(height, ack, record).map_err(HandleError::Cursor)?;
+        self.cursor
+            .save(height, ack, record)
+            .map_err(HandleError::Cursor)?;
         self.progress.delivered.store(height, Ordering::Relaxed);
         metrics::gauge!("weft_conductor_delivered_height").set(height as f64);
         let latest = self.progress.latest.load(Ordering::Relaxed);

@@ -29,7 +29,11 @@ pub struct Args {
     #[arg(long, env = "WEFT_CONDUCTOR_ROLLUP")]
     pub rollup: Option<String>,
     /// A sequencer API URL; repeat for failover, used in order.
-    #[arg(long = "endpoint", env = "WEFT_CONDUCTOR_ENDPOINTS", value_delimiter = ',')]
+    #[arg(
+        long = "endpoint",
+        env = "WEFT_CONDUCTOR_ENDPOINTS",
+        value_delimiter = ','
+    )]
     #[serde(default)]
     pub endpoints: Vec<String>,
     /// A local devnet's devnet.json: supplies the endpoints (every node's
@@ -118,16 +122,21 @@ impl Args {
     /// Fills unset fields from the `--config` file, then resolves.
     pub fn resolve(mut self) -> Result<Config> {
         if let Some(path) = &self.config {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            let file: Args = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let file: Args =
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
             self.merge(file);
         }
-        let rollup = self.rollup.context("--rollup is required (a name or a 64-hex id)")?;
+        let rollup = self
+            .rollup
+            .context("--rollup is required (a name or a 64-hex id)")?;
         let rollup_id = RollupId::from_name_or_hex(&rollup);
         let mut endpoints = self.endpoints;
         let mut genesis = self.genesis;
         if let Some(devnet) = &self.devnet {
-            let text = std::fs::read_to_string(devnet).with_context(|| format!("reading {}", devnet.display()))?;
+            let text = std::fs::read_to_string(devnet)
+                .with_context(|| format!("reading {}", devnet.display()))?;
             let file: DevnetFile = serde_json::from_str(&text).context("devnet.json")?;
             if endpoints.is_empty() {
                 endpoints = file.nodes.into_iter().map(|n| n.api).collect();
@@ -138,7 +147,9 @@ impl Args {
             }
         }
         if endpoints.is_empty() {
-            bail!("no sequencer endpoint: pass --endpoint URL (repeatable) or --devnet devnet.json");
+            bail!(
+                "no sequencer endpoint: pass --endpoint URL (repeatable) or --devnet devnet.json"
+            );
         }
         let anchor = match (self.trust_height, self.trust_hash, genesis) {
             (Some(height), Some(hash), _) => Anchor::Header {
@@ -156,12 +167,17 @@ impl Args {
         };
         let delivery = match self.deliver.as_deref() {
             None | Some("stdout") => Delivery::Stdout,
-            Some(url) if url.starts_with("http://") || url.starts_with("https://") => Delivery::Http(url.to_string()),
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+                Delivery::Http(url.to_string())
+            }
             Some(other) => bail!("--deliver must be `stdout` or an http(s) URL, not `{other}`"),
         };
-        let cursor = self
-            .cursor
-            .unwrap_or_else(|| PathBuf::from(format!("weft-conductor-{}.cursor", &rollup_id.to_hex()[..16])));
+        let cursor = self.cursor.unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "weft-conductor-{}.cursor",
+                &rollup_id.to_hex()[..16]
+            ))
+        });
         Ok(Config {
             rollup_id,
             endpoints,
@@ -170,7 +186,9 @@ impl Args {
             delivery,
             cursor,
             listen: self.listen,
-            trusting_period: Duration::from_secs(self.trusting_period_secs.unwrap_or(30 * 24 * 3600)),
+            trusting_period: Duration::from_secs(
+                self.trusting_period_secs.unwrap_or(30 * 24 * 3600),
+            ),
             log: self.log.unwrap_or_else(|| "info".into()),
         })
     }
@@ -179,7 +197,19 @@ impl Args {
         macro_rules! fill {
             ($($f:ident),*) => {$( if self.$f.is_none() { self.$f = file.$f; } )*};
         }
-        fill!(rollup, devnet, genesis, trust_height, trust_hash, from_height, deliver, cursor, listen, trusting_period_secs, log);
+        fill!(
+            rollup,
+            devnet,
+            genesis,
+            trust_height,
+            trust_hash,
+            from_height,
+            deliver,
+            cursor,
+            listen,
+            trusting_period_secs,
+            log
+        );
         if self.endpoints.is_empty() {
             self.endpoints = file.endpoints;
         }

@@ -46,12 +46,21 @@ impl CursorFile {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         let last = [0, SLOT]
             .into_iter()
             .filter_map(|offset| read_slot(&file, offset))
             .max_by_key(|c| c.seq);
-        Ok(CursorFile { path: path.to_path_buf(), file, last })
+        Ok(CursorFile {
+            path: path.to_path_buf(),
+            file,
+            last,
+        })
     }
 
     /// The newest record, if any.
@@ -65,9 +74,19 @@ impl CursorFile {
     }
 
     /// Persists a record durably (returns after fdatasync).
-    pub fn save(&mut self, height: u64, rollup_block_hash: String, trusted: TrustedRecord) -> io::Result<()> {
+    pub fn save(
+        &mut self,
+        height: u64,
+        rollup_block_hash: String,
+        trusted: TrustedRecord,
+    ) -> io::Result<()> {
         let seq = self.last.as_ref().map(|c| c.seq + 1).unwrap_or(1);
-        let cursor = Cursor { seq, height, rollup_block_hash, trusted };
+        let cursor = Cursor {
+            seq,
+            height,
+            rollup_block_hash,
+            trusted,
+        };
         let json = serde_json::to_vec(&cursor).map_err(io::Error::other)?;
         let mut slot = Vec::with_capacity(json.len() + 40);
         slot.extend_from_slice(&(json.len() as u32).to_le_bytes());
@@ -76,7 +95,7 @@ impl CursorFile {
         if slot.len() as u64 > SLOT {
             return Err(io::Error::other("cursor record larger than its slot"));
         }
-        let offset = if seq % 2 == 0 { SLOT } else { 0 };
+        let offset = if seq.is_multiple_of(2) { SLOT } else { 0 };
         self.file.write_all_at(&slot, offset)?;
         self.file.sync_data()?;
         self.last = Some(cursor);

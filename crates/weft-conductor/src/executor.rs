@@ -93,20 +93,45 @@ struct Head {
 #[async_trait]
 impl Executor for HttpExecutor {
     async fn head(&self) -> Result<Option<u64>, ExecutorError> {
-        let resp = self.http.get(&self.url).send().await.map_err(|e| ExecutorError(e.to_string()))?;
+        let resp = self
+            .http
+            .get(&self.url)
+            .send()
+            .await
+            .map_err(|e| ExecutorError(e.to_string()))?;
         if !resp.status().is_success() {
-            return Err(ExecutorError(format!("GET {}: HTTP {}", self.url, resp.status())));
+            return Err(ExecutorError(format!(
+                "GET {}: HTTP {}",
+                self.url,
+                resp.status()
+            )));
         }
-        let head: Head = resp.json().await.map_err(|e| ExecutorError(format!("head: {e}")))?;
+        let head: Head = resp
+            .json()
+            .await
+            .map_err(|e| ExecutorError(format!("head: {e}")))?;
         Ok(head.height)
     }
 
     async fn execute(&self, block: &RollupBlock) -> Result<String, ExecutorError> {
-        let resp = self.http.post(&self.url).json(block).send().await.map_err(|e| ExecutorError(e.to_string()))?;
+        let resp = self
+            .http
+            .post(&self.url)
+            .json(block)
+            .send()
+            .await
+            .map_err(|e| ExecutorError(e.to_string()))?;
         if !resp.status().is_success() {
-            return Err(ExecutorError(format!("POST {}: HTTP {}", self.url, resp.status())));
+            return Err(ExecutorError(format!(
+                "POST {}: HTTP {}",
+                self.url,
+                resp.status()
+            )));
         }
-        let ack: Ack = resp.json().await.map_err(|e| ExecutorError(format!("ack: {e}")))?;
+        let ack: Ack = resp
+            .json()
+            .await
+            .map_err(|e| ExecutorError(format!("ack: {e}")))?;
         Ok(ack.block_hash)
     }
 }
@@ -124,7 +149,9 @@ impl Executor for StdoutExecutor {
         use std::io::Write;
         let line = serde_json::to_string(block).map_err(|e| ExecutorError(e.to_string()))?;
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}").and_then(|()| out.flush()).map_err(|e| ExecutorError(e.to_string()))?;
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(|e| ExecutorError(e.to_string()))?;
         Ok(block.sequencer_block_hash.clone())
     }
 }

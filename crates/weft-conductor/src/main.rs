@@ -22,8 +22,11 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let metrics = PrometheusBuilder::new().install_recorder().context("metrics recorder")?;
-    let cursor = CursorFile::open(&config.cursor).with_context(|| format!("opening cursor {}", config.cursor.display()))?;
+    let metrics = PrometheusBuilder::new()
+        .install_recorder()
+        .context("metrics recorder")?;
+    let cursor = CursorFile::open(&config.cursor)
+        .with_context(|| format!("opening cursor {}", config.cursor.display()))?;
     let source = BatchSource::new(config.endpoints.clone(), config.rollup_id);
     let verifier = ChainVerifier::new(config.anchor.clone(), config.trusting_period);
     tracing::info!(rollup = %config.rollup_id, endpoints = ?config.endpoints, cursor = %config.cursor.display(), "weft-conductor starting");
@@ -44,17 +47,30 @@ async fn run<E: Executor + 'static>(
     executor: E,
     metrics: metrics_exporter_prometheus::PrometheusHandle,
 ) -> anyhow::Result<()> {
-    let conductor = Conductor::new(config.rollup_id, source, executor, cursor, verifier, config.from_height);
+    let conductor = Conductor::new(
+        config.rollup_id,
+        source,
+        executor,
+        cursor,
+        verifier,
+        config.from_height,
+    );
     if let Some(addr) = config.listen {
         let progress = conductor.progress();
         let app = Router::new()
             .route("/health", get(move || health(progress.clone())))
-            .route("/metrics", get(move || std::future::ready(metrics.render())));
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+            .route(
+                "/metrics",
+                get(move || std::future::ready(metrics.render())),
+            );
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
         tokio::spawn(async move { axum::serve(listener, app).await });
     }
     let stop = async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {},

@@ -62,7 +62,10 @@ impl BatchSource {
     /// Endpoints are sequencer API base URLs (e.g. `http://127.0.0.1:26659`).
     pub fn new(endpoints: Vec<String>, rollup_id: RollupId) -> Self {
         BatchSource {
-            endpoints: endpoints.into_iter().map(|e| e.trim_end_matches('/').to_string()).collect(),
+            endpoints: endpoints
+                .into_iter()
+                .map(|e| e.trim_end_matches('/').to_string())
+                .collect(),
             current: 0,
             rollup_id,
             http: reqwest::Client::builder()
@@ -74,7 +77,10 @@ impl BatchSource {
 
     /// The endpoint in use.
     pub fn endpoint(&self) -> &str {
-        self.endpoints.get(self.current).map(String::as_str).unwrap_or("")
+        self.endpoints
+            .get(self.current)
+            .map(String::as_str)
+            .unwrap_or("")
     }
 
     /// Moves to the next endpoint (after an error or a refusal).
@@ -86,25 +92,47 @@ impl BatchSource {
     }
 
     fn err(&self, message: impl ToString) -> SourceError {
-        SourceError { endpoint: self.endpoint().to_string(), message: message.to_string() }
+        SourceError {
+            endpoint: self.endpoint().to_string(),
+            message: message.to_string(),
+        }
     }
 
     /// Heights `from..from+limit` that the endpoint has, waiting up to
     /// `wait` for the first one (long poll).
-    pub async fn fetch(&self, from: u64, limit: u64, wait: Duration) -> Result<Fetched, SourceError> {
-        let url = format!("{}/v1/rollups/{}/batches", self.endpoint(), self.rollup_id.to_hex());
+    pub async fn fetch(
+        &self,
+        from: u64,
+        limit: u64,
+        wait: Duration,
+    ) -> Result<Fetched, SourceError> {
+        let url = format!(
+            "{}/v1/rollups/{}/batches",
+            self.endpoint(),
+            self.rollup_id.to_hex()
+        );
         let resp = self
             .http
             .get(url)
-            .query(&[("from", from), ("limit", limit), ("wait_ms", wait.as_millis() as u64)])
+            .query(&[
+                ("from", from),
+                ("limit", limit),
+                ("wait_ms", wait.as_millis() as u64),
+            ])
             .send()
             .await
             .map_err(|e| self.err(e))?;
         if !resp.status().is_success() {
             return Err(self.err(format!("HTTP {}", resp.status())));
         }
-        let range: Range = resp.json().await.map_err(|e| self.err(format!("malformed answer: {e}")))?;
-        Ok(Fetched { items: range.items, latest: range.latest })
+        let range: Range = resp
+            .json()
+            .await
+            .map_err(|e| self.err(format!("malformed answer: {e}")))?;
+        Ok(Fetched {
+            items: range.items,
+            latest: range.latest,
+        })
     }
 
     /// The validator set at `height`.
@@ -114,7 +142,10 @@ impl BatchSource {
         if !resp.status().is_success() {
             return Err(self.err(format!("validators: HTTP {}", resp.status())));
         }
-        let v: Validators = resp.json().await.map_err(|e| self.err(format!("malformed validators: {e}")))?;
+        let v: Validators = resp
+            .json()
+            .await
+            .map_err(|e| self.err(format!("malformed validators: {e}")))?;
         Ok(validator::Set::without_proposer(v.validators))
     }
 }

@@ -118,13 +118,21 @@ impl ChainVerifier {
 
     /// Resumes from a persisted record (our own earlier verification).
     pub fn resume(&mut self, record: &TrustedRecord) -> Result<(), String> {
-        let chain_id: chain::Id = record.chain_id.parse().map_err(|e: tendermint::Error| e.to_string())?;
+        let chain_id: chain::Id = record
+            .chain_id
+            .parse()
+            .map_err(|e: tendermint::Error| e.to_string())?;
         if let Some(expected) = &self.chain_id {
             if expected != &chain_id {
-                return Err(format!("cursor is for chain {chain_id}, anchor for {expected}"));
+                return Err(format!(
+                    "cursor is for chain {chain_id}, anchor for {expected}"
+                ));
             }
         }
-        let hash = |s: &str| TmHash::from_hex_upper(tendermint::hash::Algorithm::Sha256, &s.to_uppercase()).map_err(|e| e.to_string());
+        let hash = |s: &str| {
+            TmHash::from_hex_upper(tendermint::hash::Algorithm::Sha256, &s.to_uppercase())
+                .map_err(|e| e.to_string())
+        };
         self.trusted = Some(Trusted {
             height: record.height,
             time: Time::parse_from_rfc3339(&record.time).map_err(|e| e.to_string())?,
@@ -165,31 +173,59 @@ impl ChainVerifier {
         let height = signed_header.header.height.value();
         let expected = self.next_height();
         if height != expected || batch.height != expected {
-            return Err(VerifyError::WrongHeight { expected, served: height.max(batch.height) });
+            return Err(VerifyError::WrongHeight {
+                expected,
+                served: height.max(batch.height),
+            });
         }
         let header_err = |reason: String| VerifyError::Header { height, reason };
-        let untrusted = UntrustedBlockState { signed_header, validators, next_validators: None };
+        let untrusted = UntrustedBlockState {
+            signed_header,
+            validators,
+            next_validators: None,
+        };
         match (&self.trusted, &self.anchor) {
             (Some(t), _) => {
-                let chain_id = self.chain_id.clone().ok_or_else(|| header_err("no chain id".into()))?;
+                let chain_id = self
+                    .chain_id
+                    .clone()
+                    .ok_or_else(|| header_err("no chain id".into()))?;
                 let trusted = TrustedBlockState {
                     chain_id: &chain_id,
                     header_time: t.time,
-                    height: t.height.try_into().map_err(|e: tendermint::Error| header_err(e.to_string()))?,
+                    height: t
+                        .height
+                        .try_into()
+                        .map_err(|e: tendermint::Error| header_err(e.to_string()))?,
                     next_validators: validators,
                     next_validators_hash: t.next_validators_hash,
                 };
-                verdict(self.verifier.verify_update_header(untrusted, trusted, &self.options, now)).map_err(header_err)?;
+                verdict(
+                    self.verifier
+                        .verify_update_header(untrusted, trusted, &self.options, now),
+                )
+                .map_err(header_err)?;
                 if signed_header.header.last_block_id.map(|b| b.hash) != Some(t.header_hash) {
                     return Err(header_err("parent is not the trusted header".into()));
                 }
             }
-            (None, Some(Anchor::Genesis { chain_id, validators: genesis })) => {
+            (
+                None,
+                Some(Anchor::Genesis {
+                    chain_id,
+                    validators: genesis,
+                }),
+            ) => {
                 if &signed_header.header.chain_id != chain_id {
-                    return Err(header_err(format!("chain id {} is not {chain_id}", signed_header.header.chain_id)));
+                    return Err(header_err(format!(
+                        "chain id {} is not {chain_id}",
+                        signed_header.header.chain_id
+                    )));
                 }
                 if signed_header.header.validators_hash != genesis.hash() {
-                    return Err(header_err("validators are not the genesis validators".into()));
+                    return Err(header_err(
+                        "validators are not the genesis validators".into(),
+                    ));
                 }
                 verdict(self.verifier.verify_validator_sets(&untrusted)).map_err(header_err)?;
                 verdict(self.verifier.verify_commit(&untrusted)).map_err(header_err)?;
@@ -206,11 +242,19 @@ impl ChainVerifier {
         }
         let data_hash = match signed_header.header.data_hash {
             Some(TmHash::Sha256(h)) => Hash(h),
-            _ => return Err(VerifyError::Batch { height, reason: "header has no data_hash".into() }),
+            _ => {
+                return Err(VerifyError::Batch {
+                    height,
+                    reason: "header has no data_hash".into(),
+                })
+            }
         };
         batch
             .verify(&data_hash, rollup_id)
-            .map_err(|e| VerifyError::Batch { height, reason: e.to_string() })?;
+            .map_err(|e| VerifyError::Batch {
+                height,
+                reason: e.to_string(),
+            })?;
 
         let header_hash = signed_header.header.hash();
         self.trusted = Some(Trusted {

@@ -54,18 +54,32 @@ fn parse_rollup(rollup: &str) -> Result<RollupId, ApiError> {
 
 /// The item at `height`, if that height is committed and its signed header
 /// is available.
-async fn item(s: &ApiState, rollup_id: &RollupId, height: u64) -> Result<Option<BatchAtHeight>, ApiError> {
-    let Some(batch) = rollups::query::batch(&s.storage, rollup_id, height).map_err(ApiError::internal)? else {
+async fn item(
+    s: &ApiState,
+    rollup_id: &RollupId,
+    height: u64,
+) -> Result<Option<BatchAtHeight>, ApiError> {
+    let Some(batch) =
+        rollups::query::batch(&s.storage, rollup_id, height).map_err(ApiError::internal)?
+    else {
         return Ok(None);
     };
     let Some(signed_header) = s.headers.get(height).await.map_err(ApiError::unavailable)? else {
         return Ok(None);
     };
-    Ok(Some(BatchAtHeight { height, signed_header, batch }))
+    Ok(Some(BatchAtHeight {
+        height,
+        signed_header,
+        batch,
+    }))
 }
 
 fn latest(s: &ApiState) -> Result<u64, ApiError> {
-    Ok(s.storage.committed().map_err(ApiError::internal)?.map(|c| c.height).unwrap_or(0))
+    Ok(s.storage
+        .committed()
+        .map_err(ApiError::internal)?
+        .map(|c| c.height)
+        .unwrap_or(0))
 }
 
 /// `GET /v1/rollups/{rollup_id}/batches/{height}`
@@ -74,7 +88,9 @@ pub(super) async fn one(
     Path((rollup, height)): Path<(String, String)>,
 ) -> Result<Json<BatchAtHeight>, ApiError> {
     let rollup_id = parse_rollup(&rollup)?;
-    let height: u64 = height.parse().map_err(|e| ApiError::bad_request(format!("height: {e}")))?;
+    let height: u64 = height
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("height: {e}")))?;
     item(&s, &rollup_id, height)
         .await?
         .map(Json)
@@ -123,7 +139,11 @@ pub(super) async fn range(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let next = q.from + items.len() as u64;
-    Ok(Json(BatchRange { items, next, latest: latest(&s)? }))
+    Ok(Json(BatchRange {
+        items,
+        next,
+        latest: latest(&s)?,
+    }))
 }
 
 /// Query of a stream request.
@@ -174,6 +194,12 @@ pub(super) async fn validators(
     State(s): State<ApiState>,
     Path(height): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let height: u64 = height.parse().map_err(|e| ApiError::bad_request(format!("height: {e}")))?;
-    s.headers.validators(height).await.map(Json).map_err(ApiError::unavailable)
+    let height: u64 = height
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("height: {e}")))?;
+    s.headers
+        .validators(height)
+        .await
+        .map(Json)
+        .map_err(ApiError::unavailable)
 }

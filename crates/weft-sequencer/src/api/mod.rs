@@ -110,7 +110,11 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     }
     fn unavailable(e: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e.to_string())
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            e.to_string(),
+        )
     }
     fn with_details(mut self, details: serde_json::Value) -> Self {
         self.details = Some(details);
@@ -135,7 +139,10 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/tx/{hash}", get(tx_status))
         .route("/v1/accounts/{address}", get(account))
-        .route("/v1/rollups/{rollup_id}/batches/{height}", get(batches::one))
+        .route(
+            "/v1/rollups/{rollup_id}/batches/{height}",
+            get(batches::one),
+        )
         .route("/v1/rollups/{rollup_id}/batches", get(batches::range))
         .route("/v1/rollups/{rollup_id}/stream", get(batches::stream))
         .route("/v1/validators/{height}", get(batches::validators))

@@ -102,7 +102,11 @@ impl Headers {
             let body: Value = self
                 .http
                 .get(format!("{}/validators", self.rpc))
-                .query(&[("height", height.to_string()), ("page", page.to_string()), ("per_page", "100".into())])
+                .query(&[
+                    ("height", height.to_string()),
+                    ("page", page.to_string()),
+                    ("per_page", "100".into()),
+                ])
                 .send()
                 .await
                 .map_err(|e| HeaderError::Rpc(e.to_string()))?
@@ -113,7 +117,11 @@ impl Headers {
                 return Err(HeaderError::Rpc(err.to_string()));
             }
             let result = body.get("result").cloned().unwrap_or_default();
-            let batch = result.get("validators").and_then(Value::as_array).cloned().unwrap_or_default();
+            let batch = result
+                .get("validators")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let total: usize = result
                 .get("total")
                 .and_then(Value::as_str)
@@ -145,7 +153,13 @@ impl Headers {
             }
         };
         loop {
-            let committed = self.storage.committed().ok().flatten().map(|c| c.height).unwrap_or(0);
+            let committed = self
+                .storage
+                .committed()
+                .ok()
+                .flatten()
+                .map(|c| c.height)
+                .unwrap_or(0);
             if next > committed {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
@@ -186,6 +200,9 @@ impl Headers {
 pub fn cached(txn: &ReadTransaction, height: u64) -> Result<Option<Value>, StorageError> {
     let t = txn.open_table(SIGNED_HEADERS)?;
     let v = t.get(height)?;
-    v.map(|v| serde_json::from_slice(v.value()).map_err(|_| StorageError::Corrupt(format!("signed_headers/{height}"))))
-        .transpose()
+    v.map(|v| {
+        serde_json::from_slice(v.value())
+            .map_err(|_| StorageError::Corrupt(format!("signed_headers/{height}")))
+    })
+    .transpose()
 }

@@ -63,7 +63,8 @@ pub(crate) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blo
 pub(crate) const BATCHES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("batches");
 pub(crate) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
 pub(crate) const TXS_BY_HEIGHT: TableDefinition<u64, &[u8]> = TableDefinition::new("txs_by_height");
-pub(crate) const SIGNED_HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("signed_headers");
+pub(crate) const SIGNED_HEADERS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("signed_headers");
 
 const META_HEIGHT: &str = "last_height";
 const META_APP_HASH: &str = "last_app_hash";
