@@ -105,6 +105,63 @@ async fn devnet_tx_and_verified_batch_query_through_the_cli() -> Result<()> {
             "batch content: {batch}"
         );
 
+        // The documented one-liner: a conductor on the devnet, NDJSON on stdout.
+        let mut conductor = Command::new(weft_testnet::workspace_binary(
+            "weft-conductor",
+            "WEFT_CONDUCTOR_BIN",
+        )?)
+        .args([
+            "--devnet",
+            devnet_arg,
+            "--rollup",
+            "cli-rollup",
+            "--from-height",
+            "1",
+            "--deliver",
+            "stdout",
+        ])
+        .arg("--cursor")
+        .arg(home.path().join("cli.cursor"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+        let stdout = conductor.stdout.take().context("conductor stdout")?;
+        let lines = std::thread::spawn(move || {
+            use std::io::BufRead;
+            let mut seen = Vec::new();
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                let h = v["height"].as_u64().unwrap_or(0);
+                seen.push(v);
+                if h >= height {
+                    break;
+                }
+            }
+            seen
+        });
+        let start = Instant::now();
+        while !lines.is_finished() && start.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        conductor.kill()?;
+        conductor.wait()?;
+        let seen = lines
+            .join()
+            .map_err(|_| anyhow::anyhow!("reader panicked"))?;
+        let heights: Vec<u64> = seen.iter().filter_map(|v| v["height"].as_u64()).collect();
+        ensure!(
+            heights == (1..=height).collect::<Vec<_>>(),
+            "conductor delivered heights {heights:?}"
+        );
+        let last = seen.last().context("no delivery")?;
+        ensure!(
+            last["txs"][0] == "aGVsbG8gd2VmdA==",
+            "conductor delivered {last}"
+        );
+
         // An unaffordable transfer from a fresh key is refused with its code.
         let key = home.path().join("poor.json");
         let (ok, _, err) = weft(&[

@@ -419,6 +419,33 @@ async fn run(t: &TestNetwork) -> Result<()> {
     )
     .await?;
 
+    // The server-sent-event stream pushes every height in order, empty
+    // ones included, each with its signed header and proofs.
+    let stream_url = format!(
+        "{}/v1/rollups/{}/stream?from=1",
+        nodes[0].api_url(),
+        RollupId::from_name("alpha").to_hex()
+    );
+    let mut resp = reqwest::get(&stream_url).await?;
+    let mut text = String::new();
+    while text.matches("event: batch").count() < 3 {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), resp.chunk())
+            .await??
+            .context("stream ended")?;
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let ids: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .take(3)
+        .collect();
+    ensure!(ids == ["1", "2", "3"], "stream ids: {ids:?}");
+    ensure!(
+        text.contains("\"signed_header\""),
+        "stream events carry signed headers"
+    );
+    drop(resp);
+
     // SIGKILL alpha's conductor at random moments under load.
     let mut rng = Lcg(0x5eed_u64 ^ std::process::id() as u64);
     for _ in 0..8 {
