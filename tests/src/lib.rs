@@ -73,6 +73,20 @@ impl TestNetwork {
         self.home.path()
     }
 
+    /// Ends a test: stops every process, keeps the home folder (logs,
+    /// configs) when the test failed or `WEFT_E2E_KEEP` is set, and returns
+    /// the test's result.
+    pub async fn finish(self, result: Result<()>) -> Result<()> {
+        let stopped = self.net.shutdown().await;
+        if result.is_err() || std::env::var_os("WEFT_E2E_KEEP").is_some() {
+            eprintln!(
+                "network home kept for inspection: {}",
+                self.keep_home().display()
+            );
+        }
+        result.and(stopped.map_err(Into::into))
+    }
+
     /// Keeps the home folder after the test, for post-mortems.
     pub fn keep_home(self) -> std::path::PathBuf {
         self.home.keep()

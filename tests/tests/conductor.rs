@@ -301,16 +301,7 @@ async fn conductors_deliver_exactly_once_verified_through_kills_failover_and_tam
 ) -> Result<()> {
     let t = TestNetwork::start(4, 3).await?;
     let result = run(&t).await;
-    if result.is_err() || std::env::var_os("WEFT_E2E_KEEP").is_some() {
-        t.net.shutdown().await?;
-        eprintln!(
-            "network home kept for inspection: {}",
-            t.keep_home().display()
-        );
-    } else {
-        t.net.shutdown().await?;
-    }
-    result
+    t.finish(result).await
 }
 
 async fn run(t: &TestNetwork) -> Result<()> {

@@ -87,15 +87,7 @@ async fn flood_drains_with_every_tx_final_and_caps_held_exactly() -> Result<()> 
     })
     .await?;
     let result = run(&t, &poor).await;
-    if result.is_err() {
-        eprintln!(
-            "network home kept for inspection: {}",
-            t.keep_home().display()
-        );
-    } else {
-        t.net.shutdown().await?;
-    }
-    result
+    t.finish(result).await
 }
 
 async fn run(t: &TestNetwork, poor: &[SigningKey]) -> Result<()> {

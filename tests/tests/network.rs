@@ -35,13 +35,7 @@ fn sign(key: &SigningKey, chain_id: &str, nonce: u64, actions: Vec<Action>) -> S
 async fn four_validators_order_rollup_data_agree_and_recover_from_sigkill() -> Result<()> {
     let t = TestNetwork::start(4, 3).await?;
     let result = run(&t).await;
-    if result.is_err() {
-        let home = t.keep_home();
-        eprintln!("network home kept for inspection: {}", home.display());
-    } else {
-        t.net.shutdown().await?;
-    }
-    result
+    t.finish(result).await
 }
 
 async fn run(t: &TestNetwork) -> Result<()> {

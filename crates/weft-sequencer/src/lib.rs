@@ -17,5 +17,8 @@ pub mod rollups;
 pub mod storage;
 pub mod transaction;
 
+#[cfg(test)]
+mod test_support;
+
 pub use app::App;
 pub use storage::Storage;

@@ -6,7 +6,6 @@ use weft_core::{
 
 use super::*;
 use crate::{
-    accounts::{Account, AccountsWrite},
     chain::ChainWrite,
     storage::{delta::EmptyState, StateDelta},
 };
@@ -14,24 +13,13 @@ use crate::{
 const CHAIN: &str = "weft-unit";
 
 fn genesis(funded: &[(&SigningKey, u128)]) -> StateDelta<EmptyState> {
-    let mut s = StateDelta::new(EmptyState);
-    s.put_chain_id(CHAIN);
-    s.put_params(&ChainParams {
+    let params = ChainParams {
         base_fee: 10,
         fee_per_byte: 1,
         max_rollup_data_per_tx: 4096,
         ..ChainParams::default()
-    });
-    for (k, b) in funded {
-        s.put_account(
-            &k.address(),
-            Account {
-                balance: *b,
-                nonce: 0,
-            },
-        );
-    }
-    s
+    };
+    crate::test_support::state(CHAIN, params, funded)
 }
 
 fn data_tx(key: &SigningKey, nonce: u64, rollup: &str, data: &[u8]) -> Bytes {

@@ -7,7 +7,7 @@
 use weft_core::{Action, Address, Amount, ChainParams, Hash, RollupId, SignedTransaction, TxCode};
 
 use crate::{
-    accounts::{actions::transfer, AccountsRead, AccountsWrite},
+    accounts::{actions::transfer, Account, AccountsRead, AccountsWrite},
     chain::ChainRead,
     fees,
     rollups::actions::check_data_size,
@@ -111,6 +111,26 @@ pub fn cost(tx: &CheckedTx, fee: Amount) -> Result<Amount, Rejection> {
         })
 }
 
+/// The fee, if `account` holds the fee plus all transfers of `tx`.
+fn affordable(
+    tx: &CheckedTx,
+    account: &Account,
+    params: &ChainParams,
+) -> Result<Amount, Rejection> {
+    let fee = fees::fee_for(params, tx.tx.transaction.rollup_data_bytes())?;
+    let total = cost(tx, fee)?;
+    if account.balance < total {
+        return Err(Rejection::new(
+            TxCode::InsufficientFunds,
+            format!(
+                "{} has {} but the transaction costs {total}",
+                tx.signer, account.balance
+            ),
+        ));
+    }
+    Ok(fee)
+}
+
 /// Nonce, size limits and affordability against `state`. Returns the fee.
 pub fn check_stateful<S: StateRead>(
     state: &S,
@@ -148,18 +168,7 @@ pub fn check_stateful<S: StateRead>(
         }
         _ => {}
     }
-    let fee = fees::fee_for(&params, tx.tx.transaction.rollup_data_bytes())?;
-    let total = cost(tx, fee)?;
-    if account.balance < total {
-        return Err(Rejection::new(
-            TxCode::InsufficientFunds,
-            format!(
-                "{} has {} but the transaction costs {total}",
-                tx.signer, account.balance
-            ),
-        ));
-    }
-    Ok(fee)
+    affordable(tx, &account, &params)
 }
 
 /// What executing a transaction did: enough to emit its events later,
@@ -233,17 +242,7 @@ pub fn execute<S: StateWrite>(
             format!("nonce {}, account expects {}", body.nonce, account.nonce),
         ));
     }
-    let fee = fees::fee_for(params, body.rollup_data_bytes())?;
-    let total = cost(tx, fee)?;
-    if account.balance < total {
-        return Err(Rejection::new(
-            TxCode::InsufficientFunds,
-            format!(
-                "{} has {} but the transaction costs {total}",
-                tx.signer, account.balance
-            ),
-        ));
-    }
+    let fee = affordable(tx, &account, params)?;
     account.balance -= fee;
     account.nonce += 1;
     state.put_account(&tx.signer, account);

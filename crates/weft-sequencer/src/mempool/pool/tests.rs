@@ -6,7 +6,6 @@ use weft_core::{Action, Amount, ChainParams, RollupId, SigningKey, Transaction, 
 use super::*;
 use crate::{
     accounts::{Account, AccountsWrite},
-    chain::ChainWrite,
     mempool::SignatureCache,
     storage::{delta::EmptyState, StateDelta},
 };
@@ -14,23 +13,15 @@ use crate::{
 const CHAIN: &str = "weft-pool";
 
 fn state(funded: &[(&SigningKey, Amount)]) -> StateDelta<EmptyState> {
-    let mut s = StateDelta::new(EmptyState);
-    s.put_chain_id(CHAIN);
-    s.put_params(&ChainParams {
-        base_fee: 10,
-        fee_per_byte: 1,
-        ..ChainParams::default()
-    });
-    for (k, b) in funded {
-        s.put_account(
-            &k.address(),
-            Account {
-                balance: *b,
-                nonce: 0,
-            },
-        );
-    }
-    s
+    crate::test_support::state(
+        CHAIN,
+        ChainParams {
+            base_fee: 10,
+            fee_per_byte: 1,
+            ..ChainParams::default()
+        },
+        funded,
+    )
 }
 
 fn tx(key: &SigningKey, nonce: u64, data: &[u8]) -> (CheckedTx, Bytes) {
