@@ -180,7 +180,13 @@ prometheus = false
         );
         assert_eq!(p2p["addr_book_strict"].as_bool(), Some(false));
         assert_eq!(p2p["allow_duplicate_ip"].as_bool(), Some(true));
-        assert_eq!(config["mempool"]["size"].as_integer(), Some(5000));
+        // The app's mempool bounds bind first; CometBFT's are raised.
+        assert_eq!(config["mempool"]["size"].as_integer(), Some(100_000));
+        assert_eq!(
+            config["mempool"]["max_txs_bytes"].as_integer(),
+            Some(1 << 30)
+        );
+        assert_eq!(config["mempool"]["recheck"].as_bool(), Some(true));
         assert_eq!(
             config["consensus"]["timeout_commit"].as_str(),
             Some("300ms")
