@@ -40,6 +40,9 @@ async fn main() -> anyhow::Result<()> {
         config.cometbft_rpc.clone(),
         Some(metrics),
     );
+    // Copies each committed height's signed header from CometBFT into the
+    // store, so the batch API serves ranges without a round trip per height.
+    tokio::spawn(api_state.headers.clone().follow());
     let (consensus, mempool, snapshot, info) = split::service(app, 1);
     let abci = Server::builder()
         .consensus(consensus)
