@@ -59,18 +59,24 @@ impl Headers {
         Ok(Some(v))
     }
 
-    /// CometBFT's `/commit?height=H` → `result.signed_header`.
-    async fn fetch(&self, height: u64) -> Result<Option<Value>, HeaderError> {
-        let body: Value = self
+    /// `GET <rpc>/<method>?<query>` → the JSON-RPC body (result or error).
+    async fn rpc_get(&self, method: &str, query: &[(&str, String)]) -> Result<Value, HeaderError> {
+        let rpc_err = |e: reqwest::Error| HeaderError::Rpc(e.to_string());
+        let resp = self
             .http
-            .get(format!("{}/commit", self.rpc))
-            .query(&[("height", height.to_string())])
+            .get(format!("{}/{method}", self.rpc))
+            .query(query)
             .send()
             .await
-            .map_err(|e| HeaderError::Rpc(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| HeaderError::Rpc(e.to_string()))?;
+            .map_err(rpc_err)?;
+        resp.json().await.map_err(rpc_err)
+    }
+
+    /// CometBFT's `/commit?height=H` → `result.signed_header`.
+    async fn fetch(&self, height: u64) -> Result<Option<Value>, HeaderError> {
+        let body = self
+            .rpc_get("commit", &[("height", height.to_string())])
+            .await?;
         if body.get("error").is_some() {
             // "height must be less than or equal to the current blockchain height"
             return Ok(None);
@@ -99,20 +105,12 @@ impl Headers {
         let mut all: Vec<Value> = Vec::new();
         let mut page = 1u32;
         loop {
-            let body: Value = self
-                .http
-                .get(format!("{}/validators", self.rpc))
-                .query(&[
-                    ("height", height.to_string()),
-                    ("page", page.to_string()),
-                    ("per_page", "100".into()),
-                ])
-                .send()
-                .await
-                .map_err(|e| HeaderError::Rpc(e.to_string()))?
-                .json()
-                .await
-                .map_err(|e| HeaderError::Rpc(e.to_string()))?;
+            let query = [
+                ("height", height.to_string()),
+                ("page", page.to_string()),
+                ("per_page", "100".into()),
+            ];
+            let body = self.rpc_get("validators", &query).await?;
             if let Some(err) = body.get("error") {
                 return Err(HeaderError::Rpc(err.to_string()));
             }
