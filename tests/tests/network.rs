@@ -122,10 +122,12 @@ async fn run(t: &TestNetwork) -> Result<()> {
     );
     let garbage: Vec<u8> = (0..97u8).map(|i| i.wrapping_mul(37)).collect();
 
-    // Wait until nonce 0 of user 0 is committed so it is "already used".
+    // Wait until nonce 0 of user 0 is committed so it is "already used" —
+    // on node 1, which receives the bad input below (another node may be a
+    // block ahead of it).
     let first = submitted[0].hash.clone();
     eventually(Duration::from_secs(60), "the first tx to commit", || {
-        let c = t.clients[0].clone();
+        let c = t.clients[1].clone();
         let h = first.clone();
         async move { c.tx(&h).await }
     })
