@@ -133,10 +133,7 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
-        .route(
-            "/v1/tx",
-            post(submit::submit).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
-        )
+        .route("/v1/tx", post(submit::submit))
         .route("/v1/tx/{hash}", get(tx_status))
         .route("/v1/accounts/{address}", get(account))
         .route(

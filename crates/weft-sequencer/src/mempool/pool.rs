@@ -63,8 +63,11 @@ pub struct Mempool {
     parked: BTreeSet<(u64, Hash)>,
     bytes: usize,
     next_seq: u64,
-    finals: HashMap<Hash, TxStatus>,
-    final_order: VecDeque<(Instant, Hash)>,
+    /// Final statuses, each with the sequence number of its record in
+    /// `final_order` (a hash finalised again gets a newer record).
+    finals: HashMap<Hash, (TxStatus, u64)>,
+    final_order: VecDeque<(Instant, Hash, u64)>,
+    next_final: u64,
 }
 
 impl Mempool {
@@ -79,6 +82,7 @@ impl Mempool {
             next_seq: 0,
             finals: HashMap::new(),
             final_order: VecDeque::new(),
+            next_final: 0,
         }
     }
 
@@ -270,7 +274,7 @@ impl Mempool {
     ) -> Result<(), Rejection> {
         let Some(entry) = self.entries.get(hash) else {
             let why = match self.finals.get(hash) {
-                Some(TxStatus::Evicted { reason }) => reason.clone(),
+                Some((TxStatus::Evicted { reason }, _)) => reason.clone(),
                 _ => "no longer in this node's mempool".into(),
             };
             return Err(Rejection::new(TxCode::Evicted, why));
@@ -357,12 +361,11 @@ impl Mempool {
                 now,
             );
         }
-        while let Some((at, h)) = self.final_order.front().copied() {
-            if now.duration_since(at) <= self.config.status_retention {
+        while let Some((at, _, _)) = self.final_order.front() {
+            if now.duration_since(*at) <= self.config.status_retention {
                 break;
             }
-            self.final_order.pop_front();
-            self.finals.remove(&h);
+            self.forget_oldest_final();
         }
         Ok(())
     }
@@ -400,7 +403,7 @@ impl Mempool {
                 }
             });
         }
-        self.finals.get(hash).cloned()
+        self.finals.get(hash).map(|(s, _)| s.clone())
     }
 
     /// Each account's executable run of transactions, in nonce order.
@@ -482,11 +485,21 @@ impl Mempool {
         if self.config.max_statuses == 0 {
             return;
         }
-        self.finals.insert(hash, status);
-        self.final_order.push_back((now, hash));
+        let seq = self.next_final;
+        self.next_final += 1;
+        self.finals.insert(hash, (status, seq));
+        self.final_order.push_back((now, hash, seq));
         while self.final_order.len() > self.config.max_statuses {
-            if let Some((_, old)) = self.final_order.pop_front() {
-                self.finals.remove(&old);
+            self.forget_oldest_final();
+        }
+    }
+
+    /// Drops the oldest final record; the status goes only if no newer
+    /// record of the same hash replaced it.
+    fn forget_oldest_final(&mut self) {
+        if let Some((_, hash, seq)) = self.final_order.pop_front() {
+            if self.finals.get(&hash).is_some_and(|(_, s)| *s == seq) {
+                self.finals.remove(&hash);
             }
         }
     }

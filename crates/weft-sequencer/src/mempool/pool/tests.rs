@@ -347,3 +347,27 @@ fn rejections_are_remembered_within_the_retention_window() {
         .unwrap();
     assert_eq!(pool.status(&Hash([3; 32])), None, "retention window passed");
 }
+
+#[test]
+fn a_status_recorded_again_outlives_its_older_record() {
+    let mut pool = Mempool::new(MempoolConfig {
+        max_statuses: 2,
+        ..config()
+    });
+    let now = Instant::now();
+    let r = Rejection::new(TxCode::BadSignature, "nope");
+    pool.record_rejection(Hash([1; 32]), &r, now);
+    pool.record_rejection(Hash([2; 32]), &r, now);
+    pool.record_rejection(Hash([1; 32]), &r, now); // submitted and refused again
+    pool.record_rejection(Hash([3; 32]), &r, now);
+    assert!(
+        pool.status(&Hash([1; 32])).is_some(),
+        "the newer record of hash 1 is kept"
+    );
+    assert_eq!(
+        pool.status(&Hash([2; 32])),
+        None,
+        "the oldest live record is forgotten"
+    );
+    assert!(pool.status(&Hash([3; 32])).is_some());
+}
