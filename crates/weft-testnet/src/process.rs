@@ -90,11 +90,16 @@ impl Proc {
     }
 }
 
-/// The last `lines` lines of a log file (empty when unreadable).
+/// The last `lines` lines of a log file.
+///
+/// A process that dies without a word usually could not write at all (a
+/// full disk, a removed home), so an empty or unreadable log says so, with
+/// the free space where it lives.
 pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     const MAX_BYTES: u64 = 64 * 1024;
-    let Ok(mut file) = std::fs::File::open(path) else {
-        return String::new();
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) => return format!("(cannot read the log: {e}; {})", free_space(path)),
     };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = file.seek(SeekFrom::Start(len.saturating_sub(MAX_BYTES)));
@@ -102,7 +107,27 @@ pub(crate) fn log_tail(path: &Path, lines: usize) -> String {
     let _ = file.read_to_end(&mut bytes);
     let text = String::from_utf8_lossy(&bytes);
     let all: Vec<&str> = text.lines().collect();
+    if all.is_empty() {
+        return format!("(the log is empty; {})", free_space(path));
+    }
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Free space on the filesystem holding `path` (or its nearest existing
+/// ancestor), for error messages.
+fn free_space(path: &Path) -> String {
+    let existing = path.ancestors().find(|p| p.exists()).unwrap_or(path);
+    match nix::sys::statvfs::statvfs(existing) {
+        Ok(stat) => {
+            let free = stat.blocks_available() as u128 * stat.fragment_size() as u128;
+            format!(
+                "{} MiB free on the filesystem of {}",
+                free / (1024 * 1024),
+                existing.display()
+            )
+        }
+        Err(e) => format!("free space unknown: {e}"),
+    }
 }
 
 #[cfg(test)]
@@ -117,7 +142,17 @@ mod tests {
         let text: String = (0..100).map(|i| format!("line {i}\n")).collect();
         std::fs::write(&path, text).unwrap();
         assert_eq!(log_tail(&path, 2), "line 98\nline 99");
-        assert_eq!(log_tail(&dir.join("missing.log"), 5), "");
+        let missing = log_tail(&dir.join("missing.log"), 5);
+        assert!(
+            missing.starts_with("(cannot read the log:") && missing.contains("MiB free"),
+            "{missing}"
+        );
+        std::fs::write(dir.join("empty.log"), "").unwrap();
+        let empty = log_tail(&dir.join("empty.log"), 5);
+        assert!(
+            empty.starts_with("(the log is empty;") && empty.contains("MiB free"),
+            "{empty}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
