@@ -4,6 +4,7 @@
 //! One module per part of the state machine, each owning its storage keys,
 //! actions and queries; `app` only dispatches ABCI requests to them.
 
+pub mod abci_server;
 pub mod accounts;
 pub mod api;
 pub mod app;

@@ -4,8 +4,9 @@
 use anyhow::Context;
 use clap::Parser;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-use tower_abci::v038::{split, Server};
+use tower_abci::v038::split;
 use weft_sequencer::{
+    abci_server,
     api::{self, ApiState},
     config::Config,
     App, Storage,
@@ -44,13 +45,7 @@ async fn main() -> anyhow::Result<()> {
     // store, so the batch API serves ranges without a round trip per height.
     tokio::spawn(api_state.headers.clone().follow());
     let (consensus, mempool, snapshot, info) = split::service(app, 1);
-    let abci = Server::builder()
-        .consensus(consensus)
-        .mempool(mempool)
-        .snapshot(snapshot)
-        .info(info)
-        .finish()
-        .context("building the ABCI server")?;
+    let abci = abci_server::serve_tcp(config.abci_listen, consensus, mempool, info, snapshot);
 
     let listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
@@ -60,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        r = abci.listen_tcp(config.abci_listen) => r.map_err(|e| anyhow::anyhow!("ABCI server: {e}"))?,
+        r = abci => r.map_err(|e| anyhow::anyhow!("ABCI server on {}: {e}", config.abci_listen))?,
         r = api => r.context("API server")?,
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
         _ = sigterm.recv() => tracing::info!("SIGTERM; stopping"),
