@@ -1,5 +1,6 @@
 //! Spawns and controls local Weft validator networks on loopback: one
-//! CometBFT process plus one `weft-sequencer` process per validator.
+//! CometBFT process plus one `weft-sequencer` process per validator (or,
+//! for benchmarks' ceiling, CometBFT running its built-in `kvstore`).
 //!
 //! Used by the end-to-end tests, the benchmarks and `weft devnet`. The crate
 //! owns the port plan ([`ports`]), finding the binaries ([`binaries`]),
@@ -22,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod app;
 pub mod binaries;
 pub mod devnet_file;
 pub mod error;
@@ -31,10 +33,11 @@ pub mod node_config;
 pub mod ports;
 mod process;
 
+pub use app::App;
 pub use binaries::{cli_binary, cometbft_binary, sequencer_binary, workspace_binary};
 pub use devnet_file::{DevnetFile, DevnetNode};
 pub use error::TestnetError;
-pub use network::{Node, Testnet, TestnetConfig, DEV_ACCOUNT_BALANCE};
+pub use network::{Node, NodePids, Testnet, TestnetConfig, DEV_ACCOUNT_BALANCE};
 pub use ports::{NodePorts, PortPlan, DEVNET_BASE_PORT, DEVNET_RPC_URL};
 
 /// Result type of this crate.

@@ -1,5 +1,6 @@
 //! A running local network: creating its files, starting, stopping, killing,
-//! pausing and restarting each node's two processes, and waiting on heights.
+//! pausing and restarting each node's processes (CometBFT and, for Weft, the
+//! sequencer), and waiting on heights.
 
 use std::{
     path::{Path, PathBuf},
@@ -12,6 +13,7 @@ use serde_json::{json, Value};
 use weft_core::{Amount, ChainParams, GenesisAccount, GenesisAppState, KeyFile, SigningKey};
 
 use crate::{
+    app::App,
     binaries::{cometbft_binary, sequencer_binary},
     devnet_file::{DevnetFile, DevnetNode},
     genesis::{build_genesis, GenesisValidator},
@@ -53,6 +55,9 @@ pub struct TestnetConfig {
     pub params: ChainParams,
     /// Extra `weft-sequencer` flags for every node (mempool bounds, TTL, …).
     pub sequencer_args: Vec<String>,
+    /// The ABCI application: Weft (default) or CometBFT's `kvstore`, which
+    /// runs inside CometBFT with no sequencer process (benchmarks' ceiling).
+    pub app: App,
 }
 
 impl TestnetConfig {
@@ -68,6 +73,7 @@ impl TestnetConfig {
             extra_accounts: Vec::new(),
             params: ChainParams::default(),
             sequencer_args: Vec::new(),
+            app: App::Weft,
         }
     }
 }
@@ -171,17 +177,29 @@ impl NodeProcs {
     }
 }
 
+/// Process ids of one node, for observers such as benchmarks reading
+/// `/proc/<pid>`; `None` for a process not running (or not part of the app).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NodePids {
+    /// The CometBFT process.
+    pub cometbft: Option<u32>,
+    /// The `weft-sequencer` process (never for `kvstore`).
+    pub sequencer: Option<u32>,
+}
+
 /// A local network of validator nodes. Dropping it SIGKILLs every process;
 /// call [`Testnet::shutdown`] for a graceful stop.
 #[derive(Debug)]
 pub struct Testnet {
     home: PathBuf,
     chain_id: String,
+    app: App,
     nodes: Vec<Node>,
     dev_key: SigningKey,
     dev_key_path: PathBuf,
     cometbft_bin: PathBuf,
-    sequencer_bin: PathBuf,
+    /// `None` when the app runs inside CometBFT.
+    sequencer_bin: Option<PathBuf>,
     sequencer_extra_args: Vec<String>,
     procs: Vec<Mutex<NodeProcs>>,
     http: reqwest::Client,
@@ -200,7 +218,11 @@ impl Testnet {
             return Err(TestnetError::InvalidConfig("chain id is empty".into()));
         }
         let cometbft_bin = cometbft_binary()?;
-        let sequencer_bin = sequencer_binary()?;
+        let sequencer_bin = if cfg.app.has_sequencer() {
+            Some(sequencer_binary()?)
+        } else {
+            None
+        };
         let plan = PortPlan::choose(cfg.base_port, cfg.validators)?;
 
         std::fs::create_dir_all(&cfg.home)
@@ -275,6 +297,7 @@ impl Testnet {
                     .map(Node::p2p_address)
                     .collect(),
                 timeout_commit: cfg.timeout_commit,
+                app: cfg.app,
             };
             node_config::edit_file(&node.cometbft_home().join("config/config.toml"), &settings)?;
         }
@@ -283,6 +306,7 @@ impl Testnet {
             procs: nodes.iter().map(|_| Mutex::default()).collect(),
             home,
             chain_id: cfg.chain_id,
+            app: cfg.app,
             nodes,
             dev_key,
             dev_key_path,
@@ -314,8 +338,9 @@ impl Testnet {
     }
 
     /// Starts node `i`: the sequencer, then (once its ABCI port accepts
-    /// connections) CometBFT. A node already running is left alone; a node
-    /// with only one live process has it killed first.
+    /// connections) CometBFT; with `kvstore`, CometBFT alone. A node already
+    /// running is left alone; a node with only some live processes has them
+    /// killed first.
     pub async fn start_node(&self, i: usize) -> Result<()> {
         let node = self.node(i)?.clone();
         {
@@ -324,11 +349,31 @@ impl Testnet {
                 .each()
                 .filter_map(|(_, p)| p.exit_status().is_none().then_some(()))
                 .count();
-            if alive == 2 {
+            if alive == self.processes_per_node() {
                 return Ok(());
             }
             procs.kill_all();
         }
+        if let Some(sequencer_bin) = &self.sequencer_bin {
+            self.start_sequencer(&node, sequencer_bin).await?;
+        }
+
+        let cometbft_args = vec![
+            "start".to_string(),
+            "--home".into(),
+            node.cometbft_home().display().to_string(),
+        ];
+        mark_log(&node.cometbft_log(), &self.cometbft_bin, &cometbft_args);
+        let cometbft = Proc::spawn(&self.cometbft_bin, &cometbft_args, &node.cometbft_log())?;
+        self.lock(i).cometbft = Some(cometbft);
+        tracing::info!(node = %node.name, app = %self.app, rpc = %node.rpc_url(), "node started");
+        Ok(())
+    }
+
+    /// Spawns node's sequencer and waits until its ABCI port accepts
+    /// connections (CometBFT exits if it cannot reach its app).
+    async fn start_sequencer(&self, node: &Node, sequencer_bin: &Path) -> Result<()> {
+        let i = node.index;
         let mut sequencer_args = vec![
             "--home".to_string(),
             node.app_home().display().to_string(),
@@ -340,23 +385,13 @@ impl Testnet {
             node.rpc_url(),
         ];
         sequencer_args.extend(self.sequencer_extra_args.iter().cloned());
-        mark_log(&node.sequencer_log(), &self.sequencer_bin, &sequencer_args);
-        let sequencer = Proc::spawn(&self.sequencer_bin, &sequencer_args, &node.sequencer_log())?;
+        mark_log(&node.sequencer_log(), sequencer_bin, &sequencer_args);
+        let sequencer = Proc::spawn(sequencer_bin, &sequencer_args, &node.sequencer_log())?;
         self.lock(i).sequencer = Some(sequencer);
-        if let Err(e) = self.wait_for_abci(&node).await {
+        if let Err(e) = self.wait_for_abci(node).await {
             self.lock(i).kill_all();
             return Err(e);
         }
-
-        let cometbft_args = vec![
-            "start".to_string(),
-            "--home".into(),
-            node.cometbft_home().display().to_string(),
-        ];
-        mark_log(&node.cometbft_log(), &self.cometbft_bin, &cometbft_args);
-        let cometbft = Proc::spawn(&self.cometbft_bin, &cometbft_args, &node.cometbft_log())?;
-        self.lock(i).cometbft = Some(cometbft);
-        tracing::info!(node = %node.name, rpc = %node.rpc_url(), "node started");
         Ok(())
     }
 
@@ -397,21 +432,25 @@ impl Testnet {
         self.terminate(&all).await
     }
 
-    /// True while both processes of node `i` are alive (paused counts).
+    /// True while every process of node `i` is alive (paused counts).
     pub fn is_running(&self, i: usize) -> bool {
         self.check_running(i).is_ok()
     }
 
-    /// `Ok` while both processes of node `i` are alive; otherwise the error
+    /// `Ok` while every process of node `i` is alive; otherwise the error
     /// names the process, how it exited and the end of its log.
     pub fn check_running(&self, i: usize) -> Result<()> {
         let node = self.node(i)?;
+        let has_sequencer = self.app.has_sequencer();
         let mut guard = self.lock(i);
         let procs = &mut *guard;
         for (role, slot, log) in [
             (Role::Sequencer, &mut procs.sequencer, node.sequencer_log()),
             (Role::Cometbft, &mut procs.cometbft, node.cometbft_log()),
         ] {
+            if role == Role::Sequencer && !has_sequencer {
+                continue;
+            }
             let status = match slot {
                 None => Some("not started".to_string()),
                 Some(p) => p.exit_status(),
@@ -487,6 +526,26 @@ impl Testnet {
         &self.chain_id
     }
 
+    /// The ABCI application the nodes run.
+    pub fn app(&self) -> App {
+        self.app
+    }
+
+    /// Process ids of node `i`'s live processes.
+    pub fn pids(&self, i: usize) -> Result<NodePids> {
+        self.node(i)?;
+        let mut procs = self.lock(i);
+        let mut pids = NodePids::default();
+        for (role, p) in procs.each() {
+            let pid = p.exit_status().is_none().then(|| p.child.id());
+            match role {
+                Role::Cometbft => pids.cometbft = pid,
+                Role::Sequencer => pids.sequencer = pid,
+            }
+        }
+        Ok(pids)
+    }
+
     /// The developer account's key, funded with [`DEV_ACCOUNT_BALANCE`].
     pub fn dev_key(&self) -> &SigningKey {
         &self.dev_key
@@ -522,6 +581,14 @@ impl Testnet {
     /// Writes `{ "chain_id", "nodes": [{ "name", "rpc", "api" }], "dev_key" }`.
     pub fn write_devnet_json(&self, path: &Path) -> Result<()> {
         self.devnet_file().save(path)
+    }
+
+    fn processes_per_node(&self) -> usize {
+        if self.app.has_sequencer() {
+            2
+        } else {
+            1
+        }
     }
 
     fn lock(&self, i: usize) -> MutexGuard<'_, NodeProcs> {
@@ -645,6 +712,7 @@ impl Testnet {
     fn description(&self, plan: PortPlan, timeout_commit: Duration) -> Value {
         json!({
             "chain_id": self.chain_id,
+            "app": self.app,
             "dev_key": self.dev_key_path,
             "dev_address": self.dev_key.address(),
             "base_port": plan.base,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use toml::{Table, Value};
 
-use crate::{ports::NodePorts, Result, TestnetError};
+use crate::{app::App, ports::NodePorts, Result, TestnetError};
 
 /// What differs between nodes' config files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,16 +18,15 @@ pub struct NodeConfigSettings {
     pub persistent_peers: Vec<String>,
     /// CometBFT's `timeout_commit`: roughly the block time.
     pub timeout_commit: Duration,
+    /// The ABCI application CometBFT talks to (its `proxy_app`).
+    pub app: App,
 }
 
 /// Applies `settings` to a parsed config.toml. Keys not named here keep the
 /// values `cometbft init` wrote.
 pub fn apply(config: &mut Table, settings: &NodeConfigSettings) -> Result<()> {
     let ports = settings.ports;
-    config.insert(
-        "proxy_app".into(),
-        format!("tcp://127.0.0.1:{}", ports.abci).into(),
-    );
+    config.insert("proxy_app".into(), settings.app.proxy_app(&ports).into());
     config.insert("moniker".into(), settings.moniker.clone().into());
     config.insert("log_level".into(), "info".into());
 
@@ -151,6 +150,7 @@ prometheus = false
             },
             persistent_peers: vec!["aa@127.0.0.1:30000".into(), "cc@127.0.0.1:30020".into()],
             timeout_commit: Duration::from_millis(300),
+            app: App::Weft,
         }
     }
 
@@ -201,6 +201,26 @@ prometheus = false
             config["instrumentation"]["prometheus"].as_bool(),
             Some(false)
         );
+    }
+
+    #[test]
+    fn a_kvstore_node_runs_the_app_in_process_with_the_same_settings() {
+        let mut weft: Table = INIT_CONFIG.parse().unwrap();
+        apply(&mut weft, &settings()).unwrap();
+        let mut kvstore: Table = INIT_CONFIG.parse().unwrap();
+        apply(
+            &mut kvstore,
+            &NodeConfigSettings {
+                app: App::Kvstore,
+                ..settings()
+            },
+        )
+        .unwrap();
+        assert_eq!(kvstore["proxy_app"].as_str(), Some("kvstore"));
+        // Everything but the app is identical, so benchmarks compare apps
+        // on the same CometBFT.
+        kvstore.insert("proxy_app".into(), weft["proxy_app"].clone());
+        assert_eq!(kvstore, weft);
     }
 
     #[test]
