@@ -7,10 +7,12 @@ use weft_testnet::{App, Testnet, TestnetConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kvstore_network_makes_blocks_with_cometbft_alone() {
-    let mut cfg = TestnetConfig::default();
-    cfg.validators = 1;
-    cfg.timeout_commit = Duration::from_millis(200);
-    cfg.app = App::Kvstore;
+    let cfg = TestnetConfig {
+        validators: 1,
+        timeout_commit: Duration::from_millis(200),
+        app: App::Kvstore,
+        ..TestnetConfig::default()
+    };
     let home = cfg.home.clone();
     let net = Testnet::create(cfg).await.expect("creating the network");
     assert_eq!(net.app(), App::Kvstore);
