@@ -15,10 +15,12 @@ pub mod config;
 pub mod cursor;
 pub mod executor;
 pub mod source;
+#[cfg(feature = "test-util")]
+pub mod testing;
 pub mod verify;
 
 pub use conductor::{Conductor, ConductorError};
 pub use cursor::{Cursor, CursorFile};
 pub use executor::{Executor, ExecutorError, HttpExecutor, RollupBlock, StdoutExecutor};
 pub use source::{BatchSource, SequencedBatch};
-pub use verify::{Anchor, ChainVerifier, TrustedRecord, VerifyError};
+pub use verify::{Anchor, ChainVerifier, Checked, TrustedRecord, VerifyError};

@@ -4,6 +4,10 @@
 //! the signatures that vouch for it in one request, and catch up over
 //! ranges without one RPC round trip per height.
 //!
+//! Validator sets are cached the same way, keyed by their hash, so a
+//! conductor catching up over thousands of heights is served from the store
+//! alone, without asking CometBFT anything.
+//!
 //! Nothing here is consensus state: it is a cache of what CometBFT already
 //! holds, rebuilt on demand when missing.
 
@@ -12,7 +16,7 @@ use std::time::Duration;
 use redb::ReadTransaction;
 use serde_json::Value;
 
-use crate::storage::{Storage, StorageError, SIGNED_HEADERS};
+use crate::storage::{Storage, StorageError, SIGNED_HEADERS, VALIDATOR_SETS};
 
 /// Why a signed header could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -99,9 +103,39 @@ impl Headers {
         })
     }
 
-    /// The validator set at `height` (all pages of CometBFT's `/validators`),
-    /// as CometBFT's JSON `{ block_height, validators, count, total }`.
+    /// The validator set at `height` as CometBFT's `/validators` JSON
+    /// `{ block_height, validators, count, total }` with every page joined:
+    /// from the cache when the height's header is cached and its set was
+    /// seen before, else from CometBFT (and then cached).
     pub async fn validators(&self, height: u64) -> Result<Value, HeaderError> {
+        let set_hash = match cached(&self.storage.read()?, height)? {
+            Some(header) => validators_hash(&header),
+            None => None,
+        };
+        if let Some(hash) = &set_hash {
+            if let Some(mut set) = cached_set(&self.storage.read()?, hash)? {
+                set["block_height"] = Value::String(height.to_string());
+                return Ok(set);
+            }
+        }
+        let set = self.fetch_validators(height).await?;
+        if let Some(hash) = set_hash {
+            self.store_set(&hash, &set)?;
+        }
+        Ok(set)
+    }
+
+    fn store_set(&self, hash: &[u8], set: &Value) -> Result<(), StorageError> {
+        self.storage.write_index(|txn| {
+            let mut t = txn.open_table(VALIDATOR_SETS)?;
+            let bytes = serde_json::to_vec(set).unwrap_or_default();
+            t.insert(hash, bytes.as_slice())?;
+            Ok(())
+        })
+    }
+
+    /// All pages of CometBFT's `/validators?height=H`, joined.
+    async fn fetch_validators(&self, height: u64) -> Result<Value, HeaderError> {
         let mut all: Vec<Value> = Vec::new();
         let mut page = 1u32;
         loop {
@@ -150,6 +184,7 @@ impl Headers {
                 return;
             }
         };
+        let mut known_sets: std::collections::BTreeSet<Vec<u8>> = Default::default();
         loop {
             let committed = self
                 .storage
@@ -175,6 +210,37 @@ impl Headers {
                     Ok(None) | Err(_) => break,
                 }
             }
+            // A set is fetched the first time a header names it, so the
+            // validators of every cached header are served from the store.
+            for (h, header) in &fetched {
+                let Some(hash) = validators_hash(header) else {
+                    continue;
+                };
+                if known_sets.contains(&hash) {
+                    continue;
+                }
+                let cached = self
+                    .storage
+                    .read()
+                    .ok()
+                    .and_then(|txn| cached_set(&txn, &hash).ok().flatten())
+                    .is_some();
+                if !cached {
+                    match self.fetch_validators(*h).await {
+                        Ok(set) => {
+                            if let Err(e) = self.store_set(&hash, &set) {
+                                tracing::warn!(error = %e, "caching a validator set failed");
+                                continue;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!(height = h, error = %e, "validator set not cached yet");
+                            continue;
+                        }
+                    }
+                }
+                known_sets.insert(hash);
+            }
             match self.store_all(&fetched) {
                 Ok(()) => next += fetched.len() as u64,
                 Err(e) => tracing::warn!(error = %e, "caching signed headers failed; retrying"),
@@ -192,6 +258,23 @@ impl Headers {
         let last = t.last()?.map(|(k, _)| k.value()).unwrap_or(0);
         Ok(last + 1)
     }
+}
+
+/// The `header.validators_hash` of a signed header's JSON, as bytes.
+fn validators_hash(signed_header: &Value) -> Option<Vec<u8>> {
+    let hex_hash = signed_header.pointer("/header/validators_hash")?.as_str()?;
+    hex::decode(hex_hash).ok().filter(|h| h.len() == 32)
+}
+
+/// A cached validator set by hash.
+fn cached_set(txn: &ReadTransaction, hash: &[u8]) -> Result<Option<Value>, StorageError> {
+    let t = txn.open_table(VALIDATOR_SETS)?;
+    let v = t.get(hash)?;
+    v.map(|v| {
+        serde_json::from_slice(v.value())
+            .map_err(|_| StorageError::Corrupt(format!("validator_sets/{}", hex::encode(hash))))
+    })
+    .transpose()
 }
 
 /// A cached signed header.

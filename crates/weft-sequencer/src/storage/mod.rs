@@ -65,6 +65,9 @@ pub(crate) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs"
 pub(crate) const TXS_BY_HEIGHT: TableDefinition<u64, &[u8]> = TableDefinition::new("txs_by_height");
 pub(crate) const SIGNED_HEADERS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("signed_headers");
+/// Validator sets by their hash (a header's `validators_hash`, 32 bytes).
+pub(crate) const VALIDATOR_SETS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("validator_sets");
 
 const META_HEIGHT: &str = "last_height";
 const META_APP_HASH: &str = "last_app_hash";
@@ -141,6 +144,7 @@ impl Storage {
         txn.open_table(BLOCKS)?;
         txn.open_table(TXS_BY_HEIGHT)?;
         txn.open_table(SIGNED_HEADERS)?;
+        txn.open_table(VALIDATOR_SETS)?;
         txn.commit()?;
         Ok(Storage { db: Arc::new(db) })
     }
