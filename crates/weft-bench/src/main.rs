@@ -1,0 +1,207 @@
+//! `weft-bench`: wiring only. Parses the command line, runs scenarios,
+//! writes the reports.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use weft_bench::{
+    harness::{run_scenario, BenchOptions},
+    report,
+    scenario::Scenario,
+    search::SearchConfig,
+};
+use weft_testnet::App;
+
+/// Throughput and latency of Weft on real CometBFT networks on loopback,
+/// against CometBFT's own kvstore on the same network and load.
+///
+/// Build in release mode first (the harness runs the weft-sequencer and
+/// weft-conductor binaries next to its own):
+///   cargo build --release -p weft-sequencer -p weft-conductor -p weft-bench
+///   target/release/weft-bench run --scenario 1v-200b-batched
+///   target/release/weft-bench all
+#[derive(Debug, Parser)]
+#[command(name = "weft-bench", version, verbatim_doc_comment)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Lists the scenarios.
+    List,
+    /// Runs one scenario (a saturation search per app unless --rates).
+    Run {
+        /// Scenario name, e.g. 1v-200b-batched (see `weft-bench list`).
+        #[arg(long)]
+        scenario: String,
+        #[command(flatten)]
+        options: Options,
+    },
+    /// Runs every scenario and writes a summary.
+    All {
+        #[command(flatten)]
+        options: Options,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct Options {
+    /// Apps to run, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "weft,kvstore")]
+    apps: Vec<App>,
+    /// Fixed offered rates (tx/s), one step each, instead of the search.
+    #[arg(long, value_delimiter = ',')]
+    rates: Option<Vec<f64>>,
+    /// Seconds of load per step.
+    #[arg(long, default_value_t = 8.0)]
+    step_secs: f64,
+    /// Seconds at the start of a step left out of the steady throughput.
+    #[arg(long, default_value_t = 2.0)]
+    warmup_secs: f64,
+    /// Most steps of the search.
+    #[arg(long, default_value_t = 6)]
+    max_steps: usize,
+    /// The search stops once the lowest failure is within this factor of
+    /// the highest pass.
+    #[arg(long, default_value_t = 1.25)]
+    resolution: f64,
+    /// First rate of the search (tx/s) [default: per scenario].
+    #[arg(long)]
+    start_rate: Option<f64>,
+    /// CometBFT timeout_commit, milliseconds.
+    #[arg(long, default_value_t = 500)]
+    timeout_commit_ms: u64,
+    /// Funded accounts (Weft); each sends at most 24 transactions a step.
+    #[arg(long, default_value_t = 16_384)]
+    accounts: usize,
+    /// No conductor (no end-to-end latency).
+    #[arg(long)]
+    no_conductor: bool,
+    /// Where reports go.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+    /// Where network homes go [default: <out>/networks].
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Keep network homes (logs) after the run.
+    #[arg(long)]
+    keep_networks: bool,
+    /// Extra weft-sequencer flag (repeatable), e.g. --sequencer-arg=--mempool-max-txs=50000.
+    #[arg(long = "sequencer-arg", allow_hyphen_values = true)]
+    sequencer_args: Vec<String>,
+    /// Before each step, wait up to this many seconds for other
+    /// processes on the machine to go quiet (0: never wait).
+    #[arg(long, default_value_t = 180)]
+    quiet_wait_secs: u64,
+    /// Log filter.
+    #[arg(long, default_value = "info")]
+    log: String,
+}
+
+impl Options {
+    fn bench(&self) -> anyhow::Result<BenchOptions> {
+        if !(self.step_secs > self.warmup_secs && self.warmup_secs >= 0.0) {
+            bail!("--step-secs must be longer than --warmup-secs");
+        }
+        Ok(BenchOptions {
+            apps: self.apps.clone(),
+            rates: self.rates.clone(),
+            search: SearchConfig {
+                start_rate: self.start_rate.unwrap_or(0.0),
+                max_steps: self.max_steps,
+                resolution: self.resolution,
+                ..SearchConfig::default()
+            },
+            step_duration: Duration::from_secs_f64(self.step_secs),
+            warmup: Duration::from_secs_f64(self.warmup_secs),
+            timeout_commit: Duration::from_millis(self.timeout_commit_ms),
+            accounts: self.accounts,
+            conductor: !self.no_conductor,
+            work_dir: self
+                .work_dir
+                .clone()
+                .unwrap_or_else(|| self.out.join("networks")),
+            keep_networks: self.keep_networks,
+            sequencer_args: self.sequencer_args.clone(),
+            quiet_wait: Duration::from_secs(self.quiet_wait_secs),
+        })
+    }
+
+    fn scenario(&self, mut s: Scenario) -> Scenario {
+        if let Some(rate) = self.start_rate {
+            s.start_rate = rate;
+        }
+        s
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let log = match &cli.command {
+        Command::List => "warn".to_string(),
+        Command::Run { options, .. } | Command::All { options } => options.log.clone(),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(log))
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::List => {
+            for s in Scenario::catalog() {
+                println!(
+                    "{:<18} {} validator(s), {} B payloads, {} per tx",
+                    s.name, s.validators, s.payload_bytes, s.payloads_per_tx
+                );
+            }
+        }
+        Command::Run { scenario, options } => {
+            let scenario = options.scenario(Scenario::named(&scenario)?);
+            let bench = options.bench()?;
+            warn_if_debug();
+            let r = run_scenario(&scenario, &bench)
+                .await
+                .with_context(|| format!("scenario {}", scenario.name))?;
+            report::write_scenario(&r, &options.out)?;
+            println!("{}", report::markdown(&r));
+            println!(
+                "wrote {}/{}.{{json,md,svg}}",
+                options.out.display(),
+                scenario.name
+            );
+        }
+        Command::All { options } => {
+            let bench = options.bench()?;
+            warn_if_debug();
+            let mut reports = Vec::new();
+            for s in Scenario::catalog() {
+                let s = options.scenario(s);
+                let r = run_scenario(&s, &bench)
+                    .await
+                    .with_context(|| format!("scenario {}", s.name))?;
+                report::write_scenario(&r, &options.out)?;
+                eprintln!("{}", report::markdown(&r));
+                reports.push(r);
+                report::write_summary(&reports, &options.out)?;
+            }
+            println!("{}", report::summary_markdown(&reports));
+            println!("wrote {}/summary.{{json,md}}", options.out.display());
+        }
+    }
+    Ok(())
+}
+
+/// Debug builds of the sequencer measure the compiler, not Weft.
+fn warn_if_debug() {
+    if let Ok(p) = weft_testnet::sequencer_binary() {
+        if p.components().any(|c| c.as_os_str() == "debug") {
+            eprintln!(
+                "warning: using a debug build of weft-sequencer ({}); build with --release for real figures",
+                p.display()
+            );
+        }
+    }
+}
