@@ -298,6 +298,14 @@ impl App {
     }
 
     fn process_proposal(&mut self, req: request::ProcessProposal) -> ProcessProposal {
+        let started = Instant::now();
+        let verdict = self.process_proposal_verdict(req);
+        metrics::histogram!("weft_process_proposal_seconds")
+            .record(started.elapsed().as_secs_f64());
+        verdict
+    }
+
+    fn process_proposal_verdict(&mut self, req: request::ProcessProposal) -> ProcessProposal {
         let snapshot = self
             .storage
             .snapshot()
@@ -316,6 +324,13 @@ impl App {
     }
 
     fn finalize_block(&mut self, req: request::FinalizeBlock) -> resp::FinalizeBlock {
+        let started = Instant::now();
+        let response = self.finalize_block_response(req);
+        metrics::histogram!("weft_finalize_block_seconds").record(started.elapsed().as_secs_f64());
+        response
+    }
+
+    fn finalize_block_response(&mut self, req: request::FinalizeBlock) -> resp::FinalizeBlock {
         let height = req.height.value();
         let hash = block_hash(&req.hash);
         let mut exec = match self.processed.take() {
@@ -395,6 +410,13 @@ impl App {
     }
 
     fn commit(&mut self) -> resp::Commit {
+        let started = Instant::now();
+        let response = self.commit_pending();
+        metrics::histogram!("weft_commit_seconds").record(started.elapsed().as_secs_f64());
+        response
+    }
+
+    fn commit_pending(&mut self) -> resp::Commit {
         self.processed = None;
         match self.pending.take() {
             Some(pending) => {
