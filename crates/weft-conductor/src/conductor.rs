@@ -7,7 +7,7 @@ use std::{
     collections::HashMap,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     time::{Duration, Instant},
 };
@@ -19,7 +19,7 @@ use weft_core::RollupId;
 use crate::{
     cursor::CursorFile,
     executor::{Executor, RollupBlock},
-    source::{BatchSource, Fetched, SequencedBatch, SourceError},
+    source::{BatchSource, SequencedBatch, SourceError},
     verify::{ChainVerifier, Checked, TrustedRecord, VerifyError},
 };
 
@@ -60,7 +60,7 @@ pub struct Conductor<E: Executor> {
     cursor: CursorFile,
     verifier: ChainVerifier,
     from_height: u64,
-    validator_sets: HashMap<TmHash, Arc<validator::Set>>,
+    validator_sets: ValidatorSets,
     progress: Arc<Progress>,
 }
 
@@ -81,7 +81,7 @@ impl<E: Executor> Conductor<E> {
             cursor,
             verifier,
             from_height: from_height.max(1),
-            validator_sets: HashMap::new(),
+            validator_sets: ValidatorSets::default(),
             progress: Arc::new(Progress::default()),
         }
     }
@@ -120,36 +120,34 @@ impl<E: Executor> Conductor<E> {
             );
         }
         tokio::pin!(stop);
-        // While one range is verified and delivered, the next one is
-        // already being fetched and decoded.
-        let mut prefetch: Option<(u64, JoinHandle<Result<Fetched, SourceError>>)> = None;
+        // While one range is linked and delivered, the next one is already
+        // being fetched, decoded and checked on the other cores.
+        let mut ahead: Option<(u64, JoinHandle<Result<Prepared, SourceError>>)> = None;
         loop {
             let next = self.verifier.next_height();
-            let fetched = match prefetch.take() {
-                Some((from, mut handle)) if from == next => tokio::select! {
-                    _ = &mut stop => { handle.abort(); return Ok(()) },
-                    joined = &mut handle => joined.unwrap_or_else(|e| Err(SourceError {
-                        endpoint: self.source.endpoint().to_string(),
-                        message: format!("fetch task failed: {e}"),
-                    })),
-                },
+            let mut task = match ahead.take() {
+                Some((from, task)) if from == next => task,
                 stale => {
-                    if let Some((_, handle)) = stale {
-                        handle.abort();
+                    if let Some((_, task)) = stale {
+                        task.abort();
                     }
                     let wait = if self.progress.latest.load(Ordering::Relaxed) >= next {
                         Duration::ZERO
                     } else {
                         LONG_POLL
                     };
-                    tokio::select! {
-                        _ = &mut stop => return Ok(()),
-                        f = self.source.fetch(next, RANGE, wait) => f,
-                    }
+                    self.prepare(next, wait)
                 }
             };
-            let fetched = match fetched {
-                Ok(f) => f,
+            let prepared = tokio::select! {
+                _ = &mut stop => { task.abort(); return Ok(()) },
+                joined = &mut task => joined.unwrap_or_else(|e| Err(SourceError {
+                    endpoint: self.source.endpoint().to_string(),
+                    message: format!("fetch task failed: {e}"),
+                })),
+            };
+            let prepared = match prepared {
+                Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(error = %e, "fetching batches failed");
                     self.source.fail_over();
@@ -159,30 +157,23 @@ impl<E: Executor> Conductor<E> {
             };
             self.progress
                 .latest
-                .fetch_max(fetched.latest, Ordering::Relaxed);
-            metrics::gauge!("weft_conductor_sequencer_height").set(fetched.latest as f64);
-            let after = next + fetched.items.len() as u64;
-            if !fetched.items.is_empty() && fetched.latest >= after {
-                let source = self.source.clone();
-                prefetch = Some((
-                    after,
-                    tokio::spawn(async move { source.fetch(after, RANGE, Duration::ZERO).await }),
-                ));
+                .fetch_max(prepared.latest, Ordering::Relaxed);
+            metrics::gauge!("weft_conductor_sequencer_height").set(prepared.latest as f64);
+            let after = next + prepared.items.len() as u64;
+            if !prepared.items.is_empty() && prepared.latest >= after {
+                ahead = Some((after, self.prepare(after, Duration::ZERO)));
             }
-            if let Err(e) = self.handle_range(fetched.items, rollup_head).await {
+            if let Err(e) = self.deliver_range(prepared, rollup_head).await {
                 match e {
                     HandleError::Cursor(e) => return Err(ConductorError::Cursor(e)),
-                    HandleError::Source(e) => {
-                        tracing::warn!(error = %e, "the endpoint failed mid-range");
-                    }
                     HandleError::Verify(e) => {
                         self.progress.refused.fetch_add(1, Ordering::Relaxed);
                         metrics::counter!("weft_conductor_refused_total").increment(1);
                         tracing::error!(error = %e, endpoint = self.source.endpoint(), "REFUSED: not delivering unverified data");
                     }
                 }
-                if let Some((_, handle)) = prefetch.take() {
-                    handle.abort();
+                if let Some((_, task)) = ahead.take() {
+                    task.abort();
                 }
                 self.source.fail_over();
                 tokio::time::sleep(RETRY).await;
@@ -190,35 +181,63 @@ impl<E: Executor> Conductor<E> {
         }
     }
 
-    /// Verifies a range of consecutive heights (signatures and proofs on
-    /// every core, then the links in order) and delivers each verified
-    /// height before looking at the next; the first failure stops the range
-    /// with everything before it delivered.
-    async fn handle_range(
-        &mut self,
-        items: Vec<SequencedBatch>,
-        rollup_head: u64,
-    ) -> Result<(), HandleError> {
-        if items.is_empty() {
-            return Ok(());
-        }
-        let started = Instant::now();
-        let mut sets = Vec::with_capacity(items.len());
-        for item in &items {
-            sets.push(self.validator_set(item).await?);
-        }
+    /// Starts fetching heights from `from` (waiting up to `wait` for the
+    /// first) and checking each one's signatures and proofs on every core:
+    /// the part of verification that needs no trusted state.
+    fn prepare(&self, from: u64, wait: Duration) -> JoinHandle<Result<Prepared, SourceError>> {
+        let source = self.source.clone();
+        let sets = self.validator_sets.clone();
         let verifier = self.verifier.clone();
         let rollup_id = self.rollup_id;
-        let count = items.len();
-        let (items, checks) = tokio::task::spawn_blocking(move || {
-            let checks = check_all(&verifier, &items, &sets, &rollup_id);
-            (items, checks)
+        tokio::spawn(async move {
+            let fetched = source.fetch(from, RANGE, wait).await?;
+            let mut item_sets = Vec::with_capacity(fetched.items.len());
+            for item in &fetched.items {
+                let vhash = item.signed_header.header.validators_hash;
+                let known = lock(&sets).get(&vhash).cloned();
+                let set = match known {
+                    Some(set) => Some(set),
+                    None => {
+                        let set = Arc::new(source.validators(item.height).await?);
+                        // Keyed by its own hash: a wrong set simply fails
+                        // verification.
+                        lock(&sets).insert(set.hash(), set.clone());
+                        (set.hash() == vhash).then_some(set)
+                    }
+                };
+                item_sets.push(set);
+            }
+            let started = Instant::now();
+            let items = fetched.items;
+            let (items, checks) = tokio::task::spawn_blocking(move || {
+                let checks = check_all(&verifier, &items, &item_sets, &rollup_id);
+                (items, checks)
+            })
+            .await
+            .map_err(|e| SourceError {
+                endpoint: source.endpoint().to_string(),
+                message: format!("verification task failed: {e}"),
+            })?;
+            let check_seconds = started.elapsed().as_secs_f64() / items.len().max(1) as f64;
+            Ok(Prepared {
+                items,
+                checks,
+                latest: fetched.latest,
+                check_seconds,
+            })
         })
-        .await
-        .map_err(|e| HandleError::Source(format!("verification task failed: {e}")))?;
-        let per_height = started.elapsed().as_secs_f64() / count as f64;
+    }
+
+    /// Links each checked height to the trusted chain and delivers it,
+    /// in order; the first failure stops the range with everything before
+    /// it delivered.
+    async fn deliver_range(
+        &mut self,
+        prepared: Prepared,
+        rollup_head: u64,
+    ) -> Result<(), HandleError> {
         let now = Time::now();
-        for (item, check) in items.into_iter().zip(checks) {
+        for (item, check) in prepared.items.into_iter().zip(prepared.checks) {
             let started = Instant::now();
             let checked = check.map_err(HandleError::Verify)?;
             if checked.height != item.height {
@@ -232,28 +251,10 @@ impl<E: Executor> Conductor<E> {
                 .accept(&checked, now)
                 .map_err(HandleError::Verify)?;
             metrics::histogram!("weft_conductor_verify_seconds")
-                .record(per_height + started.elapsed().as_secs_f64());
+                .record(prepared.check_seconds + started.elapsed().as_secs_f64());
             self.deliver(item, record, rollup_head).await?;
         }
         Ok(())
-    }
-
-    /// The validator set a header names, fetched once per distinct set.
-    async fn validator_set(
-        &mut self,
-        item: &SequencedBatch,
-    ) -> Result<Option<Arc<validator::Set>>, HandleError> {
-        let vhash = item.signed_header.header.validators_hash;
-        if !self.validator_sets.contains_key(&vhash) {
-            let set = self
-                .source
-                .validators(item.height)
-                .await
-                .map_err(|e| HandleError::Source(e.to_string()))?;
-            // Keyed by its own hash: a wrong set simply fails verification.
-            self.validator_sets.insert(set.hash(), Arc::new(set));
-        }
-        Ok(self.validator_sets.get(&vhash).cloned())
     }
 
     async fn deliver(
@@ -349,8 +350,21 @@ fn check_all(
 enum HandleError {
     #[error(transparent)]
     Verify(VerifyError),
-    #[error("endpoint: {0}")]
-    Source(String),
     #[error("cursor: {0}")]
     Cursor(std::io::Error),
+}
+
+/// A fetched range with each height's stateless check done.
+struct Prepared {
+    items: Vec<SequencedBatch>,
+    checks: Vec<Result<Checked, VerifyError>>,
+    latest: u64,
+    /// Checking time per height (for the verification histogram).
+    check_seconds: f64,
+}
+
+type ValidatorSets = Arc<Mutex<HashMap<TmHash, Arc<validator::Set>>>>;
+
+fn lock(sets: &ValidatorSets) -> std::sync::MutexGuard<'_, HashMap<TmHash, Arc<validator::Set>>> {
+    sets.lock().unwrap_or_else(|e| e.into_inner())
 }
