@@ -125,7 +125,16 @@ impl Headers {
         Ok(set)
     }
 
+    /// Caches `set` under `hash` if it really hashes to it (a set that
+    /// does not would be served for every height naming that hash).
     fn store_set(&self, hash: &[u8], set: &Value) -> Result<(), StorageError> {
+        if set_hash(set).as_deref() != Some(hash) {
+            tracing::warn!(
+                hash = hex::encode(hash),
+                "CometBFT's validator set does not hash to the header's validators_hash; not caching it"
+            );
+            return Ok(());
+        }
         self.storage.write_index(|txn| {
             let mut t = txn.open_table(VALIDATOR_SETS)?;
             let bytes = serde_json::to_vec(set).unwrap_or_default();
@@ -266,6 +275,18 @@ fn validators_hash(signed_header: &Value) -> Option<Vec<u8>> {
     hex::decode(hex_hash).ok().filter(|h| h.len() == 32)
 }
 
+/// The CometBFT hash of a `/validators` JSON answer's set.
+fn set_hash(set: &Value) -> Option<Vec<u8>> {
+    let infos: Vec<tendermint::validator::Info> =
+        serde_json::from_value(set.get("validators")?.clone()).ok()?;
+    Some(
+        tendermint::validator::Set::without_proposer(infos)
+            .hash()
+            .as_bytes()
+            .to_vec(),
+    )
+}
+
 /// A cached validator set by hash.
 fn cached_set(txn: &ReadTransaction, hash: &[u8]) -> Result<Option<Value>, StorageError> {
     let t = txn.open_table(VALIDATOR_SETS)?;
@@ -286,4 +307,72 @@ pub fn cached(txn: &ReadTransaction, height: u64) -> Result<Option<Value>, Stora
             .map_err(|_| StorageError::Corrupt(format!("signed_headers/{height}")))
     })
     .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use tendermint::{validator, vote, PublicKey};
+
+    use super::*;
+
+    fn set_json(seeds: &[u8]) -> (Value, Vec<u8>) {
+        let infos: Vec<validator::Info> = seeds
+            .iter()
+            .map(|seed| {
+                let key = ed25519_dalek::SigningKey::from_bytes(&[*seed; 32]);
+                let pk = PublicKey::from_raw_ed25519(key.verifying_key().as_bytes()).unwrap();
+                validator::Info::new(pk, vote::Power::from(10u32))
+            })
+            .collect();
+        let hash = validator::Set::without_proposer(infos.clone())
+            .hash()
+            .as_bytes()
+            .to_vec();
+        let count = infos.len().to_string();
+        (
+            json!({ "block_height": "7", "validators": infos, "count": count, "total": count }),
+            hash,
+        )
+    }
+
+    #[test]
+    fn a_set_is_hashed_as_cometbft_hashes_it() {
+        let (set, hash) = set_json(&[1, 2, 3, 4]);
+        assert_eq!(set_hash(&set), Some(hash.clone()));
+        let (other, other_hash) = set_json(&[1, 2, 3]);
+        assert_ne!(hash, other_hash);
+        assert_eq!(set_hash(&other), Some(other_hash));
+        assert_eq!(set_hash(&json!({ "validators": "garbage" })), None);
+    }
+
+    #[test]
+    fn the_validators_hash_is_read_from_a_signed_header() {
+        let hash = "AB".repeat(32);
+        let header = json!({ "header": { "validators_hash": hash }, "commit": {} });
+        assert_eq!(validators_hash(&header), Some(vec![0xab; 32]));
+        assert_eq!(
+            validators_hash(&json!({ "header": { "validators_hash": "ABCD" } })),
+            None
+        );
+        assert_eq!(validators_hash(&json!({ "header": {} })), None);
+    }
+
+    #[tokio::test]
+    async fn only_a_set_matching_its_hash_is_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let headers = Headers::new(storage.clone(), "http://127.0.0.1:9");
+        let (set, hash) = set_json(&[5, 6]);
+        headers.store_set(&[0u8; 32], &set).unwrap();
+        assert_eq!(
+            cached_set(&storage.read().unwrap(), &[0u8; 32]).unwrap(),
+            None
+        );
+        headers.store_set(&hash, &set).unwrap();
+        assert_eq!(
+            cached_set(&storage.read().unwrap(), &hash).unwrap(),
+            Some(set)
+        );
+    }
 }
