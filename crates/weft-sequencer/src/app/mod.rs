@@ -290,6 +290,7 @@ impl App {
         tracing::debug!(
             height = %req.height,
             held = pool.len(),
+            parked = pool.parked_len(),
             offered_by_cometbft = req.txs.len(),
             included = txs.len() - 1,
             "proposal prepared"

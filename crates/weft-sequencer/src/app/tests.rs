@@ -324,7 +324,8 @@ fn app_hash_of_a_fixed_block_sequence_is_pinned() {
                 data("alpha", &[h as u8; 3]),
             ],
         );
-        let (_, fin) = run_block(&mut app, h, vec![tx.into()]);
+        let (txs, fin) = run_block(&mut app, h, vec![tx.into()]);
+        assert_eq!(txs.len(), 2, "block {h} holds the commitments and its tx");
         hashes.push(format!("{h} {}", hex::encode(fin.app_hash.as_bytes())));
     }
     // A change here is a consensus-breaking change: call it out in review.

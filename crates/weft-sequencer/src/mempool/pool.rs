@@ -209,9 +209,15 @@ impl Mempool {
                 admitted: now,
             },
         );
+        // A new queue starts at the committed nonce: with the default 0,
+        // an account whose earlier transactions had all committed would
+        // park its next one until a recheck moved the base (a block late).
         self.accounts
             .entry(signer)
-            .or_default()
+            .or_insert_with(|| AccountQueue {
+                base: account.nonce,
+                txs: BTreeMap::new(),
+            })
             .txs
             .insert(nonce, hash);
         self.reclassify(&signer);

@@ -266,6 +266,40 @@ fn ttl_expires_on_recheck_and_on_commit() {
 }
 
 #[test]
+fn the_next_nonce_after_a_commit_is_executable_at_once() {
+    let a = SigningKey::from_seed("a");
+    let mut s = state(&[(&a, 1_000_000)]);
+    let mut pool = Mempool::new(config());
+    let now = Instant::now();
+    admit(&mut pool, &s, &a, 0, now).unwrap();
+    s.put_account(
+        &a.address(),
+        Account {
+            balance: 999_000,
+            nonce: 1,
+        },
+    );
+    pool.on_commit(&s, &[hash_of(&a, 0)], now).unwrap();
+    assert!(pool.is_empty());
+    // The account has no queue left; its next nonce must not wait for a
+    // recheck to become part of the next proposal.
+    assert_eq!(admit(&mut pool, &s, &a, 1, now).unwrap(), TxStatus::Pending);
+    assert_eq!(pool.parked_len(), 0);
+    let run: Vec<u64> = pool
+        .pending_runs()
+        .flatten()
+        .map(|e| e.checked.tx.transaction.nonce)
+        .collect();
+    assert_eq!(run, vec![1]);
+    assert_eq!(
+        admit(&mut pool, &s, &a, 3, now).unwrap(),
+        TxStatus::Parked {
+            waiting_for_nonce: 2
+        }
+    );
+}
+
+#[test]
 fn commit_removes_included_and_evicts_stale_nonces() {
     let a = SigningKey::from_seed("a");
     let mut s = state(&[(&a, 1_000_000)]);
