@@ -188,8 +188,12 @@ pub struct Receipt {
 }
 
 impl Receipt {
-    /// Deterministic ABCI events: `weft.tx`, then one `weft.transfer` or
-    /// `weft.rollup_data` per action, in action order.
+    /// Deterministic ABCI events: `weft.tx`, one `weft.transfer` per
+    /// transfer in action order, then one `weft.rollup_data` per rollup the
+    /// transaction wrote to (in order of first appearance) with its item
+    /// count and bytes. One event per rollup rather than per item: CometBFT
+    /// indexes every event attribute, and a batch of 64 items would cost
+    /// 128 index writes per transaction.
     pub fn events(&self, hash: &Hash) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
         let mut events = vec![(
             "weft.tx",
@@ -210,11 +214,22 @@ impl Receipt {
                 ],
             ));
         }
+        let mut per_rollup: Vec<(RollupId, usize, usize)> = Vec::new();
         for (rollup_id, bytes) in &self.rollup_data {
+            match per_rollup.iter_mut().find(|(r, _, _)| r == rollup_id) {
+                Some((_, items, total)) => {
+                    *items += 1;
+                    *total += bytes;
+                }
+                None => per_rollup.push((*rollup_id, 1, *bytes)),
+            }
+        }
+        for (rollup_id, items, bytes) in per_rollup {
             events.push((
                 "weft.rollup_data",
                 vec![
                     ("rollup_id", rollup_id.to_hex()),
+                    ("items", items.to_string()),
                     ("bytes", bytes.to_string()),
                 ],
             ));
@@ -266,4 +281,50 @@ pub fn execute<S: StateWrite>(
         }
     }
     Ok(receipt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_carry_one_rollup_data_event_per_rollup() {
+        let (a, b) = (RollupId::from_name("a"), RollupId::from_name("b"));
+        let to = Address([9; 20]);
+        let receipt = Receipt {
+            fee: 1_234,
+            signer: Address([1; 20]),
+            nonce: 7,
+            transfers: vec![(to, 5)],
+            rollup_data: vec![(b, 10), (a, 3), (b, 20), (b, 1)],
+        };
+        let events = receipt.events(&Hash([2; 32]));
+        let kinds: Vec<&str> = events.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                "weft.tx",
+                "weft.transfer",
+                "weft.rollup_data",
+                "weft.rollup_data"
+            ]
+        );
+        assert_eq!(events[0].1[2], ("nonce", "7".to_string()));
+        assert_eq!(
+            events[2].1,
+            vec![
+                ("rollup_id", b.to_hex()),
+                ("items", "3".to_string()),
+                ("bytes", "31".to_string())
+            ]
+        );
+        assert_eq!(
+            events[3].1,
+            vec![
+                ("rollup_id", a.to_hex()),
+                ("items", "1".to_string()),
+                ("bytes", "3".to_string())
+            ]
+        );
+    }
 }
