@@ -60,6 +60,8 @@ pub struct BenchOptions {
     /// Before each step, wait up to this long for other processes on the
     /// machine to go quiet (zero: do not wait).
     pub quiet_wait: Duration,
+    /// After the search, hold the saturation rate this long (zero: no).
+    pub confirm: Duration,
 }
 
 impl Default for BenchOptions {
@@ -68,8 +70,8 @@ impl Default for BenchOptions {
             apps: vec![App::Weft, App::Kvstore],
             rates: None,
             search: SearchConfig::default(),
-            step_duration: Duration::from_secs(8),
-            warmup: Duration::from_secs(2),
+            step_duration: Duration::from_secs(6),
+            warmup: Duration::from_millis(1500),
             timeout_commit: Duration::from_millis(500),
             accounts: 16_384,
             conductor: true,
@@ -77,6 +79,7 @@ impl Default for BenchOptions {
             keep_networks: false,
             sequencer_args: Vec::new(),
             quiet_wait: Duration::from_secs(180),
+            confirm: Duration::ZERO,
         }
     }
 }
@@ -159,6 +162,7 @@ async fn run_app(scenario: &Scenario, app: App, opts: &BenchOptions) -> Result<A
         search: None,
         steps: Vec::new(),
         saturation: None,
+        confirmation: None,
         peak_included_tx_per_s: 0.0,
         warnings: Vec::new(),
     };
@@ -229,7 +233,7 @@ async fn drive(
     match &opts.rates {
         Some(rates) => {
             for &rate in rates {
-                let r = run_step(&mut ctx, workload, step, rate).await?;
+                let r = run_step(&mut ctx, workload, step, rate, opts.step_duration).await?;
                 run.steps.push(r);
                 step += 1;
             }
@@ -242,7 +246,7 @@ async fn drive(
             run.search = Some(config);
             let mut search = SaturationSearch::new(config);
             while let Some(rate) = search.next_rate() {
-                let r = run_step(&mut ctx, workload, step, rate).await?;
+                let r = run_step(&mut ctx, workload, step, rate, opts.step_duration).await?;
                 tracing::info!(
                     app = %net.app(),
                     step,
@@ -262,6 +266,12 @@ async fn drive(
                 step += 1;
             }
         }
+    }
+    run.summarize();
+    if let (Some(sat), false) = (&run.saturation, opts.confirm.is_zero()) {
+        let rate = sat.offered_tx_per_s;
+        let r = run_step(&mut ctx, workload, step, rate, opts.confirm).await?;
+        run.confirmation = Some(r);
     }
     if let Some(e) = ctx.follower.last_error() {
         run.warnings.push(format!("block follower: {e}"));
@@ -284,16 +294,17 @@ async fn drive(
     Ok(())
 }
 
-/// One step at `rate`.
+/// One step at `rate` for `duration`.
 async fn run_step(
     ctx: &mut Context<'_>,
     workload: &mut Workload,
     step: u32,
     rate: f64,
+    duration: Duration,
 ) -> Result<StepReport> {
     let opts = ctx.opts;
     let nodes = ctx.net.nodes().len();
-    let n = pacing::tx_count(rate, opts.step_duration);
+    let n = pacing::tx_count(rate, duration);
     // Sign everything before the clock starts.
     let txs = tokio::task::block_in_place(|| workload.prepare_step(step, n))?;
     let mut per_node: Vec<Vec<(u32, Duration, usize)>> = vec![Vec::new(); nodes];
@@ -352,7 +363,7 @@ async fn run_step(
             }
         }
     }
-    let load_end = start + opts.step_duration;
+    let load_end = start + duration;
     let accepted = sent
         .iter()
         .filter(|s| s.as_ref().is_some_and(|s| s.outcome == Outcome::Accepted))
@@ -414,7 +425,7 @@ async fn run_step(
     let mut report = StepReport {
         step,
         offered_tx_per_s: rate,
-        duration_s: opts.step_duration.as_secs_f64(),
+        duration_s: duration.as_secs_f64(),
         txs_offered: n,
         txs_accepted: accepted,
         txs_included: included_at.iter().filter(|x| x.is_some()).count(),
@@ -431,7 +442,7 @@ async fn run_step(
     if unsent > 0 {
         report.rejections.insert("not sent".into(), unsent);
     }
-    report.accepted_tx_per_s = accepted as f64 / opts.step_duration.as_secs_f64();
+    report.accepted_tx_per_s = accepted as f64 / duration.as_secs_f64();
     report.inclusion_latency =
         LatencySummary::from_seconds(sent.iter().zip(&included_at).map(|(s, inc)| {
             match (s, inc) {
@@ -440,7 +451,7 @@ async fn run_step(
             }
         }));
     report.included_tx_per_s = steady_rate(&blocks, start + opts.warmup, load_end)
-        .unwrap_or(report.txs_included as f64 / opts.step_duration.as_secs_f64());
+        .unwrap_or(report.txs_included as f64 / duration.as_secs_f64());
     let s = ctx.scenario;
     report.payloads_per_s = report.included_tx_per_s * s.payloads_per_tx as f64;
     report.rollup_mb_per_s = report.payloads_per_s * s.payload_bytes as f64 / 1e6;

@@ -56,17 +56,17 @@ struct Options {
     #[arg(long, value_delimiter = ',')]
     rates: Option<Vec<f64>>,
     /// Seconds of load per step.
-    #[arg(long, default_value_t = 8.0)]
+    #[arg(long, default_value_t = 6.0)]
     step_secs: f64,
     /// Seconds at the start of a step left out of the steady throughput.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 1.5)]
     warmup_secs: f64,
     /// Most steps of the search.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 5)]
     max_steps: usize,
     /// The search stops once the lowest failure is within this factor of
     /// the highest pass.
-    #[arg(long, default_value_t = 1.25)]
+    #[arg(long, default_value_t = 1.3)]
     resolution: f64,
     /// First rate of the search (tx/s) [default: per scenario].
     #[arg(long)]
@@ -92,6 +92,10 @@ struct Options {
     /// Extra weft-sequencer flag (repeatable), e.g. --sequencer-arg=--mempool-max-txs=50000.
     #[arg(long = "sequencer-arg", allow_hyphen_values = true)]
     sequencer_args: Vec<String>,
+    /// After the search, hold the saturation rate for this many seconds
+    /// (0: no confirmation step).
+    #[arg(long, default_value_t = 0)]
+    confirm_secs: u64,
     /// Before each step, wait up to this many seconds for other
     /// processes on the machine to go quiet (0: never wait).
     #[arg(long, default_value_t = 180)]
@@ -127,6 +131,7 @@ impl Options {
             keep_networks: self.keep_networks,
             sequencer_args: self.sequencer_args.clone(),
             quiet_wait: Duration::from_secs(self.quiet_wait_secs),
+            confirm: Duration::from_secs(self.confirm_secs),
         })
     }
 

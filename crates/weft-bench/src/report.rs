@@ -134,6 +134,9 @@ pub struct AppRun {
     pub steps: Vec<StepReport>,
     /// The highest passing step.
     pub saturation: Option<Saturation>,
+    /// A longer step at the saturation rate, when asked for: whether that
+    /// rate holds beyond a short step.
+    pub confirmation: Option<StepReport>,
     /// The highest included rate of any step, passing or not.
     pub peak_included_tx_per_s: f64,
     /// Problems that did not stop the run.
@@ -367,6 +370,24 @@ pub fn markdown(r: &ScenarioReport) -> String {
                     rate(run.peak_included_tx_per_s)
                 );
             }
+        }
+        if let Some(c) = &run.confirmation {
+            let _ = writeln!(
+                out,
+                "  - held for {:.0} s at {} tx/s: {} tx/s included = {} payloads/s, p50 {} ms, p99 {} ms, blocks every {} ms: **{}**",
+                c.duration_s,
+                rate(c.offered_tx_per_s),
+                rate(c.included_tx_per_s),
+                rate(c.payloads_per_s),
+                ms(c.inclusion_latency.p50_ms),
+                ms(c.inclusion_latency.p99_ms),
+                ms(c.block_interval_ms),
+                if c.passed {
+                    "pass".to_string()
+                } else {
+                    format!("fail: {}", c.verdict)
+                }
+            );
         }
     }
     if let Some(x) = &r.ratio {
@@ -787,6 +808,7 @@ mod tests {
             search: None,
             steps,
             saturation: None,
+            confirmation: None,
             peak_included_tx_per_s: 0.0,
             warnings: vec![],
         };
