@@ -191,6 +191,8 @@ struct Context<'a> {
     conductor: Option<ConductorFollower>,
     http: reqwest::Client,
     idle_interval: Duration,
+    /// Cores the network and generator use with no load.
+    idle_cores: f64,
 }
 
 async fn drive(
@@ -227,7 +229,11 @@ async fn drive(
         conductor,
         http,
         idle_interval: Duration::from_secs_f64(idle_ms.unwrap_or(1000.0) / 1000.0),
+        idle_cores: 0.0,
     };
+    ctx.idle_cores = sample_cores(&process_list(&ctx))
+        .await
+        .map_or(0.0, |(_, mine)| mine);
 
     let mut step = 0u32;
     match &opts.rates {
@@ -330,7 +336,7 @@ async fn run_step(
     let by_hash = txs.by_hash();
     drop(txs);
 
-    wait_for_quiet_machine(&process_list(ctx), opts.quiet_wait).await;
+    wait_for_quiet_machine(&process_list(ctx), ctx.idle_cores, opts.quiet_wait).await;
     let backlog_at_start = unconfirmed(&ctx.http, ctx.net).await;
     ctx.follower.begin_step(by_hash);
     let pids = process_list(ctx);
@@ -556,45 +562,55 @@ pub fn steady_rate(blocks: &[crate::blocks::BlockSeen], from: Instant, to: Insta
 
 /// Most cores other processes may use before a step waits for them.
 const QUIET_OTHER_CORES: f64 = 0.3;
+/// How far above its idle use the network's own CPU may be before a step
+/// waits: after an overloaded step, CometBFT's database compactions run on
+/// for seconds and would tax the next step.
+const SETTLE_MARGIN_CORES: f64 = 0.3;
 
-/// The machine is shared (builds, other benchmarks): waits, up to a
-/// limit, until processes outside the benchmark use little CPU.
-async fn wait_for_quiet_machine(ours: &[(String, u32)], limit: Duration) {
+/// Cores used over one second: `(whole machine, the processes in ours)`.
+async fn sample_cores(ours: &[(String, u32)]) -> Option<(f64, f64)> {
+    let cpus = std::thread::available_parallelism().map_or(1, |p| p.get()) as f64;
+    let ticks = || -> u64 {
+        ours.iter()
+            .filter_map(|(_, p)| procstat::sample(*p))
+            .map(|s| s.cpu_ticks)
+            .sum()
+    };
+    let (m0, p0) = (procstat::sample_machine()?, ticks());
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (m1, p1) = (procstat::sample_machine()?, ticks());
+    let wall = t0.elapsed().as_secs_f64();
+    if m1.total <= m0.total || wall <= 0.0 {
+        return None;
+    }
+    let busy = m1.busy.saturating_sub(m0.busy) as f64 / (m1.total - m0.total) as f64 * cpus;
+    let mine = p1.saturating_sub(p0) as f64 / procstat::TICKS_PER_SECOND / wall;
+    Some((busy, mine))
+}
+
+/// Waits, up to `limit`, until the machine is fit for a step: processes
+/// outside the benchmark use little CPU (the machine is shared with builds
+/// and other benchmarks) and the network is back near its idle use
+/// (`idle_cores`) after the previous step.
+async fn wait_for_quiet_machine(ours: &[(String, u32)], idle_cores: f64, limit: Duration) {
     if limit.is_zero() {
         return;
     }
     let deadline = Instant::now() + limit;
-    let cpus = std::thread::available_parallelism().map_or(1, |p| p.get()) as f64;
     let mut warned = false;
-    loop {
-        let m0 = procstat::sample_machine();
-        let p0: u64 = ours
-            .iter()
-            .filter_map(|(_, p)| procstat::sample(*p))
-            .map(|s| s.cpu_ticks)
-            .sum();
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let m1 = procstat::sample_machine();
-        let p1: u64 = ours
-            .iter()
-            .filter_map(|(_, p)| procstat::sample(*p))
-            .map(|s| s.cpu_ticks)
-            .sum();
-        let (Some(m0), Some(m1)) = (m0, m1) else {
-            return;
-        };
-        if m1.total <= m0.total {
-            return;
-        }
-        let busy = (m1.busy.saturating_sub(m0.busy)) as f64 / (m1.total - m0.total) as f64 * cpus;
-        let other = busy - p1.saturating_sub(p0) as f64 / procstat::TICKS_PER_SECOND;
-        if other < QUIET_OTHER_CORES || Instant::now() >= deadline {
+    while let Some((busy, mine)) = sample_cores(ours).await {
+        let other = (busy - mine).max(0.0);
+        let settled = mine <= idle_cores + SETTLE_MARGIN_CORES;
+        if (other < QUIET_OTHER_CORES && settled) || Instant::now() >= deadline {
             return;
         }
         if !warned {
             tracing::warn!(
                 other_cores = other,
-                "other processes are busy; waiting before the step"
+                network_cores = mine,
+                idle_cores,
+                "machine busy (other processes, or the network still settling); waiting before the step"
             );
             warned = true;
         }
