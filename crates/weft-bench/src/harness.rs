@@ -62,6 +62,13 @@ pub struct BenchOptions {
     pub quiet_wait: Duration,
     /// After the search, hold the saturation rate this long (zero: no).
     pub confirm: Duration,
+    /// Most transactions per JSON-RPC request. CometBFT runs a batch's
+    /// `broadcast_tx_sync` calls one after another, each waiting for its
+    /// CheckTx answer, so batching adds the app's round trip times the
+    /// position in the batch to a transaction's latency (nothing for the
+    /// in-process kvstore); 1 sends every transaction as its own concurrent
+    /// request, as independent users do, at more HTTP cost per transaction.
+    pub rpc_batch: usize,
 }
 
 impl Default for BenchOptions {
@@ -80,6 +87,7 @@ impl Default for BenchOptions {
             sequencer_args: Vec::new(),
             quiet_wait: Duration::from_secs(180),
             confirm: Duration::ZERO,
+            rpc_batch: pacing::MAX_BATCH_ITEMS,
         }
     }
 }
@@ -320,7 +328,11 @@ async fn run_step(
     let requests: Vec<Vec<Request>> = per_node
         .iter()
         .map(|mine| {
-            pacing::plan_batches(mine, BatchLimits::default())
+            let limits = BatchLimits {
+                max_items: opts.rpc_batch.clamp(1, pacing::MAX_BATCH_ITEMS),
+                ..BatchLimits::default()
+            };
+            pacing::plan_batches(mine, limits)
                 .into_iter()
                 .map(|b| Request {
                     due: b.due,

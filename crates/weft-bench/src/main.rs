@@ -96,6 +96,11 @@ struct Options {
     /// (0: no confirmation step).
     #[arg(long, default_value_t = 0)]
     confirm_secs: u64,
+    /// Most transactions per JSON-RPC request (1-10). CometBFT checks a
+    /// batch's transactions one after another, so batches add the app's
+    /// CheckTx round trips to latency; 1 = one concurrent request per tx.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(1..=10))]
+    rpc_batch: u8,
     /// Before each step, wait up to this many seconds for other
     /// processes on the machine to go quiet (0: never wait).
     #[arg(long, default_value_t = 180)]
@@ -132,6 +137,7 @@ impl Options {
             sequencer_args: self.sequencer_args.clone(),
             quiet_wait: Duration::from_secs(self.quiet_wait_secs),
             confirm: Duration::from_secs(self.confirm_secs),
+            rpc_batch: usize::from(self.rpc_batch),
         })
     }
 

@@ -11,8 +11,9 @@ use bytes::Bytes;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
-/// Most requests in flight to one node.
-pub const MAX_IN_FLIGHT: usize = 256;
+/// Most requests in flight to one node: each is an HTTP/1.1 connection,
+/// and CometBFT's RPC accepts 900 (`rpc.max_open_connections`).
+pub const MAX_IN_FLIGHT: usize = 640;
 
 /// What `broadcast_tx_sync` said about one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,7 @@
 //! without limit. It keeps tower-abci's ordering rules: responses go out in
 //! request order, and `Flush` is answered after everything before it.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
 use bytes::{Buf, BytesMut};
 use futures::{
@@ -29,7 +29,10 @@ use tendermint::{
     },
 };
 use tendermint_proto::v0_38::abci as pb;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream, UnixListener, UnixStream},
+};
 use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 use tower::{Service, ServiceExt};
 
@@ -40,10 +43,103 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// 100 MB; FinalizeBlock and PrepareProposal carry at most one block of txs.
 pub const MAX_FRAME_BYTES: usize = 128 * 1024 * 1024;
 
+/// Where the ABCI server listens: TCP, or a Unix domain socket when CometBFT
+/// runs on the same host (cheaper per message: no TCP stack, which matters
+/// for CheckTx, one round trip per transaction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// `127.0.0.1:26658` or `tcp://127.0.0.1:26658`.
+    Tcp(SocketAddr),
+    /// `unix:///path/to/abci.sock`.
+    Unix(PathBuf),
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix://") {
+            if path.is_empty() {
+                return Err("unix:// needs a socket path, e.g. unix:///run/weft/abci.sock".into());
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(path)));
+        }
+        let addr = s.strip_prefix("tcp://").unwrap_or(s);
+        addr.parse().map(ListenAddr::Tcp).map_err(|e| {
+            format!("`{s}` is neither host:port, tcp://host:port nor unix:///path: {e}")
+        })
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => write!(f, "tcp://{a}"),
+            ListenAddr::Unix(p) => write!(f, "unix://{}", p.display()),
+        }
+    }
+}
+
+/// A listening socket of either kind.
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// One accepted connection of either kind.
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    async fn bind(addr: &ListenAddr) -> Result<Self, BoxError> {
+        Ok(match addr {
+            ListenAddr::Tcp(a) => {
+                let l = TcpListener::bind(a).await?;
+                tracing::info!(addr = %l.local_addr()?, "ABCI server listening");
+                Listener::Tcp(l)
+            }
+            ListenAddr::Unix(path) => {
+                // A socket file left by a previous run would make bind fail;
+                // anything else at that path is not ours to delete.
+                if let Ok(meta) = std::fs::symlink_metadata(path) {
+                    use std::os::unix::fs::FileTypeExt;
+                    if meta.file_type().is_socket() {
+                        std::fs::remove_file(path)?;
+                    } else {
+                        return Err(format!(
+                            "{} exists and is not a socket; refusing to replace it",
+                            path.display()
+                        )
+                        .into());
+                    }
+                }
+                let l = UnixListener::bind(path)?;
+                tracing::info!(path = %path.display(), "ABCI server listening");
+                Listener::Unix(l)
+            }
+        })
+    }
+
+    async fn accept(&self) -> std::io::Result<(Stream, String)> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, peer) = l.accept().await?;
+                Ok((Stream::Tcp(s), peer.to_string()))
+            }
+            Listener::Unix(l) => {
+                let (s, _) = l.accept().await?;
+                Ok((Stream::Unix(s), "unix".into()))
+            }
+        }
+    }
+}
+
 /// Serves ABCI on `addr` until the listener fails; each CometBFT connection
 /// (consensus, mempool, info, snapshot) gets its own task.
-pub async fn serve_tcp<C, M, I, S>(
-    addr: SocketAddr,
+pub async fn serve<C, M, I, S>(
+    addr: &ListenAddr,
     consensus: C,
     mempool: M,
     info: I,
@@ -68,8 +164,7 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    let listener = TcpListener::bind(addr).await?;
-    tracing::info!(addr = %listener.local_addr()?, "ABCI server listening");
+    let listener = Listener::bind(addr).await?;
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -114,9 +209,25 @@ where
     S: Service<SnapshotRequest, Response = SnapshotResponse, Error = BoxError> + Send + 'static,
     S::Future: Send + 'static,
 {
-    async fn run(mut self, socket: TcpStream) -> Result<(), BoxError> {
-        socket.set_nodelay(true)?;
-        let (read, write) = socket.into_split();
+    async fn run(self, socket: Stream) -> Result<(), BoxError> {
+        match socket {
+            Stream::Tcp(socket) => {
+                socket.set_nodelay(true)?;
+                let (read, write) = socket.into_split();
+                self.serve(read, write).await
+            }
+            Stream::Unix(socket) => {
+                let (read, write) = socket.into_split();
+                self.serve(read, write).await
+            }
+        }
+    }
+
+    async fn serve(
+        mut self,
+        read: impl AsyncRead + Unpin,
+        write: impl AsyncWrite + Unpin,
+    ) -> Result<(), BoxError> {
         let mut requests = FramedRead::new(read, Codec);
         let mut responses_out = FramedWrite::new(write, Codec);
         let mut pending: FuturesOrdered<BoxFuture<'static, Result<Response, BoxError>>> =
@@ -305,5 +416,113 @@ mod tests {
             assert_eq!(decoded, response);
         }
         assert!(wire.is_empty());
+    }
+
+    #[test]
+    fn listen_addresses_parse() {
+        let tcp: SocketAddr = "127.0.0.1:26658".parse().unwrap();
+        assert_eq!("127.0.0.1:26658".parse(), Ok(ListenAddr::Tcp(tcp)));
+        assert_eq!("tcp://127.0.0.1:26658".parse(), Ok(ListenAddr::Tcp(tcp)));
+        assert_eq!(
+            "unix:///run/weft/abci.sock".parse(),
+            Ok(ListenAddr::Unix("/run/weft/abci.sock".into()))
+        );
+        assert!("unix://".parse::<ListenAddr>().is_err());
+        assert!("localhost".parse::<ListenAddr>().is_err());
+        assert_eq!(
+            ListenAddr::Unix("/a.sock".into()).to_string(),
+            "unix:///a.sock"
+        );
+        assert_eq!(ListenAddr::Tcp(tcp).to_string(), "tcp://127.0.0.1:26658");
+    }
+
+    /// Serves on `addr` with test services: only Info answers (echo); the
+    /// rest are never called in these tests.
+    async fn serve_info_only(addr: ListenAddr) -> Result<(), BoxError> {
+        let never = || -> BoxError { "not served in this test".into() };
+        serve(
+            &addr,
+            tower::service_fn(move |_: ConsensusRequest| async move {
+                Err::<ConsensusResponse, _>(never())
+            }),
+            tower::service_fn(move |_: MempoolRequest| async move {
+                Err::<MempoolResponse, _>(never())
+            }),
+            tower::service_fn(|r: InfoRequest| async move {
+                match r {
+                    InfoRequest::Echo(e) => {
+                        Ok(InfoResponse::Echo(tendermint::abci::response::Echo {
+                            message: e.message,
+                        }))
+                    }
+                    _ => Err::<InfoResponse, BoxError>("only echo".into()),
+                }
+            }),
+            tower::service_fn(move |_: SnapshotRequest| async move {
+                Err::<SnapshotResponse, _>(never())
+            }),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn serves_over_a_unix_socket_replacing_a_stale_one() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("abci.sock");
+        // A socket file left behind by a previous run.
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        tokio::spawn(serve_info_only(ListenAddr::Unix(path.clone())));
+
+        let mut socket = loop {
+            match UnixStream::connect(&path).await {
+                Ok(s) => break s,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        };
+        let flush = pb::Request {
+            value: Some(pb::request::Value::Flush(pb::RequestFlush {})),
+        };
+        let mut out = frame(&echo("over unix"));
+        out.extend_from_slice(&frame(&flush));
+        socket.write_all(&out).await.unwrap();
+
+        let mut got = BytesMut::new();
+        let mut responses = Vec::new();
+        while responses.len() < 2 {
+            let mut buf = [0u8; 256];
+            let n = socket.read(&mut buf).await.unwrap();
+            assert!(n > 0, "server closed the connection");
+            got.extend_from_slice(&buf[..n]);
+            while let Ok(r) =
+                <pb::Response as prost::Message>::decode_length_delimited(&mut got.clone().freeze())
+            {
+                let len = prost::Message::encoded_len(&r);
+                got.advance(prost::encoding::length_delimiter_len(len) + len);
+                responses.push(r.value);
+            }
+        }
+        assert_eq!(
+            responses,
+            vec![
+                Some(pb::response::Value::Echo(pb::ResponseEcho {
+                    message: "over unix".into()
+                })),
+                Some(pb::response::Value::Flush(pb::ResponseFlush {})),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn refuses_to_replace_a_file_that_is_not_a_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("abci.sock");
+        std::fs::write(&path, b"precious").unwrap();
+        let err = serve_info_only(ListenAddr::Unix(path.clone()))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not a socket"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"precious");
     }
 }

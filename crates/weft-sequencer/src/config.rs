@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use crate::{app::AppConfig, mempool::MempoolConfig};
+use crate::{abci_server::ListenAddr, app::AppConfig, mempool::MempoolConfig};
 
 /// `weft-sequencer` configuration.
 #[derive(Debug, Clone, clap::Parser)]
@@ -16,13 +16,15 @@ pub struct Config {
     /// Data directory; the state lives in `<home>/weft.redb`.
     #[arg(long, env = "WEFT_SEQUENCER_HOME", default_value = ".weft-sequencer")]
     pub home: PathBuf,
-    /// Where CometBFT connects over ABCI (its `proxy_app`).
+    /// Where CometBFT connects over ABCI (its `proxy_app`): `host:port`,
+    /// `tcp://host:port`, or `unix:///path/abci.sock` (same host; cheaper
+    /// per CheckTx).
     #[arg(
         long,
         env = "WEFT_SEQUENCER_ABCI_LISTEN",
         default_value = "127.0.0.1:26658"
     )]
-    pub abci_listen: SocketAddr,
+    pub abci_listen: ListenAddr,
     /// Where the HTTP API listens.
     #[arg(
         long,

@@ -44,8 +44,12 @@ async fn main() -> anyhow::Result<()> {
     // Copies each committed height's signed header from CometBFT into the
     // store, so the batch API serves ranges without a round trip per height.
     tokio::spawn(api_state.headers.clone().follow());
-    let (consensus, mempool, snapshot, info) = split::service(app, 1);
-    let abci = abci_server::serve_tcp(config.abci_listen, consensus, mempool, info, snapshot);
+    // CheckTx bypasses the consensus worker: signatures verify on every
+    // core while consensus requests never queue behind admissions.
+    let verify_threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let check_tx = app.check_tx_service(verify_threads);
+    let (consensus, _mempool, snapshot, info) = split::service(app, 1);
+    let abci = abci_server::serve(&config.abci_listen, consensus, check_tx, info, snapshot);
 
     let listener = tokio::net::TcpListener::bind(config.api_listen)
         .await

@@ -5,7 +5,7 @@ mod query;
 
 use std::{
     future::{ready, Ready},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
     task::{Context, Poll},
     time::Instant,
 };
@@ -13,27 +13,26 @@ use std::{
 use bytes::Bytes;
 use tendermint::{
     abci::{
-        request::CheckTxKind,
         response::{self as resp, ProcessProposal},
         types::ExecTxResult,
-        Code, Event, EventAttributeIndexExt,
+        Code, Event,
     },
     v0_38::abci::{request, Request, Response},
     AppHash,
 };
 use tower::Service;
-use weft_core::{GenesisAppState, Hash, TxCode};
+use weft_core::{GenesisAppState, Hash};
 
 use crate::{
     accounts::{Account, AccountsWrite},
     chain::ChainWrite,
     mempool::{
-        self, Mempool, MempoolConfig, SignatureCache, TxIndexPrune, TxLocation, TxLocations,
+        self, Admission, CheckTxService, Mempool, MempoolConfig, SignatureCache, TxIndexPrune,
+        TxLocation, TxLocations,
     },
     proposal::{self, BlockExecution, ItemResult},
     rollups::state::{BlockIndex, BlockRecord},
     storage::{delta::EmptyState, PendingCommit, Snapshot, StateDelta, Storage, StorageError},
-    transaction::Rejection,
 };
 
 /// How many verified signatures are remembered.
@@ -62,9 +61,11 @@ impl Default for AppConfig {
 pub struct App {
     storage: Storage,
     config: AppConfig,
-    chain_id: String,
+    /// Set at InitChain (or read from the store); shared with CheckTx.
+    chain_id: Arc<OnceLock<String>>,
     signatures: SignatureCache,
     mempool: Arc<Mutex<Mempool>>,
+    admission: Admission,
     /// Hashes of the transactions executed in the block awaiting Commit.
     executed: Vec<Hash>,
     /// The last proposal we accepted, by block hash, reused by FinalizeBlock.
@@ -84,17 +85,39 @@ fn fatal(what: &str, err: impl std::fmt::Display) -> ! {
 impl App {
     /// An app over `storage`.
     pub fn new(storage: Storage, config: AppConfig) -> Result<Self, StorageError> {
-        let chain_id = storage.committed()?.map(|c| c.chain_id).unwrap_or_default();
+        let chain_id = Arc::new(OnceLock::new());
+        if let Some(c) = storage.committed()? {
+            let _ = chain_id.set(c.chain_id);
+        }
+        let mempool = Arc::new(Mutex::new(Mempool::new(config.mempool.clone())));
+        let signatures = SignatureCache::new(SIGNATURE_CACHE);
+        let admission = Admission::new(
+            storage.clone(),
+            mempool.clone(),
+            signatures.clone(),
+            chain_id.clone(),
+        );
         Ok(App {
             storage,
-            mempool: Arc::new(Mutex::new(Mempool::new(config.mempool.clone()))),
+            mempool,
+            admission,
             config,
             chain_id,
             executed: Vec::new(),
-            signatures: SignatureCache::new(SIGNATURE_CACHE),
+            signatures,
             processed: None,
             pending: None,
         })
+    }
+
+    fn chain_id(&self) -> &str {
+        self.chain_id.get().map_or("", String::as_str)
+    }
+
+    /// The mempool connection's service: CheckTx outside the consensus
+    /// worker, verifying signatures on up to `threads` threads.
+    pub fn check_tx_service(&self, threads: usize) -> CheckTxService {
+        CheckTxService::new(self.admission.clone(), threads)
     }
 
     /// Handles one request. Never panics on request content; storage
@@ -106,7 +129,7 @@ impl App {
             Request::Info(_) => Response::Info(self.info()),
             Request::InitChain(r) => Response::InitChain(self.init_chain(r)),
             Request::Query(r) => Response::Query(query::handle(&self.storage, &self.mempool, r)),
-            Request::CheckTx(r) => Response::CheckTx(self.check_tx(r)),
+            Request::CheckTx(r) => Response::CheckTx(self.admission.check_tx(&r)),
             Request::PrepareProposal(r) => Response::PrepareProposal(self.prepare_proposal(r)),
             Request::ProcessProposal(r) => Response::ProcessProposal(self.process_proposal(r)),
             Request::FinalizeBlock(r) => Response::FinalizeBlock(self.finalize_block(r)),
@@ -170,7 +193,7 @@ impl App {
             // A crash between InitChain and the first Commit: genesis is
             // already written and identical; report it again.
             if c.height == 0 && c.chain_id == req.chain_id {
-                self.chain_id = c.chain_id;
+                let _ = self.chain_id.set(c.chain_id);
                 return resp::InitChain {
                     consensus_params: None,
                     validators: vec![],
@@ -206,73 +229,13 @@ impl App {
         self.storage
             .commit(&req.chain_id, pending)
             .unwrap_or_else(|e| fatal("writing genesis", e));
-        self.chain_id = req.chain_id;
-        tracing::info!(chain_id = %self.chain_id, app_hash = %hash, accounts = genesis.accounts.len(), "genesis written");
+        let _ = self.chain_id.set(req.chain_id);
+        tracing::info!(chain_id = %self.chain_id(), app_hash = %hash, accounts = genesis.accounts.len(), "genesis written");
         resp::InitChain {
             consensus_params: None,
             validators: vec![],
             app_hash: app_hash(&hash),
         }
-    }
-
-    fn check_tx(&mut self, req: request::CheckTx) -> resp::CheckTx {
-        let started = Instant::now();
-        let kind = match req.kind {
-            CheckTxKind::New => "new",
-            CheckTxKind::Recheck => "recheck",
-        };
-        let outcome = self.check_tx_outcome(&req, started);
-        metrics::histogram!("weft_check_tx_seconds", "kind" => kind)
-            .record(started.elapsed().as_secs_f64());
-        match outcome {
-            Ok(checked) => {
-                if kind == "new" {
-                    metrics::counter!("weft_mempool_admitted_total").increment(1);
-                }
-                resp::CheckTx {
-                    code: Code::Ok,
-                    data: Bytes::copy_from_slice(&checked.0 .0),
-                    sender: checked.1,
-                    ..Default::default()
-                }
-            }
-            Err(r) => {
-                metrics::counter!("weft_check_tx_rejected_total", "kind" => kind, "code" => r.code.name()).increment(1);
-                tracing::debug!(kind, code = r.code.name(), reason = %r.message, "CheckTx refused");
-                check_tx_rejection(r.code, r.message)
-            }
-        }
-    }
-
-    /// Admission or recheck; returns the tx hash and signer.
-    fn check_tx_outcome(
-        &mut self,
-        req: &request::CheckTx,
-        now: Instant,
-    ) -> Result<(Hash, String), Rejection> {
-        let snapshot = self.storage.snapshot()?;
-        let hash = weft_core::sha256(&req.tx);
-        let mut pool = mempool::lock(&self.mempool);
-        let result = match req.kind {
-            CheckTxKind::Recheck => pool.recheck(&snapshot, &hash, now).map(|()| {
-                let signer = pool
-                    .get(&hash)
-                    .map(|e| e.checked.signer.to_string())
-                    .unwrap_or_default();
-                (hash, signer)
-            }),
-            CheckTxKind::New => self
-                .signatures
-                .check_stateless(&req.tx, &self.chain_id)
-                .and_then(|checked| {
-                    let signer = checked.signer.to_string();
-                    pool.admit(&snapshot, checked, req.tx.clone(), now)
-                        .map(|_| (hash, signer))
-                })
-                .inspect_err(|r| pool.record_rejection(hash, r, now)),
-        };
-        pool.report_metrics();
-        result
     }
 
     fn prepare_proposal(&mut self, req: request::PrepareProposal) -> resp::PrepareProposal {
@@ -311,7 +274,7 @@ impl App {
             .storage
             .snapshot()
             .unwrap_or_else(|e| fatal("ProcessProposal", e));
-        match proposal::process(snapshot, &mut self.signatures, &self.chain_id, &req.txs) {
+        match proposal::process(snapshot, &self.signatures, self.chain_id(), &req.txs) {
             Ok(exec) => {
                 self.processed = Some((block_hash(&req.hash), exec));
                 ProcessProposal::Accept
@@ -341,7 +304,7 @@ impl App {
                     .storage
                     .snapshot()
                     .unwrap_or_else(|e| fatal("FinalizeBlock", e));
-                proposal::execute_decided(snapshot, &mut self.signatures, &self.chain_id, &req.txs)
+                proposal::execute_decided(snapshot, &self.signatures, self.chain_id(), &req.txs)
                     .unwrap_or_else(|e| fatal("FinalizeBlock", e))
             }
         };
@@ -423,7 +386,7 @@ impl App {
             Some(pending) => {
                 let height = pending.height;
                 self.storage
-                    .commit(&self.chain_id, pending)
+                    .commit(self.chain_id(), pending)
                     .unwrap_or_else(|e| fatal("Commit", e));
                 tracing::info!(height, txs = self.executed.len(), "committed");
                 // The mempool moves on with the new state; CometBFT's recheck follows.
@@ -456,15 +419,6 @@ impl App {
     }
 }
 
-fn check_tx_rejection(code: TxCode, log: String) -> resp::CheckTx {
-    resp::CheckTx {
-        code: Code::from(code.value()),
-        log,
-        codespace: "weft".into(),
-        ..Default::default()
-    }
-}
-
 fn exec_tx_result(result: &ItemResult) -> (u32, ExecTxResult) {
     match result {
         ItemResult::Commitments => (
@@ -476,15 +430,15 @@ fn exec_tx_result(result: &ItemResult) -> (u32, ExecTxResult) {
         ),
         ItemResult::Tx {
             outcome: Ok(receipt),
-            hash,
+            ..
         } => (
             0,
             ExecTxResult {
                 events: receipt
-                    .events(hash)
-                    .iter()
+                    .events()
+                    .into_iter()
                     .map(|(kind, attrs)| {
-                        Event::new(*kind, attrs.iter().map(|(k, v)| (*k, v.as_str()).index()))
+                        Event::new(kind, attrs.into_iter().map(|a| (a.key, a.value, a.index)))
                     })
                     .collect(),
                 ..Default::default()

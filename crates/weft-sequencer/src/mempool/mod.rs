@@ -7,6 +7,7 @@
 //! tells CometBFT (through recheck codes) to drop what it evicted, so no
 //! transaction is ever silently stuck.
 
+mod admission;
 mod index;
 mod pool;
 mod signatures;
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use admission::{Admission, CheckTxService};
 pub use index::{tx_location, TxIndexPrune, TxLocation, TxLocations};
 pub use pool::{Entry, Mempool};
 pub use signatures::SignatureCache;

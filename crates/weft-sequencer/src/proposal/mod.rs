@@ -248,7 +248,7 @@ pub enum ProposalError {
 /// execute, or commitments that differ, refuse the proposal.
 pub fn process<S: StateRead>(
     base: S,
-    cache: &mut SignatureCache,
+    cache: &SignatureCache,
     chain_id: &str,
     txs: &[Bytes],
 ) -> Result<BlockExecution<S>, ProposalError> {
@@ -257,6 +257,7 @@ pub fn process<S: StateRead>(
         .ok_or_else(|| ProposalError::Commitments("empty block".into()))?;
     let claimed =
         BlockCommitments::decode(first).map_err(|e| ProposalError::Commitments(e.to_string()))?;
+    cache.warm(&txs[1..], chain_id, verify_threads());
     let mut exec = BlockExecution::new(base)?;
     for (index, raw) in txs.iter().enumerate().skip(1) {
         let checked = cache
@@ -282,11 +283,12 @@ pub fn process<S: StateRead>(
 /// this node's results differ from everyone else's.
 pub fn execute_decided<S: StateRead>(
     base: S,
-    cache: &mut SignatureCache,
+    cache: &SignatureCache,
     chain_id: &str,
     txs: &[Bytes],
 ) -> Result<BlockExecution<S>, StorageError> {
     let mut exec = BlockExecution::new(base)?;
+    cache.warm(txs.get(1..).unwrap_or_default(), chain_id, verify_threads());
     if let Some(first) = txs.first() {
         if BlockCommitments::decode(first).is_err() {
             tracing::error!("decided block's item 0 is not a commitments item");
@@ -310,6 +312,12 @@ pub fn execute_decided<S: StateRead>(
         }
     }
     Ok(exec)
+}
+
+/// Threads that verify a block's uncached signatures: the machine's cores
+/// (the outcome never depends on it; only how soon it is known).
+fn verify_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
 #[cfg(test)]

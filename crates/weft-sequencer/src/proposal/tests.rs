@@ -43,7 +43,7 @@ fn cache() -> SignatureCache {
 /// A mempool holding `txs`, admitted in order against `base`.
 fn pool_of<S: StateRead>(base: &S, txs: &[Bytes]) -> Mempool {
     let mut pool = Mempool::new(crate::mempool::MempoolConfig::default());
-    let mut sigs = cache();
+    let sigs = cache();
     for t in txs {
         let checked = sigs
             .check_stateless(t, CHAIN)
@@ -84,7 +84,7 @@ fn prepare_orders_each_account_by_nonce_first_seen_otherwise() {
     for (got, want) in block[1..].iter().zip(expect) {
         assert_eq!(got, want);
     }
-    let exec = process(&base, &mut cache(), CHAIN, &block).expect("own proposal is valid");
+    let exec = process(&base, &cache(), CHAIN, &block).expect("own proposal is valid");
     let items = &exec.batches()[&RollupId::from_name("r")];
     assert_eq!(
         items,
@@ -120,7 +120,7 @@ fn prepare_never_exceeds_max_tx_bytes_at_the_exact_boundary() {
     // Even a budget too small for anything yields a valid (empty) block.
     let block = build(&base, &offered, 10);
     assert_eq!(block.len(), 1);
-    assert!(process(&base, &mut cache(), CHAIN, &block).is_ok());
+    assert!(process(&base, &cache(), CHAIN, &block).is_ok());
 }
 
 #[test]
@@ -156,7 +156,7 @@ fn prepare_leaves_out_what_no_longer_executes_atomically() {
     let block = prepare(&poorer, &pool, 1 << 20).unwrap();
     assert_eq!(block.len(), 2);
     assert_eq!(block[1], ok);
-    let exec = process(&poorer, &mut cache(), CHAIN, &block).unwrap();
+    let exec = process(&poorer, &cache(), CHAIN, &block).unwrap();
     assert_eq!(
         exec.batches()[&RollupId::from_name("r")],
         vec![b"ok".to_vec()]
@@ -183,7 +183,7 @@ fn rollup_data_cap_per_block_holds_at_the_exact_boundary() {
         4,
         "exactly three 1000-byte payloads fit a 3000-byte cap"
     );
-    let exec = process(&base, &mut cache(), CHAIN, &block).unwrap();
+    let exec = process(&base, &cache(), CHAIN, &block).unwrap();
     assert_eq!(exec.rollup_bytes(), 3_000);
     let mut over = block.clone();
     over.push(txs[4].clone());
@@ -196,7 +196,7 @@ fn rollup_data_cap_per_block_holds_at_the_exact_boundary() {
         .encode(),
     );
     assert!(matches!(
-        process(&base, &mut cache(), CHAIN, &over),
+        process(&base, &cache(), CHAIN, &over),
         Err(ProposalError::Limit { .. })
     ));
 }
@@ -230,7 +230,7 @@ fn one_account_cannot_fill_a_block() {
     };
     greedy[0] = Bytes::from(BlockCommitments::compute(&batches).encode());
     assert!(matches!(
-        process(&base, &mut cache(), CHAIN, &greedy),
+        process(&base, &cache(), CHAIN, &greedy),
         Err(ProposalError::Limit { .. })
     ));
 }
@@ -241,9 +241,9 @@ fn process_rejects_every_kind_of_bad_proposal() {
     let base = genesis(&[(&a, 1_000_000)]);
     let offered = vec![data_tx(&a, 0, "r", b"one"), data_tx(&a, 1, "s", b"two")];
     let good = build(&base, &offered, 1 << 20);
-    assert!(process(&base, &mut cache(), CHAIN, &good).is_ok());
+    assert!(process(&base, &cache(), CHAIN, &good).is_ok());
 
-    let reject = |block: Vec<Bytes>| process(&base, &mut cache(), CHAIN, &block).is_err();
+    let reject = |block: Vec<Bytes>| process(&base, &cache(), CHAIN, &block).is_err();
     assert!(reject(vec![]), "no commitments item");
     assert!(reject(good[1..].to_vec()), "commitments missing");
     assert!(
@@ -276,7 +276,7 @@ fn execution_is_deterministic() {
     let run = || {
         let base = genesis(&[(&a, 1_000_000)]);
         let block = build(&base, &offered, 1 << 20);
-        let exec = process(&base, &mut cache(), CHAIN, &block).unwrap();
+        let exec = process(&base, &cache(), CHAIN, &block).unwrap();
         (block, exec.commitments(), exec.delta.into_changes())
     };
     assert_eq!(run(), run());

@@ -187,30 +187,61 @@ pub struct Receipt {
     pub rollup_data: Vec<(RollupId, usize)>,
 }
 
+/// One attribute of an ABCI event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventAttribute {
+    /// Attribute key.
+    pub key: &'static str,
+    /// Its value.
+    pub value: String,
+    /// Whether CometBFT's tx indexer indexes it (`tx_search` can find it).
+    pub index: bool,
+}
+
+impl EventAttribute {
+    fn indexed(key: &'static str, value: String) -> Self {
+        EventAttribute {
+            key,
+            value,
+            index: true,
+        }
+    }
+
+    fn stored(key: &'static str, value: String) -> Self {
+        EventAttribute {
+            key,
+            value,
+            index: false,
+        }
+    }
+}
+
 impl Receipt {
     /// Deterministic ABCI events: `weft.tx`, one `weft.transfer` per
     /// transfer in action order, then one `weft.rollup_data` per rollup the
     /// transaction wrote to (in order of first appearance) with its item
-    /// count and bytes. One event per rollup rather than per item: CometBFT
-    /// indexes every event attribute, and a batch of 64 items would cost
-    /// 128 index writes per transaction.
-    pub fn events(&self, hash: &Hash) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+    /// count and bytes. Each attribute says whether CometBFT should index
+    /// it: every indexed attribute is a write to CometBFT's tx index for
+    /// every transaction, so only what users look transactions up by is
+    /// indexed (signer, transfer parties, rollup id); CometBFT indexes the
+    /// tx hash and height itself. One event per rollup rather than per item
+    /// for the same reason.
+    pub fn events(&self) -> Vec<(&'static str, Vec<EventAttribute>)> {
         let mut events = vec![(
             "weft.tx",
             vec![
-                ("hash", hash.to_hex()),
-                ("signer", self.signer.to_string()),
-                ("nonce", self.nonce.to_string()),
-                ("fee", self.fee.to_string()),
+                EventAttribute::indexed("signer", self.signer.to_string()),
+                EventAttribute::stored("nonce", self.nonce.to_string()),
+                EventAttribute::stored("fee", self.fee.to_string()),
             ],
         )];
         for (to, amount) in &self.transfers {
             events.push((
                 "weft.transfer",
                 vec![
-                    ("from", self.signer.to_string()),
-                    ("to", to.to_string()),
-                    ("amount", amount.to_string()),
+                    EventAttribute::indexed("from", self.signer.to_string()),
+                    EventAttribute::indexed("to", to.to_string()),
+                    EventAttribute::stored("amount", amount.to_string()),
                 ],
             ));
         }
@@ -228,9 +259,9 @@ impl Receipt {
             events.push((
                 "weft.rollup_data",
                 vec![
-                    ("rollup_id", rollup_id.to_hex()),
-                    ("items", items.to_string()),
-                    ("bytes", bytes.to_string()),
+                    EventAttribute::indexed("rollup_id", rollup_id.to_hex()),
+                    EventAttribute::stored("items", items.to_string()),
+                    EventAttribute::stored("bytes", bytes.to_string()),
                 ],
             ));
         }
@@ -298,7 +329,7 @@ mod tests {
             transfers: vec![(to, 5)],
             rollup_data: vec![(b, 10), (a, 3), (b, 20), (b, 1)],
         };
-        let events = receipt.events(&Hash([2; 32]));
+        let events = receipt.events();
         let kinds: Vec<&str> = events.iter().map(|(k, _)| *k).collect();
         assert_eq!(
             kinds,
@@ -309,21 +340,43 @@ mod tests {
                 "weft.rollup_data"
             ]
         );
-        assert_eq!(events[0].1[2], ("nonce", "7".to_string()));
+        let attrs = |i: usize| -> Vec<(&str, String, bool)> {
+            events[i]
+                .1
+                .iter()
+                .map(|a| (a.key, a.value.clone(), a.index))
+                .collect()
+        };
         assert_eq!(
-            events[2].1,
+            attrs(0),
             vec![
-                ("rollup_id", b.to_hex()),
-                ("items", "3".to_string()),
-                ("bytes", "31".to_string())
+                ("signer", Address([1; 20]).to_string(), true),
+                ("nonce", "7".to_string(), false),
+                ("fee", "1234".to_string(), false)
             ]
         );
         assert_eq!(
-            events[3].1,
+            attrs(1),
             vec![
-                ("rollup_id", a.to_hex()),
-                ("items", "1".to_string()),
-                ("bytes", "3".to_string())
+                ("from", Address([1; 20]).to_string(), true),
+                ("to", to.to_string(), true),
+                ("amount", "5".to_string(), false)
+            ]
+        );
+        assert_eq!(
+            attrs(2),
+            vec![
+                ("rollup_id", b.to_hex(), true),
+                ("items", "3".to_string(), false),
+                ("bytes", "31".to_string(), false)
+            ]
+        );
+        assert_eq!(
+            attrs(3),
+            vec![
+                ("rollup_id", a.to_hex(), true),
+                ("items", "1".to_string(), false),
+                ("bytes", "3".to_string(), false)
             ]
         );
     }
