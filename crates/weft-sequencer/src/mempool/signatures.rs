@@ -53,36 +53,48 @@ impl SignatureCache {
         Ok(checked)
     }
 
-    /// Verifies, on up to `threads` threads, the signatures of every item
-    /// of `txs` not in the cache yet, and remembers those that verify.
-    /// Items that fail any check are left for the caller's own in-order
-    /// checks to report; this only moves work earlier and in parallel.
-    pub fn warm(&self, txs: &[bytes::Bytes], chain_id: &str, threads: usize) {
-        let missing: Vec<&bytes::Bytes> = {
-            let verified = self.lock();
-            txs.iter()
-                .filter(|t| !verified.set.contains(&weft_core::sha256(t)))
-                .collect()
-        };
-        // Below this, spawning threads costs more than it saves.
+    /// [`check_stateless`](Self::check_stateless) of every item of `txs`,
+    /// in order, spread over up to `threads` threads: a block's uncached
+    /// signatures verify on every core. Each result is exactly what the
+    /// one-by-one check gives (it is the same function), so callers keep
+    /// their in-order semantics; each item is decoded and hashed once.
+    pub fn check_all(
+        &self,
+        txs: &[bytes::Bytes],
+        chain_id: &str,
+        threads: usize,
+    ) -> Vec<Result<CheckedTx, Rejection>> {
+        // Below this many per thread, spawning costs more than it saves.
         const MIN_PER_THREAD: usize = 32;
-        let threads = threads.min(missing.len() / MIN_PER_THREAD).max(1);
+        let threads = threads.min(txs.len() / MIN_PER_THREAD).max(1);
         if threads == 1 {
-            for t in missing {
-                let _ = self.check_stateless(t, chain_id);
-            }
-            return;
+            return txs
+                .iter()
+                .map(|t| self.check_stateless(t, chain_id))
+                .collect();
         }
-        let chunk = missing.len().div_ceil(threads);
+        let chunk = txs.len().div_ceil(threads);
         std::thread::scope(|s| {
-            for part in missing.chunks(chunk) {
-                s.spawn(move || {
-                    for t in part {
-                        let _ = self.check_stateless(t, chain_id);
-                    }
-                });
-            }
-        });
+            let parts: Vec<_> = txs
+                .chunks(chunk)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|t| self.check_stateless(t, chain_id))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|p| match p.join() {
+                    Ok(results) => results,
+                    // check_stateless does not panic on any input; if it
+                    // ever did, the panic belongs to the caller's thread.
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+                .collect()
+        })
     }
 
     fn contains(&self, hash: &Hash) -> bool {
@@ -142,27 +154,42 @@ mod tests {
     }
 
     #[test]
-    fn warming_in_parallel_remembers_exactly_the_valid_signatures() {
+    fn checking_a_block_in_parallel_gives_the_one_by_one_results() {
         let key = SigningKey::from_bytes([7; 32]);
         let mut txs: Vec<bytes::Bytes> = (0..200).map(|n| signed(&key, n, "c")).collect();
         // A flipped signature byte, another chain's tx, and garbage.
         let mut forged = signed(&key, 999, "c").to_vec();
         let last = forged.len() - 1;
         forged[last] ^= 1;
-        txs.push(forged.clone().into());
-        txs.push(signed(&key, 1000, "other"));
+        txs.insert(50, forged.into());
+        txs.insert(120, signed(&key, 1000, "other"));
         txs.push(bytes::Bytes::from_static(b"not a transaction"));
 
-        let c = SignatureCache::new(10_000);
-        c.warm(&txs, "c", 2);
-        for t in &txs[..200] {
-            assert!(c.contains(&weft_core::sha256(t)));
+        let parallel = SignatureCache::new(10_000).check_all(&txs, "c", 2);
+        let serial: Vec<_> = {
+            let c = SignatureCache::new(0);
+            txs.iter().map(|t| c.check_stateless(t, "c")).collect()
+        };
+        assert_eq!(parallel.len(), txs.len());
+        for (i, (p, s)) in parallel.iter().zip(&serial).enumerate() {
+            match (p, s) {
+                (Ok(p), Ok(s)) => assert_eq!(p.hash, s.hash, "item {i}"),
+                (Err(p), Err(s)) => assert_eq!(p, s, "item {i}"),
+                _ => panic!("item {i}: {p:?} against {s:?}"),
+            }
         }
-        for t in &txs[200..] {
-            assert!(!c.contains(&weft_core::sha256(t)), "only valid ones cached");
-        }
-        // The in-order check still reports the forged one.
-        let r = c.check_stateless(&forged, "c").unwrap_err();
-        assert_eq!(r.code, TxCode::BadSignature);
+        let codes: Vec<_> = parallel
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e.code)))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                (50, TxCode::BadSignature),
+                (120, TxCode::WrongChainId),
+                (202, TxCode::Malformed)
+            ]
+        );
     }
 }

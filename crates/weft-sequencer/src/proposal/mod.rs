@@ -257,12 +257,11 @@ pub fn process<S: StateRead>(
         .ok_or_else(|| ProposalError::Commitments("empty block".into()))?;
     let claimed =
         BlockCommitments::decode(first).map_err(|e| ProposalError::Commitments(e.to_string()))?;
-    cache.warm(&txs[1..], chain_id, verify_threads());
     let mut exec = BlockExecution::new(base)?;
-    for (index, raw) in txs.iter().enumerate().skip(1) {
-        let checked = cache
-            .check_stateless(raw, chain_id)
-            .map_err(|rejection| ProposalError::Tx { index, rejection })?;
+    let stateless = cache.check_all(&txs[1..], chain_id, verify_threads());
+    for (index, checked) in stateless.into_iter().enumerate() {
+        let index = index + 1;
+        let checked = checked.map_err(|rejection| ProposalError::Tx { index, rejection })?;
         exec.apply(&checked).map_err(|e| match e {
             ApplyError::Rejected(r) if r.code == TxCode::Internal => {
                 ProposalError::Storage(StorageError::Tree(r.message))
@@ -288,27 +287,29 @@ pub fn execute_decided<S: StateRead>(
     txs: &[Bytes],
 ) -> Result<BlockExecution<S>, StorageError> {
     let mut exec = BlockExecution::new(base)?;
-    cache.warm(txs.get(1..).unwrap_or_default(), chain_id, verify_threads());
     if let Some(first) = txs.first() {
         if BlockCommitments::decode(first).is_err() {
             tracing::error!("decided block's item 0 is not a commitments item");
         }
     }
-    for raw in txs.iter().skip(1) {
-        let hash = weft_core::sha256(raw);
-        match cache.check_stateless(raw, chain_id) {
+    let items = txs.get(1..).unwrap_or_default();
+    let stateless = cache.check_all(items, chain_id, verify_threads());
+    for (raw, checked) in items.iter().zip(stateless) {
+        match checked {
             Ok(checked) => match exec.apply(&checked) {
                 Ok(()) => {}
                 Err(ApplyError::Rejected(r)) if r.code == TxCode::Internal => {
                     return Err(StorageError::Tree(r.message))
                 }
-                Err(ApplyError::Rejected(rejection)) => exec.record_failure(hash, rejection),
+                Err(ApplyError::Rejected(rejection)) => {
+                    exec.record_failure(checked.hash, rejection)
+                }
                 Err(ApplyError::Limit(why)) => exec.record_failure(
-                    hash,
+                    checked.hash,
                     Rejection::new(TxCode::InvalidTransaction, format!("block limit: {why}")),
                 ),
             },
-            Err(rejection) => exec.record_failure(hash, rejection),
+            Err(rejection) => exec.record_failure(weft_core::sha256(raw), rejection),
         }
     }
     Ok(exec)
