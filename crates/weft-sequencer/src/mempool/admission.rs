@@ -126,7 +126,11 @@ impl Admission {
         now: Instant,
     ) -> Result<(Hash, String), Rejection> {
         let snapshot = self.storage.snapshot()?;
-        let hash = weft_core::sha256(tx);
+        // The stateless step already hashed an admissible tx.
+        let hash = match &stateless {
+            Some(Ok(checked)) => checked.hash,
+            _ => weft_core::sha256(tx),
+        };
         let mut pool = lock(&self.pool);
         let result = match stateless {
             None => pool.recheck(&snapshot, &hash, now).map(|()| {
