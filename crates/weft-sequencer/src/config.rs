@@ -66,6 +66,10 @@ pub struct Config {
     /// Heights of included-tx locations kept for status queries.
     #[arg(long, env = "WEFT_SEQUENCER_TX_INDEX_RETENTION_BLOCKS", default_value_t = AppConfig::default().tx_index_retention_blocks)]
     pub tx_index_retention_blocks: u64,
+    /// Longest PrepareProposal spends filling a block from the mempool, in
+    /// milliseconds (keep it well under CometBFT's `timeout_propose`).
+    #[arg(long, env = "WEFT_SEQUENCER_PREPARE_PROPOSAL_BUDGET_MS", default_value_t = AppConfig::default().prepare_proposal_budget.as_millis() as u64)]
+    pub prepare_proposal_budget_ms: u64,
 }
 
 impl Config {
@@ -83,6 +87,7 @@ impl Config {
                 ..MempoolConfig::default()
             },
             tx_index_retention_blocks: self.tx_index_retention_blocks,
+            prepare_proposal_budget: Duration::from_millis(self.prepare_proposal_budget_ms),
         }
     }
 }

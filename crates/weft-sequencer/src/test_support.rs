@@ -1,30 +1,38 @@
 //! Fixtures shared by the unit tests of several components.
 
-use weft_core::{Amount, ChainParams, SigningKey};
+use weft_core::{Amount, ChainParams, GenesisAccount, GenesisAppState, SigningKey};
 
 use crate::{
-    accounts::{Account, AccountsWrite},
-    chain::ChainWrite,
+    component::{Components, Genesis},
     storage::{delta::EmptyState, StateDelta},
 };
 
-/// An in-memory state for `chain` with `params` and funded accounts at nonce 0.
+/// An in-memory state for `chain` with `params` and funded accounts at
+/// nonce 0, written by the standard components' genesis hooks.
 pub fn state(
     chain: &str,
     params: ChainParams,
     funded: &[(&SigningKey, Amount)],
 ) -> StateDelta<EmptyState> {
-    let mut s = StateDelta::new(EmptyState);
-    s.put_chain_id(chain);
-    s.put_params(&params);
-    for (k, b) in funded {
-        s.put_account(
-            &k.address(),
-            Account {
+    let app_state = GenesisAppState {
+        accounts: funded
+            .iter()
+            .map(|(k, b)| GenesisAccount {
+                address: k.address(),
                 balance: *b,
-                nonce: 0,
+            })
+            .collect(),
+        params,
+    };
+    let mut s = StateDelta::new(EmptyState);
+    Components::standard(0)
+        .init_chain(
+            &mut s,
+            &Genesis {
+                chain_id: chain,
+                app_state: &app_state,
             },
-        );
-    }
+        )
+        .expect("in-memory genesis cannot fail");
     s
 }

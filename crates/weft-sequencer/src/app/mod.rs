@@ -7,7 +7,7 @@ use std::{
     future::{ready, Ready},
     sync::{Arc, Mutex, OnceLock},
     task::{Context, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use bytes::Bytes;
@@ -15,7 +15,7 @@ use tendermint::{
     abci::{
         response::{self as resp, ProcessProposal},
         types::ExecTxResult,
-        Code, Event,
+        Code,
     },
     v0_38::abci::{request, Request, Response},
     AppHash,
@@ -24,14 +24,9 @@ use tower::Service;
 use weft_core::{GenesisAppState, Hash};
 
 use crate::{
-    accounts::{Account, AccountsWrite},
-    chain::ChainWrite,
-    mempool::{
-        self, Admission, CheckTxService, Mempool, MempoolConfig, SignatureCache, TxIndexPrune,
-        TxLocation, TxLocations,
-    },
-    proposal::{self, BlockExecution, ItemResult},
-    rollups::state::{BlockIndex, BlockRecord},
+    component::{BlockContext, Components, FinalizedBlock, Genesis},
+    mempool::{self, Admission, CheckTxService, Mempool, MempoolConfig, SignatureCache},
+    proposal::{self, BlockExecution, ItemResult, Prefetched, ProposalInputs},
     storage::{delta::EmptyState, PendingCommit, Snapshot, StateDelta, Storage, StorageError},
 };
 
@@ -46,6 +41,10 @@ pub struct AppConfig {
     pub mempool: MempoolConfig,
     /// How many heights of tx locations (`included` statuses) are kept.
     pub tx_index_retention_blocks: u64,
+    /// Longest PrepareProposal spends adding mempool transactions; kept
+    /// well under CometBFT's `timeout_propose`, past which the proposer
+    /// is skipped for the round.
+    pub prepare_proposal_budget: Duration,
 }
 
 impl Default for AppConfig {
@@ -53,6 +52,7 @@ impl Default for AppConfig {
         AppConfig {
             mempool: MempoolConfig::default(),
             tx_index_retention_blocks: 100_000,
+            prepare_proposal_budget: Duration::from_millis(500),
         }
     }
 }
@@ -61,6 +61,10 @@ impl Default for AppConfig {
 pub struct App {
     storage: Storage,
     config: AppConfig,
+    /// The parts of the state machine, in hook order.
+    components: Components,
+    /// Transactions fetched ahead for the next proposals.
+    prefetched: Prefetched,
     /// Set at InitChain (or read from the store); shared with CheckTx.
     chain_id: Arc<OnceLock<String>>,
     signatures: SignatureCache,
@@ -83,8 +87,20 @@ fn fatal(what: &str, err: impl std::fmt::Display) -> ! {
 }
 
 impl App {
-    /// An app over `storage`.
+    /// An app over `storage` with Weft's components.
     pub fn new(storage: Storage, config: AppConfig) -> Result<Self, StorageError> {
+        let components = Components::standard(config.tx_index_retention_blocks);
+        Self::with_components(storage, config, components)
+    }
+
+    /// An app over `storage` running exactly `components` (tests plug in
+    /// components of their own).
+    pub fn with_components(
+        storage: Storage,
+        config: AppConfig,
+        components: Components,
+    ) -> Result<Self, StorageError> {
+        storage.create_tables(|txn| components.create_tables(txn))?;
         let chain_id = Arc::new(OnceLock::new());
         if let Some(c) = storage.committed()? {
             let _ = chain_id.set(c.chain_id);
@@ -99,6 +115,8 @@ impl App {
         );
         Ok(App {
             storage,
+            components,
+            prefetched: Prefetched::default(),
             mempool,
             admission,
             config,
@@ -209,18 +227,15 @@ impl App {
             );
         }
         let mut state = StateDelta::new(EmptyState);
-        state.put_chain_id(&req.chain_id);
-        state.put_params(&genesis.params);
-        state.put_height(0);
-        for a in &genesis.accounts {
-            state.put_account(
-                &a.address,
-                Account {
-                    balance: a.balance,
-                    nonce: 0,
+        self.components
+            .init_chain(
+                &mut state,
+                &Genesis {
+                    chain_id: &req.chain_id,
+                    app_state: &genesis,
                 },
-            );
-        }
+            )
+            .unwrap_or_else(|e| fatal("writing genesis", e));
         let pending = self
             .storage
             .prepare_commit(0, state.into_changes(), vec![])
@@ -238,16 +253,26 @@ impl App {
         }
     }
 
+    /// A block's execution over the latest committed state, its
+    /// components' begin-block hooks run.
+    fn begin(&self, what: &str, ctx: BlockContext) -> BlockExecution<Snapshot> {
+        let snapshot = self.storage.snapshot().unwrap_or_else(|e| fatal(what, e));
+        BlockExecution::new(snapshot, self.components.clone(), ctx)
+            .unwrap_or_else(|e| fatal(what, e))
+    }
+
     fn prepare_proposal(&mut self, req: request::PrepareProposal) -> resp::PrepareProposal {
         let started = Instant::now();
-        let snapshot = self
-            .storage
-            .snapshot()
-            .unwrap_or_else(|e| fatal("PrepareProposal", e));
-        let max = usize::try_from(req.max_tx_bytes).unwrap_or(0);
+        let exec = self.begin("PrepareProposal", BlockContext::of_prepare(&req));
+        let inputs = ProposalInputs {
+            max_tx_bytes: usize::try_from(req.max_tx_bytes).unwrap_or(0),
+            deadline: started + self.config.prepare_proposal_budget,
+            // Only what has already arrived: never a wait on the network.
+            leading: self.prefetched.take(req.height.value()),
+        };
         let pool = mempool::lock(&self.mempool);
-        let txs =
-            proposal::prepare(snapshot, &pool, max).unwrap_or_else(|e| fatal("PrepareProposal", e));
+        let txs = proposal::prepare(exec, &pool, &self.signatures, self.chain_id(), inputs)
+            .unwrap_or_else(|e| fatal("PrepareProposal", e));
         metrics::histogram!("weft_prepare_proposal_seconds")
             .record(started.elapsed().as_secs_f64());
         tracing::debug!(
@@ -270,11 +295,8 @@ impl App {
     }
 
     fn process_proposal_verdict(&mut self, req: request::ProcessProposal) -> ProcessProposal {
-        let snapshot = self
-            .storage
-            .snapshot()
-            .unwrap_or_else(|e| fatal("ProcessProposal", e));
-        match proposal::process(snapshot, &self.signatures, self.chain_id(), &req.txs) {
+        let exec = self.begin("ProcessProposal", BlockContext::of_process(&req));
+        match proposal::process(exec, &self.signatures, self.chain_id(), &req.txs) {
             Ok(exec) => {
                 self.processed = Some((block_hash(&req.hash), exec));
                 ProcessProposal::Accept
@@ -296,78 +318,63 @@ impl App {
 
     fn finalize_block_response(&mut self, req: request::FinalizeBlock) -> resp::FinalizeBlock {
         let height = req.height.value();
-        let hash = block_hash(&req.hash);
-        let mut exec = match self.processed.take() {
-            Some((h, exec)) if h == hash => exec,
+        let ctx = BlockContext::of_finalize(&req);
+        // The accepted proposal's execution is reused only if it ran under
+        // exactly this block's context; otherwise the decided block is
+        // executed afresh (a block this node never processed, or another
+        // round's).
+        let exec = match self.processed.take() {
+            Some((h, exec)) if h == block_hash(&req.hash) && *exec.context() == ctx => exec,
             _ => {
-                let snapshot = self
-                    .storage
-                    .snapshot()
-                    .unwrap_or_else(|e| fatal("FinalizeBlock", e));
-                proposal::execute_decided(snapshot, &self.signatures, self.chain_id(), &req.txs)
+                let exec = self.begin("FinalizeBlock", ctx);
+                proposal::execute_decided(exec, &self.signatures, self.chain_id(), &req.txs)
                     .unwrap_or_else(|e| fatal("FinalizeBlock", e))
             }
         };
-        exec.delta.put_height(height);
+        let block = exec.finish().unwrap_or_else(|e| fatal("FinalizeBlock", e));
 
         let tx_hashes: Vec<Hash> = req.txs.iter().map(|t| weft_core::sha256(t)).collect();
-        let record = BlockRecord {
-            height,
-            tx_hashes: tx_hashes.clone(),
-            commitments: exec.commitments(),
-            batch_roots: exec.batch_roots(),
-        };
-        let batches: Vec<_> = exec
-            .batches()
-            .iter()
-            .map(|(k, v)| (*k, v.clone()))
-            .collect();
-        let mut locations = Vec::new();
-        let mut tx_results = Vec::with_capacity(exec.results.len());
+        let mut located = Vec::new();
+        let mut tx_results = Vec::with_capacity(block.results.len());
         self.executed.clear();
-        for (index, result) in exec.results.iter().enumerate() {
+        for (index, result) in block.results.iter().enumerate() {
             let (code, r) = exec_tx_result(result);
             if let ItemResult::Tx { hash, .. } = result {
-                locations.push((
-                    *hash,
-                    TxLocation {
-                        height,
-                        index: index as u32,
-                        code,
-                    },
-                ));
+                located.push((index as u32, *hash, code));
                 self.executed.push(*hash);
             }
             tx_results.push(r);
         }
         metrics::histogram!("weft_block_bytes")
             .record(req.txs.iter().map(|t| t.len()).sum::<usize>() as f64);
-        metrics::histogram!("weft_block_rollup_data_bytes").record(exec.rollup_bytes() as f64);
+        metrics::histogram!("weft_block_rollup_data_bytes").record(block.rollup_bytes as f64);
         metrics::gauge!("weft_block_txs").set(self.executed.len() as f64);
-        let mut indexes: Vec<Box<dyn crate::storage::IndexWrite + Send>> = vec![
-            Box::new(BlockIndex { record, batches }),
-            Box::new(TxLocations {
-                height,
-                entries: locations,
-            }),
-        ];
-        if let Some(old) = height.checked_sub(self.config.tx_index_retention_blocks) {
-            indexes.push(Box::new(TxIndexPrune { height: old }));
-        }
-        let changes = exec
-            .into_changes()
-            .unwrap_or_else(|e| fatal("FinalizeBlock", e));
+        let indexes = self.components.index_block(&FinalizedBlock {
+            height,
+            tx_hashes: &tx_hashes,
+            tx_results: &located,
+            batches: &block.batches,
+            commitments: block.commitments(),
+        });
+        let validator_updates = block
+            .end
+            .validator_updates
+            .iter()
+            .map(|(key, power)| validator_update(key, *power))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_or_else(|e| fatal("FinalizeBlock: validator update", e));
+        let events = block.end.events.iter().map(|e| e.to_abci()).collect();
         let pending = self
             .storage
-            .prepare_commit(height, changes, indexes)
+            .prepare_commit(height, block.changes, indexes)
             .unwrap_or_else(|e| fatal("FinalizeBlock", e));
         let hash = pending.app_hash;
         self.pending = Some(pending);
         tracing::debug!(height, txs = req.txs.len(), app_hash = %hash, "block finalized");
         resp::FinalizeBlock {
-            events: vec![],
+            events,
             tx_results,
-            validator_updates: vec![],
+            validator_updates,
             consensus_param_updates: None,
             app_hash: app_hash(&hash),
         }
@@ -413,6 +420,13 @@ impl App {
         &self.storage
     }
 
+    /// Where transactions fetched ahead for coming proposals are left
+    /// (an auction's winners): PrepareProposal takes what has arrived for
+    /// its height and never waits for more.
+    pub fn prefetched(&self) -> Prefetched {
+        self.prefetched.clone()
+    }
+
     /// The shared mempool (the API reads statuses from it).
     pub fn mempool(&self) -> Arc<Mutex<Mempool>> {
         self.mempool.clone()
@@ -434,13 +448,7 @@ fn exec_tx_result(result: &ItemResult) -> (u32, ExecTxResult) {
         } => (
             0,
             ExecTxResult {
-                events: receipt
-                    .events()
-                    .into_iter()
-                    .map(|(kind, attrs)| {
-                        Event::new(kind, attrs.into_iter().map(|a| (a.key, a.value, a.index)))
-                    })
-                    .collect(),
+                events: receipt.events().iter().map(|e| e.to_abci()).collect(),
                 ..Default::default()
             },
         ),
@@ -456,6 +464,18 @@ fn exec_tx_result(result: &ItemResult) -> (u32, ExecTxResult) {
             },
         ),
     }
+}
+
+/// A component's validator update as CometBFT takes it.
+fn validator_update(
+    key: &[u8; 32],
+    power: u64,
+) -> Result<tendermint::validator::Update, tendermint::Error> {
+    Ok(tendermint::validator::Update {
+        pub_key: tendermint::PublicKey::from_raw_ed25519(key)
+            .ok_or_else(|| tendermint::Error::invalid_key("not an ed25519 key".into()))?,
+        power: tendermint::vote::Power::try_from(power)?,
+    })
 }
 
 fn app_hash(h: &Hash) -> AppHash {

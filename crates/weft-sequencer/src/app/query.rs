@@ -21,18 +21,27 @@ pub fn handle(storage: &Storage, pool: &Mutex<Mempool>, req: request::Query) -> 
     let height = req.height.value();
     let path = req.path.trim_start_matches('/');
     match route(storage, pool, path, height) {
-        Ok(value) => response::Query {
+        Ok((value, at)) => response::Query {
             code: Code::Ok,
             value: value.into(),
+            // The height the answer was read at, not the one asked for
+            // (0 = latest) nor a constant.
+            height: at.try_into().unwrap_or_default(),
             ..Default::default()
         },
         Err(log) => response::Query {
             code: Code::from(1),
             log,
             codespace: "weft".into(),
+            height: latest(storage).try_into().unwrap_or_default(),
             ..Default::default()
         },
     }
+}
+
+/// The last committed height (0 before the first block).
+fn latest(storage: &Storage) -> u64 {
+    storage.committed().ok().flatten().map_or(0, |c| c.height)
 }
 
 fn route(
@@ -40,32 +49,34 @@ fn route(
     pool: &Mutex<Mempool>,
     path: &str,
     height: u64,
-) -> Result<Vec<u8>, String> {
+) -> Result<(Vec<u8>, u64), String> {
     let parts: Vec<&str> = path.split('/').collect();
     match parts.as_slice() {
         ["account", addr] => {
             let address: Address = addr.parse().map_err(|e| format!("{e}"))?;
             let view = accounts::query::account(storage, &address, height).map_err(|e| e.to_string())?;
-            to_json(&view)
+            Ok((to_json(&view)?, view.height))
         }
         ["batch", rollup, h] => {
             let rollup_id = RollupId::from_hex(rollup).map_err(|e| format!("rollup id: {e}"))?;
             let h: u64 = h.parse().map_err(|e| format!("height: {e}"))?;
             match rollups::query::batch(storage, &rollup_id, h).map_err(|e| e.to_string())? {
-                Some(proof) => to_json(&proof),
+                Some(proof) => Ok((to_json(&proof)?, h)),
                 None => Err(format!("height {h} is not committed")),
             }
         }
         ["app_hash", h] => {
             let h: u64 = h.parse().map_err(|e| format!("height: {e}"))?;
             match storage.root_at(h).map_err(|e| e.to_string())? {
-                Some(root) => to_json(&root),
+                Some(root) => Ok((to_json(&root)?, h)),
                 None => Err(format!("height {h} is not committed")),
             }
         }
         ["tx", hash] => {
             let hash = Hash::from_hex(hash).map_err(|e| format!("hash: {e}"))?;
-            to_json(&mempool::status(storage, pool, &hash).map_err(|e| e.to_string())?)
+            let at = latest(storage);
+            let status = mempool::status(storage, pool, &hash).map_err(|e| e.to_string())?;
+            Ok((to_json(&status)?, at))
         }
         _ => Err(format!(
             "unknown query path `{path}`; use account/<address>, batch/<rollup id>/<height>, tx/<hash> or app_hash/<height>"

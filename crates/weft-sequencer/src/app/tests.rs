@@ -387,3 +387,17 @@ fn every_submitted_transaction_has_a_status() {
     );
     assert_eq!(status(&mut app, &t2)["status"], "included");
 }
+
+#[test]
+fn genesis_state_keys_and_values_are_pinned() {
+    // Every key each component writes at genesis, with its encoding: a
+    // change here moves state and changes every app hash after it.
+    let alice = SigningKey::from_seed("alice");
+    let state = crate::test_support::state(CHAIN, ChainParams::default(), &[(&alice, 1_000)]);
+    let listing: Vec<String> = state
+        .into_changes()
+        .into_iter()
+        .map(|(k, v)| format!("{k} {}", hex::encode(v.unwrap_or_default())))
+        .collect();
+    insta::assert_snapshot!(listing.join("\n"));
+}

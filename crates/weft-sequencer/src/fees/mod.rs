@@ -1,11 +1,16 @@
 //! Fees: a base fee per transaction plus a fee per byte of rollup data,
-//! charged in the native asset into the fee pool.
+//! charged in the native asset into the fee pool. Payers are debited as
+//! each transaction executes; the pool is credited once per block.
 
-use weft_core::{Amount, ChainParams, TxCode};
+use borsh::{BorshDeserialize, BorshSerialize};
+use weft_core::{Amount, TxCode};
 
 use crate::{
-    storage::{decode_stored, encode_stored, StateRead, StateWrite, StorageError},
-    transaction::Rejection,
+    component::{
+        BlockContext, BlockSummary, Component, ComponentParams, EndBlock, Genesis, ParamsWrite,
+    },
+    error::{Rejection, StorageError},
+    storage::{decode_stored, encode_stored, StateRead, StateWrite},
 };
 
 /// Storage keys owned by fees.
@@ -14,11 +19,60 @@ pub mod keys {
     pub const POOL: &str = "fees/pool";
 }
 
-/// The fee for a transaction carrying `rollup_bytes` of rollup data.
-pub fn fee_for(params: &ChainParams, rollup_bytes: u64) -> Result<Amount, Rejection> {
-    params
-        .fee_for(rollup_bytes)
-        .ok_or_else(|| Rejection::new(TxCode::InsufficientFunds, "fee overflows".to_string()))
+/// Parameters owned by fees.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct FeeParams {
+    /// Fee charged for every transaction.
+    pub base_fee: Amount,
+    /// Fee per byte of rollup data carried.
+    pub fee_per_byte: Amount,
+}
+
+impl ComponentParams for FeeParams {
+    const KEY: &'static str = "fees/params";
+    const VERSION: u8 = 1;
+}
+
+impl FeeParams {
+    /// The fee for a transaction carrying `rollup_bytes` of rollup data;
+    /// an overflow makes the transaction unaffordable.
+    pub fn fee_for(&self, rollup_bytes: u64) -> Result<Amount, Rejection> {
+        self.fee_per_byte
+            .checked_mul(Amount::from(rollup_bytes))
+            .and_then(|f| f.checked_add(self.base_fee))
+            .ok_or_else(|| Rejection::new(TxCode::InsufficientFunds, "fee overflows"))
+    }
+}
+
+/// The fees component.
+pub struct Fees;
+
+impl Component for Fees {
+    fn name(&self) -> &'static str {
+        "fees"
+    }
+
+    fn init_chain(
+        &self,
+        state: &mut dyn StateWrite,
+        genesis: &Genesis<'_>,
+    ) -> Result<(), StorageError> {
+        state.put_component_params(&FeeParams {
+            base_fee: genesis.app_state.params.base_fee,
+            fee_per_byte: genesis.app_state.params.fee_per_byte,
+        });
+        Ok(())
+    }
+
+    fn end_block(
+        &self,
+        state: &mut dyn StateWrite,
+        _ctx: &BlockContext,
+        block: &BlockSummary,
+        _out: &mut EndBlock,
+    ) -> Result<(), StorageError> {
+        collect(state, block.fees)
+    }
 }
 
 /// The fee pool balance.
@@ -32,7 +86,7 @@ pub fn pool<S: StateRead + ?Sized>(state: &S) -> Result<Amount, StorageError> {
 
 /// Credits a block's collected fees to the pool (payers were debited as
 /// each transaction executed).
-pub fn collect<S: StateWrite>(state: &mut S, fees: Amount) -> Result<(), StorageError> {
+fn collect(state: &mut dyn StateWrite, fees: Amount) -> Result<(), StorageError> {
     if fees == 0 {
         return Ok(());
     }

@@ -28,6 +28,7 @@ use weft_core::{Hash, TxCode};
 
 use super::{lock, Mempool, SignatureCache};
 use crate::{
+    error::ExecError,
     storage::Storage,
     transaction::{CheckedTx, Rejection},
 };
@@ -109,10 +110,17 @@ impl Admission {
                     ..Default::default()
                 }
             }
-            Err(r) => {
+            Err(ExecError::Rejected(r)) => {
                 metrics::counter!("weft_check_tx_rejected_total", "kind" => kind_name, "code" => r.code.name()).increment(1);
                 tracing::debug!(kind = kind_name, code = r.code.name(), reason = %r.message, "CheckTx refused");
                 rejection(r.code, r.message)
+            }
+            // The node's own failure: the client may retry elsewhere; the
+            // transaction keeps no "rejected" status, it was not judged.
+            Err(ExecError::Storage(e)) => {
+                metrics::counter!("weft_check_tx_rejected_total", "kind" => kind_name, "code" => TxCode::Internal.name()).increment(1);
+                tracing::error!(kind = kind_name, error = %e, "CheckTx could not read state");
+                rejection(TxCode::Internal, format!("node storage failure: {e}"))
             }
         }
     }
@@ -124,7 +132,7 @@ impl Admission {
         tx: &Bytes,
         stateless: Option<Result<CheckedTx, Rejection>>,
         now: Instant,
-    ) -> Result<(Hash, String), Rejection> {
+    ) -> Result<(Hash, String), ExecError> {
         let snapshot = self.storage.snapshot()?;
         // The stateless step already hashed an admissible tx.
         let hash = match &stateless {
@@ -141,12 +149,17 @@ impl Admission {
                 (hash, signer)
             }),
             Some(checked) => checked
+                .map_err(ExecError::from)
                 .and_then(|checked| {
                     let signer = checked.signer.to_string();
                     pool.admit(&snapshot, checked, tx.clone(), now)
                         .map(|_| (hash, signer))
                 })
-                .inspect_err(|r| pool.record_rejection(hash, r, now)),
+                .inspect_err(|e| {
+                    if let Some(r) = e.rejection() {
+                        pool.record_rejection(hash, r, now);
+                    }
+                }),
         };
         pool.report_metrics();
         result
@@ -246,29 +259,15 @@ mod tests {
     use weft_core::{Action, RollupId, SigningKey, Transaction};
 
     use super::*;
-    use crate::{
-        accounts::{Account, AccountsWrite},
-        chain::ChainWrite,
-        mempool::MempoolConfig,
-        storage::{delta::EmptyState, StateDelta},
-    };
+    use crate::mempool::MempoolConfig;
 
     const CHAIN: &str = "weft-admission-test";
 
     fn admission(funded: &SigningKey) -> (Admission, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let storage = Storage::open(dir.path()).unwrap();
-        let mut state = StateDelta::new(EmptyState);
-        state.put_chain_id(CHAIN);
-        state.put_params(&Default::default());
-        state.put_height(0);
-        state.put_account(
-            &funded.address(),
-            Account {
-                balance: 1_000_000_000,
-                nonce: 0,
-            },
-        );
+        let state =
+            crate::test_support::state(CHAIN, Default::default(), &[(funded, 1_000_000_000)]);
         let pending = storage
             .prepare_commit(0, state.into_changes(), vec![])
             .unwrap();

@@ -6,7 +6,60 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use redb::ReadTransaction;
 use weft_core::Hash;
 
-use crate::storage::{decode_stored, encode_stored, IndexWrite, StorageError, TXS, TXS_BY_HEIGHT};
+use redb::TableDefinition;
+
+use crate::{
+    component::{Component, FinalizedBlock},
+    storage::{decode_stored, encode_stored, read_table, IndexWrite, StorageError},
+};
+
+/// Tx hash → location.
+pub(crate) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
+/// Height → the hashes located at it, so old locations can be pruned.
+pub(crate) const TXS_BY_HEIGHT: TableDefinition<u64, &[u8]> = TableDefinition::new("txs_by_height");
+
+/// The transaction index as a component: every finalized block's tx
+/// locations, and the pruning of those older than the retention window,
+/// in the block's own atomic commit.
+pub struct TxIndex {
+    /// How many heights of locations are kept.
+    pub retention_blocks: u64,
+}
+
+impl Component for TxIndex {
+    fn name(&self) -> &'static str {
+        "tx_index"
+    }
+
+    fn create_tables(&self, txn: &redb::WriteTransaction) -> Result<(), StorageError> {
+        txn.open_table(TXS)?;
+        txn.open_table(TXS_BY_HEIGHT)?;
+        Ok(())
+    }
+
+    fn index_block(&self, block: &FinalizedBlock<'_>, out: &mut Vec<Box<dyn IndexWrite + Send>>) {
+        out.push(Box::new(TxLocations {
+            height: block.height,
+            entries: block
+                .tx_results
+                .iter()
+                .map(|(index, hash, code)| {
+                    (
+                        *hash,
+                        TxLocation {
+                            height: block.height,
+                            index: *index,
+                            code: *code,
+                        },
+                    )
+                })
+                .collect(),
+        }));
+        if let Some(old) = block.height.checked_sub(self.retention_blocks) {
+            out.push(Box::new(TxIndexPrune { height: old }));
+        }
+    }
+}
 
 /// Where an executed transaction landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
@@ -65,7 +118,9 @@ impl IndexWrite for TxIndexPrune {
 
 /// Looks up where a transaction landed.
 pub fn tx_location(txn: &ReadTransaction, hash: &Hash) -> Result<Option<TxLocation>, StorageError> {
-    let t = txn.open_table(TXS)?;
+    let Some(t) = read_table(txn, TXS)? else {
+        return Ok(None);
+    };
     let v = t.get(hash.0.as_slice())?;
     v.map(|v| decode_stored(&format!("txs/{hash}"), v.value()))
         .transpose()

@@ -13,6 +13,7 @@ use weft_core::{Address, Amount, Hash, TxCode};
 use super::{MempoolConfig, TxStatus};
 use crate::{
     accounts::AccountsRead,
+    error::ExecError,
     storage::StateRead,
     transaction::{check_stateful, cost, CheckedTx, NonceRule, Rejection},
 };
@@ -124,12 +125,11 @@ impl Mempool {
         checked: CheckedTx,
         bytes: Bytes,
         now: Instant,
-    ) -> Result<TxStatus, Rejection> {
+    ) -> Result<TxStatus, ExecError> {
         if self.entries.contains_key(&checked.hash) {
-            return Err(Rejection::new(
-                TxCode::Duplicate,
-                "transaction is already in the mempool",
-            ));
+            return Err(
+                Rejection::new(TxCode::Duplicate, "transaction is already in the mempool").into(),
+            );
         }
         let signer = checked.signer;
         let nonce = checked.tx.transaction.nonce;
@@ -149,7 +149,8 @@ impl Mempool {
             return Err(Rejection::new(
                 TxCode::Duplicate,
                 format!("nonce {nonce} of {signer} is already taken by pending tx {other}"),
-            ));
+            )
+            .into());
         }
         // The account must afford this and every queued tx before it.
         let before: Amount = queue
@@ -168,7 +169,7 @@ impl Mempool {
                     "{signer} holds {} but its queued transactions need {before} and this one {tx_cost}",
                     account.balance
                 ),
-            ));
+            ).into());
         }
         let will_park = nonce > queue.map(AccountQueue::gap).unwrap_or(account.nonce);
         if will_park {
@@ -181,7 +182,7 @@ impl Mempool {
                         self.config.max_parked_per_account,
                         queue.map(AccountQueue::gap).unwrap_or(account.nonce)
                     ),
-                ));
+                ).into());
             }
             if self.parked.len() >= self.config.max_parked {
                 return Err(Rejection::new(
@@ -190,7 +191,8 @@ impl Mempool {
                         "the mempool holds its limit of {} parked transactions",
                         self.config.max_parked
                     ),
-                ));
+                )
+                .into());
             }
         }
         self.make_room(bytes.len(), will_park, now)?;
@@ -277,13 +279,13 @@ impl Mempool {
         state: &S,
         hash: &Hash,
         now: Instant,
-    ) -> Result<(), Rejection> {
+    ) -> Result<(), ExecError> {
         let Some(entry) = self.entries.get(hash) else {
             let why = match self.finals.get(hash) {
                 Some((TxStatus::Evicted { reason }, _)) => reason.clone(),
                 _ => "no longer in this node's mempool".into(),
             };
-            return Err(Rejection::new(TxCode::Evicted, why));
+            return Err(Rejection::new(TxCode::Evicted, why).into());
         };
         if now.duration_since(entry.admitted) > self.config.ttl {
             let reason = format!("expired: not included within {:?}", self.config.ttl);
@@ -294,7 +296,7 @@ impl Mempool {
                 }),
                 now,
             );
-            return Err(Rejection::new(TxCode::Evicted, reason));
+            return Err(Rejection::new(TxCode::Evicted, reason).into());
         }
         let signer = entry.checked.signer;
         let nonce = entry.checked.tx.transaction.nonce;
@@ -304,7 +306,8 @@ impl Mempool {
             return Err(Rejection::new(
                 TxCode::NonceAlreadyUsed,
                 format!("nonce {nonce} was used by another transaction"),
-            ));
+            )
+            .into());
         }
         let needed: Amount = self
             .accounts
@@ -326,7 +329,7 @@ impl Mempool {
                 }),
                 now,
             );
-            return Err(Rejection::new(TxCode::InsufficientFunds, reason));
+            return Err(Rejection::new(TxCode::InsufficientFunds, reason).into());
         }
         Ok(())
     }
@@ -339,7 +342,7 @@ impl Mempool {
         state: &S,
         included: &[Hash],
         now: Instant,
-    ) -> Result<(), Rejection> {
+    ) -> Result<(), ExecError> {
         let mut touched = BTreeSet::new();
         for h in included {
             if let Some(e) = self.entries.get(h) {

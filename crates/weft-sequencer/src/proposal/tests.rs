@@ -5,10 +5,7 @@ use weft_core::{
 };
 
 use super::*;
-use crate::{
-    chain::ChainWrite,
-    storage::{delta::EmptyState, StateDelta},
-};
+use crate::storage::{delta::EmptyState, StateDelta};
 
 const CHAIN: &str = "weft-unit";
 
@@ -52,6 +49,36 @@ fn pool_of<S: StateRead>(base: &S, txs: &[Bytes]) -> Mempool {
             .expect("test txs are admissible");
     }
     pool
+}
+
+/// A block at height 1 over `base`, its components' begin hooks run.
+fn exec_on<S: StateRead>(base: S) -> BlockExecution<S> {
+    BlockExecution::new(base, Components::standard(0), BlockContext::at_height(1)).unwrap()
+}
+
+/// PrepareProposal over `base` with no time pressure and nothing fetched ahead.
+fn prepare<S: StateRead>(base: &S, pool: &Mempool, max: usize) -> Result<Vec<Bytes>, StorageError> {
+    super::prepare(
+        exec_on(base),
+        pool,
+        &cache(),
+        CHAIN,
+        ProposalInputs {
+            max_tx_bytes: max,
+            deadline: Instant::now() + std::time::Duration::from_secs(600),
+            leading: vec![],
+        },
+    )
+}
+
+/// ProcessProposal over `base`.
+fn process<'a, S: StateRead>(
+    base: &'a S,
+    cache: &SignatureCache,
+    chain_id: &str,
+    txs: &[Bytes],
+) -> Result<BlockExecution<&'a S>, ProposalError> {
+    super::process(exec_on(base), cache, chain_id, txs)
 }
 
 fn build<S: StateRead>(base: &S, txs: &[Bytes], max: usize) -> Vec<Bytes> {
@@ -168,11 +195,14 @@ fn rollup_data_cap_per_block_holds_at_the_exact_boundary() {
     let keys: Vec<SigningKey> = (0..5)
         .map(|i| SigningKey::from_seed(&format!("k{i}")))
         .collect();
-    let mut base = genesis(&keys.iter().map(|k| (k, 1_000_000)).collect::<Vec<_>>());
-    base.put_params(&ChainParams {
-        max_rollup_data_per_block: 3_000,
-        ..ChainParams::default()
-    });
+    let base = crate::test_support::state(
+        CHAIN,
+        ChainParams {
+            max_rollup_data_per_block: 3_000,
+            ..ChainParams::default()
+        },
+        &keys.iter().map(|k| (k, 1_000_000)).collect::<Vec<_>>(),
+    );
     let txs: Vec<Bytes> = keys
         .iter()
         .map(|k| data_tx(k, 0, "r", &[7u8; 1_000]))
@@ -204,11 +234,14 @@ fn rollup_data_cap_per_block_holds_at_the_exact_boundary() {
 #[test]
 fn one_account_cannot_fill_a_block() {
     let (a, b) = (SigningKey::from_seed("a"), SigningKey::from_seed("b"));
-    let mut base = genesis(&[(&a, 1_000_000), (&b, 1_000_000)]);
-    base.put_params(&ChainParams {
-        max_txs_per_account_per_block: 3,
-        ..ChainParams::default()
-    });
+    let base = crate::test_support::state(
+        CHAIN,
+        ChainParams {
+            max_txs_per_account_per_block: 3,
+            ..ChainParams::default()
+        },
+        &[(&a, 1_000_000), (&b, 1_000_000)],
+    );
     let mut txs: Vec<Bytes> = (0..6).map(|n| data_tx(&a, n, "r", &[n as u8])).collect();
     txs.push(data_tx(&b, 0, "r", b"b"));
     let block = build(&base, &txs, 1 << 20);
@@ -277,7 +310,8 @@ fn execution_is_deterministic() {
         let base = genesis(&[(&a, 1_000_000)]);
         let block = build(&base, &offered, 1 << 20);
         let exec = process(&base, &cache(), CHAIN, &block).unwrap();
-        (block, exec.commitments(), exec.delta.into_changes())
+        let commitments = exec.commitments();
+        (block, commitments, exec.finish().unwrap().changes)
     };
     assert_eq!(run(), run());
 }

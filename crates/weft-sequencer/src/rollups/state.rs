@@ -7,7 +7,14 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use redb::ReadTransaction;
 use weft_core::{BlockCommitments, Hash, RollupId};
 
-use crate::storage::{decode_stored, encode_stored, IndexWrite, StorageError, BATCHES, BLOCKS};
+use redb::TableDefinition;
+
+use crate::storage::{decode_stored, encode_stored, read_table, IndexWrite, StorageError};
+
+/// Block records by height.
+pub(crate) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
+/// Each rollup's items by `batch_key` (rollup id ‖ height).
+pub(crate) const BATCHES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("batches");
 
 /// What is kept of each committed block.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -58,7 +65,9 @@ pub fn block_record(
     txn: &ReadTransaction,
     height: u64,
 ) -> Result<Option<BlockRecord>, StorageError> {
-    let blocks = txn.open_table(BLOCKS)?;
+    let Some(blocks) = read_table(txn, BLOCKS)? else {
+        return Ok(None);
+    };
     let value = blocks.get(height)?;
     value
         .map(|v| decode_stored(&format!("blocks/{height}"), v.value()))
@@ -71,7 +80,9 @@ pub fn batch_items(
     rollup_id: &RollupId,
     height: u64,
 ) -> Result<Vec<Vec<u8>>, StorageError> {
-    let batches = txn.open_table(BATCHES)?;
+    let Some(batches) = read_table(txn, BATCHES)? else {
+        return Ok(Vec::new());
+    };
     let value = batches.get(batch_key(rollup_id, height).as_slice())?;
     value
         .map(|v| decode_stored(&format!("batches/{rollup_id}/{height}"), v.value()))

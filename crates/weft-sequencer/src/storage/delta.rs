@@ -10,6 +10,13 @@ use super::StorageError;
 pub trait StateRead {
     /// The value under `key`, if any.
     fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Every key starting with `prefix` and its value, in key order, as
+    /// this state sees them (uncommitted writes and deletions included).
+    /// Validators by power, unbonding queues and proposals by end height
+    /// are read this way; keys that sort by the order wanted make it one
+    /// scan.
+    fn prefix_raw(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError>;
 }
 
 /// Writes raw values by readable key.
@@ -23,6 +30,27 @@ pub trait StateWrite: StateRead {
 impl<S: StateRead + ?Sized> StateRead for &S {
     fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         (**self).get_raw(key)
+    }
+
+    fn prefix_raw(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        (**self).prefix_raw(prefix)
+    }
+}
+
+/// Applies an overlay layer's writes under `prefix` onto `merged`.
+fn overlay(
+    merged: &mut BTreeMap<String, Option<Vec<u8>>>,
+    layer: &BTreeMap<String, Option<Vec<u8>>>,
+    prefix: &str,
+) {
+    for (k, v) in layer.range::<str, _>((
+        std::ops::Bound::Included(prefix),
+        std::ops::Bound::Unbounded,
+    )) {
+        if !k.starts_with(prefix) {
+            break;
+        }
+        merged.insert(k.clone(), v.clone());
     }
 }
 
@@ -87,6 +115,23 @@ impl<S: StateRead> StateRead for StateDelta<S> {
         }
         self.base.get_raw(key)
     }
+
+    fn prefix_raw(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let mut merged: BTreeMap<String, Option<Vec<u8>>> = self
+            .base
+            .prefix_raw(prefix)?
+            .into_iter()
+            .map(|(k, v)| (k, Some(v)))
+            .collect();
+        overlay(&mut merged, &self.block, prefix);
+        if let Some(tx) = &self.tx {
+            overlay(&mut merged, tx, prefix);
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .collect())
+    }
 }
 
 impl<S: StateRead> StateWrite for StateDelta<S> {
@@ -106,11 +151,59 @@ impl StateRead for EmptyState {
     fn get_raw(&self, _key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(None)
     }
+
+    fn prefix_raw(&self, _prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        Ok(Vec::new())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn keys(v: Vec<(String, Vec<u8>)>) -> Vec<(String, String)> {
+        v.into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn prefix_reads_are_ordered_through_every_layer() {
+        let mut base = StateDelta::new(EmptyState);
+        for (k, v) in [("v/03", "c"), ("v/01", "a"), ("v/05", "e"), ("w/00", "x")] {
+            base.put_raw(k.into(), v.into());
+        }
+        let mut d = StateDelta::new(&base);
+        d.put_raw("v/02".into(), b"b".to_vec());
+        d.delete("v/03".into());
+        d.begin_tx();
+        d.put_raw("v/04".into(), b"d".to_vec());
+        d.put_raw("v/05".into(), b"E".to_vec());
+        d.put_raw("v/03".into(), b"C".to_vec());
+        let expect = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            keys(d.prefix_raw("v/").unwrap()),
+            expect(&[
+                ("v/01", "a"),
+                ("v/02", "b"),
+                ("v/03", "C"),
+                ("v/04", "d"),
+                ("v/05", "E")
+            ])
+        );
+        d.discard_tx();
+        assert_eq!(
+            keys(d.prefix_raw("v/").unwrap()),
+            expect(&[("v/01", "a"), ("v/02", "b"), ("v/05", "e")])
+        );
+        assert_eq!(keys(d.prefix_raw("w/").unwrap()), expect(&[("w/00", "x")]));
+        assert!(d.prefix_raw("z/").unwrap().is_empty());
+    }
 
     #[test]
     fn tx_layer_commits_or_discards() {

@@ -4,12 +4,15 @@
 //!
 //! Layout (tables, all in `weft.redb`):
 //! - `meta`: last committed height, app hash, chain id.
-//! - `state`: latest value of every readable state key (fast reads).
+//! - `state`: latest value of every readable state key (fast reads, and
+//!   ordered prefix scans).
 //! - `jmt_nodes`, `jmt_values`: the JMT itself; value history by version.
-//! - `blocks`, `batches`, `txs`: per-height block records, rollup batches
-//!   and tx locations, for queries and proofs; `txs_by_height` lets old
-//!   tx locations be pruned; `signed_headers` caches CometBFT's commits
-//!   for the batch API (written outside the consensus commit).
+//! - `signed_headers`, `validator_sets`: caches of CometBFT's commits and
+//!   sets for the batch API (written outside the consensus commit).
+//!
+//! Components declare their own non-authenticated tables (block records,
+//! batches, tx locations) next to the code that writes them, and the app
+//! creates them at start-up through [`Storage::create_tables`].
 
 pub mod delta;
 mod jmt_store;
@@ -21,48 +24,14 @@ use jmt::{storage::TreeUpdateBatch, KeyHash, Sha256Jmt};
 use redb::{Database, ReadTransaction, ReadableDatabase, TableDefinition};
 use weft_core::{encoding::encode, Hash};
 
+pub use crate::error::StorageError;
 pub use delta::{StateDelta, StateRead, StateWrite};
 use jmt_store::JmtReader;
-
-/// Every storage failure: the embedded store or the tree. Fatal on the
-/// consensus path; a clean error on the query path.
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    /// The embedded store failed (I/O, corruption, lock).
-    #[error("embedded store: {0}")]
-    Store(#[from] redb::Error),
-    /// The JMT reported an inconsistency.
-    #[error("merkle tree: {0}")]
-    Tree(String),
-    /// A stored value does not decode: the file is corrupt or from an
-    /// incompatible version.
-    #[error("stored value under {0} does not decode")]
-    Corrupt(String),
-}
-
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for StorageError {
-            fn from(e: $t) -> Self { StorageError::Store(e.into()) }
-        }
-    )*};
-}
-from_redb!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError
-);
 
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub(crate) const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 pub(crate) const JMT_NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
 pub(crate) const JMT_VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_values");
-pub(crate) const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");
-pub(crate) const BATCHES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("batches");
-pub(crate) const TXS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("txs");
-pub(crate) const TXS_BY_HEIGHT: TableDefinition<u64, &[u8]> = TableDefinition::new("txs_by_height");
 pub(crate) const SIGNED_HEADERS: TableDefinition<u64, &[u8]> =
     TableDefinition::new("signed_headers");
 /// Validator sets by their hash (a header's `validators_hash`, 32 bytes).
@@ -138,11 +107,9 @@ impl Storage {
         for t in [META, STATE] {
             txn.open_table(t)?;
         }
-        for t in [JMT_NODES, JMT_VALUES, BATCHES, TXS] {
+        for t in [JMT_NODES, JMT_VALUES] {
             txn.open_table(t)?;
         }
-        txn.open_table(BLOCKS)?;
-        txn.open_table(TXS_BY_HEIGHT)?;
         txn.open_table(SIGNED_HEADERS)?;
         txn.open_table(VALIDATOR_SETS)?;
         txn.commit()?;
@@ -276,6 +243,18 @@ impl Storage {
         Ok(())
     }
 
+    /// Creates tables owned by others (components declare their own), in
+    /// one durable transaction; opening an existing table changes nothing.
+    pub fn create_tables(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        let txn = self.db.begin_write()?;
+        f(&txn)?;
+        txn.commit()?;
+        Ok(())
+    }
+
     /// A read transaction for index queries.
     pub fn read(&self) -> Result<ReadTransaction, StorageError> {
         Ok(self.db.begin_read()?)
@@ -292,6 +271,32 @@ pub struct Snapshot {
 impl StateRead for Snapshot {
     fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.state.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    fn prefix_raw(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let mut out = Vec::new();
+        for entry in self.state.range(prefix..)? {
+            let (k, v) = entry?;
+            if !k.value().starts_with(prefix) {
+                break;
+            }
+            out.push((k.value().to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+}
+
+/// Opens a table for reading; `None` if no component has created it yet
+/// (a store opened by a process that does not run the component, such as
+/// a tool or a test of the API alone): reads then find nothing.
+pub fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &ReadTransaction,
+    table: TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, StorageError> {
+    match txn.open_table(table) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 

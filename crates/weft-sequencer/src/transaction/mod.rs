@@ -1,44 +1,23 @@
 //! A whole transaction's checks and execution, in stages shared by CheckTx,
 //! PrepareProposal, ProcessProposal and FinalizeBlock so they never drift:
-//! `check_stateless` (decode, structure, chain id, signature), then
-//! `check_stateful` (nonce, limits, affordability against a state), then
-//! `execute` (fees, nonce, each action through the component owning it).
+//! `check_stateless` (decode, structure, chain id, signature, each action's
+//! stateless rules), then `check_stateful` (nonce, each action's rules
+//! against a state, affordability), then `execute` (fee, nonce, each
+//! action through the handler of the component owning it). Nothing here
+//! knows any action: [`execute_actions`] runs any [`ActionHandler`]s.
 
-use weft_core::{Action, Address, Amount, ChainParams, Hash, RollupId, SignedTransaction, TxCode};
+use weft_core::{Address, Amount, Hash, SignedTransaction, TxCode};
 
+pub use crate::error::Rejection;
 use crate::{
-    accounts::{actions::transfer, Account, AccountsRead, AccountsWrite},
-    chain::ChainRead,
-    fees,
-    rollups::actions::check_data_size,
-    storage::{StateRead, StateWrite, StorageError},
+    accounts::{Account, AccountsRead, AccountsWrite},
+    component::{
+        ActionEffects, Event, EventValue, HandledAction, ParamsRead, RollupItems, TxContext,
+    },
+    error::ExecError,
+    fees::FeeParams,
+    storage::{StateRead, StateWrite},
 };
-
-/// A refusal with its ABCI code and a readable reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}: {message}", code.name())]
-pub struct Rejection {
-    /// The class of refusal.
-    pub code: TxCode,
-    /// What was wrong, for the user.
-    pub message: String,
-}
-
-impl Rejection {
-    /// A rejection.
-    pub fn new(code: TxCode, message: impl Into<String>) -> Self {
-        Rejection {
-            code,
-            message: message.into(),
-        }
-    }
-}
-
-impl From<StorageError> for Rejection {
-    fn from(e: StorageError) -> Self {
-        Rejection::new(TxCode::Internal, e.to_string())
-    }
-}
 
 /// A transaction that passed its stateless checks.
 #[derive(Debug, Clone)]
@@ -51,13 +30,31 @@ pub struct CheckedTx {
     pub signer: Address,
 }
 
-/// Decode, structure and chain id: the checks that need neither state nor
-/// the signature (cheap; recheck stops here).
+impl CheckedTx {
+    /// What its actions see of it.
+    pub fn context(&self) -> TxContext {
+        TxContext {
+            signer: self.signer,
+            nonce: self.tx.transaction.nonce,
+            hash: self.hash,
+            rollup_data_bytes: self.tx.transaction.rollup_data_bytes(),
+        }
+    }
+}
+
+/// Decode, structure, chain id and each action's stateless rules: the
+/// checks that need neither state nor the signature (cheap; recheck stops
+/// here).
 pub fn check_decoded(bytes: &[u8], chain_id: &str) -> Result<CheckedTx, Rejection> {
     let tx = SignedTransaction::decode(bytes)
         .map_err(|e| Rejection::new(TxCode::Malformed, e.to_string()))?;
     tx.check_structure()
         .map_err(|e| Rejection::new(TxCode::InvalidTransaction, e.to_string()))?;
+    for (i, action) in tx.transaction.actions.iter().enumerate() {
+        action
+            .with_handler(|h| h.check_stateless())
+            .map_err(|r| Rejection::new(r.code, format!("action {i}: {}", r.message)))?;
+    }
     if tx.transaction.chain_id != chain_id {
         return Err(Rejection::new(
             TxCode::WrongChainId,
@@ -97,27 +94,22 @@ pub enum NonceRule {
     },
 }
 
-/// The total the signer must hold: fee plus all transfers.
+/// The total the signer must hold: fee plus what each action spends.
 pub fn cost(tx: &CheckedTx, fee: Amount) -> Result<Amount, Rejection> {
-    tx.tx
-        .transaction
-        .actions
-        .iter()
-        .try_fold(fee, |acc, a| match a {
-            Action::Transfer { amount, .. } => acc
-                .checked_add(*amount)
-                .ok_or_else(|| Rejection::new(TxCode::InsufficientFunds, "total cost overflows")),
-            Action::SubmitRollupData { .. } => Ok(acc),
-        })
+    tx.tx.transaction.actions.iter().try_fold(fee, |acc, a| {
+        acc.checked_add(a.with_handler(|h| h.spend()))
+            .ok_or_else(|| Rejection::new(TxCode::InsufficientFunds, "total cost overflows"))
+    })
 }
 
-/// The fee, if `account` holds the fee plus all transfers of `tx`.
-fn affordable(
-    tx: &CheckedTx,
-    account: &Account,
-    params: &ChainParams,
-) -> Result<Amount, Rejection> {
-    let fee = fees::fee_for(params, tx.tx.transaction.rollup_data_bytes())?;
+/// The fee for `tx` under the fee component's parameters.
+fn fee<S: StateRead + ?Sized>(state: &S, tx: &CheckedTx) -> Result<Amount, ExecError> {
+    let params: FeeParams = state.component_params()?;
+    Ok(params.fee_for(tx.tx.transaction.rollup_data_bytes())?)
+}
+
+/// The fee, if `account` holds the fee plus everything `tx` spends.
+fn affordable(tx: &CheckedTx, account: &Account, fee: Amount) -> Result<Amount, Rejection> {
     let total = cost(tx, fee)?;
     if account.balance < total {
         return Err(Rejection::new(
@@ -131,34 +123,21 @@ fn affordable(
     Ok(fee)
 }
 
-/// Nonce, size limits and affordability against `state`. Returns the fee.
-pub fn check_stateful<S: StateRead>(
-    state: &S,
-    tx: &CheckedTx,
-    rule: NonceRule,
-) -> Result<Amount, Rejection> {
-    let params = state.params()?;
-    check_data_size(&tx.tx.transaction, &params)?;
-    let account = state.account(&tx.signer)?;
-    let nonce = tx.tx.transaction.nonce;
+fn check_nonce(nonce: u64, account: &Account, rule: NonceRule) -> Result<(), Rejection> {
     match rule {
-        NonceRule::Exact if nonce != account.nonce => {
-            return Err(Rejection::new(
-                TxCode::NonceMismatch,
-                format!("nonce {nonce}, account expects {}", account.nonce),
-            ))
-        }
-        NonceRule::Pending { .. } if nonce < account.nonce => {
-            return Err(Rejection::new(
-                TxCode::NonceAlreadyUsed,
-                format!(
-                    "nonce {nonce} already used; account is at {}",
-                    account.nonce
-                ),
-            ))
-        }
+        NonceRule::Exact if nonce != account.nonce => Err(Rejection::new(
+            TxCode::NonceMismatch,
+            format!("nonce {nonce}, account expects {}", account.nonce),
+        )),
+        NonceRule::Pending { .. } if nonce < account.nonce => Err(Rejection::new(
+            TxCode::NonceAlreadyUsed,
+            format!(
+                "nonce {nonce} already used; account is at {}",
+                account.nonce
+            ),
+        )),
         NonceRule::Pending { max_ahead } if nonce - account.nonce > max_ahead => {
-            return Err(Rejection::new(
+            Err(Rejection::new(
                 TxCode::NonceTooFarAhead,
                 format!(
                     "nonce {nonce} is more than {max_ahead} ahead of the account's {}",
@@ -166,9 +145,25 @@ pub fn check_stateful<S: StateRead>(
                 ),
             ))
         }
-        _ => {}
+        _ => Ok(()),
     }
-    affordable(tx, &account, &params)
+}
+
+/// Each action's rules against `state`, then the nonce and affordability.
+/// Returns the fee.
+pub fn check_stateful<S: StateRead>(
+    state: &S,
+    tx: &CheckedTx,
+    rule: NonceRule,
+) -> Result<Amount, ExecError> {
+    let ctx = tx.context();
+    for action in &tx.tx.transaction.actions {
+        action.with_handler(|h| h.check_stateful(state, &ctx))?;
+    }
+    let account = state.account(&tx.signer)?;
+    check_nonce(ctx.nonce, &account, rule)?;
+    let fee = fee(state, tx)?;
+    Ok(affordable(tx, &account, fee)?)
 }
 
 /// What executing a transaction did: enough to emit its events later,
@@ -181,203 +176,75 @@ pub struct Receipt {
     pub signer: Address,
     /// The nonce it used.
     pub nonce: u64,
-    /// Transfers made: recipient and amount.
-    pub transfers: Vec<(Address, Amount)>,
-    /// Rollup data placed in the block: rollup and byte count.
-    pub rollup_data: Vec<(RollupId, usize)>,
-}
-
-/// One attribute of an ABCI event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventAttribute {
-    /// Attribute key.
-    pub key: &'static str,
-    /// Its value.
-    pub value: String,
-    /// Whether CometBFT's tx indexer indexes it (`tx_search` can find it).
-    pub index: bool,
-}
-
-impl EventAttribute {
-    fn indexed(key: &'static str, value: String) -> Self {
-        EventAttribute {
-            key,
-            value,
-            index: true,
-        }
-    }
-
-    fn stored(key: &'static str, value: String) -> Self {
-        EventAttribute {
-            key,
-            value,
-            index: false,
-        }
-    }
+    /// The actions' events, in action order.
+    pub events: Vec<Event>,
 }
 
 impl Receipt {
-    /// Deterministic ABCI events: `weft.tx`, one `weft.transfer` per
-    /// transfer in action order, then one `weft.rollup_data` per rollup the
-    /// transaction wrote to (in order of first appearance) with its item
-    /// count and bytes. Each attribute says whether CometBFT should index
-    /// it: every indexed attribute is a write to CometBFT's tx index for
-    /// every transaction, so only what users look transactions up by is
-    /// indexed (signer, transfer parties, rollup id); CometBFT indexes the
-    /// tx hash and height itself. One event per rollup rather than per item
-    /// for the same reason.
-    pub fn events(&self) -> Vec<(&'static str, Vec<EventAttribute>)> {
-        let mut events = vec![(
-            "weft.tx",
-            vec![
-                EventAttribute::indexed("signer", self.signer.to_string()),
-                EventAttribute::stored("nonce", self.nonce.to_string()),
-                EventAttribute::stored("fee", self.fee.to_string()),
-            ],
-        )];
-        for (to, amount) in &self.transfers {
-            events.push((
-                "weft.transfer",
-                vec![
-                    EventAttribute::indexed("from", self.signer.to_string()),
-                    EventAttribute::indexed("to", to.to_string()),
-                    EventAttribute::stored("amount", amount.to_string()),
-                ],
-            ));
-        }
-        let mut per_rollup: Vec<(RollupId, usize, usize)> = Vec::new();
-        for (rollup_id, bytes) in &self.rollup_data {
-            match per_rollup.iter_mut().find(|(r, _, _)| r == rollup_id) {
-                Some((_, items, total)) => {
-                    *items += 1;
-                    *total += bytes;
-                }
-                None => per_rollup.push((*rollup_id, 1, *bytes)),
-            }
-        }
-        for (rollup_id, items, bytes) in per_rollup {
-            events.push((
-                "weft.rollup_data",
-                vec![
-                    EventAttribute::indexed("rollup_id", rollup_id.to_hex()),
-                    EventAttribute::stored("items", items.to_string()),
-                    EventAttribute::stored("bytes", bytes.to_string()),
-                ],
-            ));
-        }
+    /// Deterministic events: `weft.tx` (signer indexed; nonce and fee
+    /// stored), then each action's events in action order. CometBFT
+    /// indexes the tx hash and height itself.
+    pub fn events(&self) -> Vec<Event> {
+        let mut events = Vec::with_capacity(self.events.len() + 1);
+        events.push(
+            Event::new("weft.tx")
+                .indexed("signer", EventValue::Address(self.signer))
+                .stored("nonce", EventValue::U64(self.nonce))
+                .stored("fee", EventValue::Amount(self.fee)),
+        );
+        events.extend(self.events.iter().cloned());
         events
     }
 }
 
-/// Executes `tx` on `state` under `params`: exact nonce, affordability,
-/// fee debit, nonce increment, then each action through the component
-/// owning it. The fee is only debited here; the block credits the pool
-/// once (`fees::collect`). Not atomic by itself: callers open and close a
-/// transaction layer around it so a failure leaves nothing behind.
+/// Runs `actions` in order for the transaction `tx`: each one's stateful
+/// check against the state as the earlier actions left it, then its
+/// execution. Not atomic by itself (see [`execute`]).
+pub fn execute_actions<S: StateWrite, A: HandledAction>(
+    state: &mut S,
+    tx: &TxContext,
+    actions: &[A],
+) -> Result<ActionEffects, ExecError> {
+    let mut effects = ActionEffects::default();
+    for action in actions {
+        action.with_handler(|h| {
+            h.check_stateful(&*state, tx)?;
+            h.execute(&mut *state, tx, &mut effects)
+        })?;
+    }
+    Ok(effects)
+}
+
+/// Executes `tx` on `state`: exact nonce, affordability, fee debit, nonce
+/// increment, then each action through the component owning it. The fee
+/// is only debited here; the fee component credits the pool once per
+/// block. Not atomic by itself: callers open and close a transaction
+/// layer around it so a failure leaves nothing behind. Returns the
+/// receipt and the rollup data the transaction places in the block.
 pub fn execute<S: StateWrite>(
     state: &mut S,
     tx: &CheckedTx,
-    params: &ChainParams,
-) -> Result<Receipt, Rejection> {
-    let body = &tx.tx.transaction;
-    check_data_size(body, params)?;
+) -> Result<(Receipt, RollupItems), ExecError> {
+    let ctx = tx.context();
     let mut account = state.account(&tx.signer)?;
-    if body.nonce != account.nonce {
-        return Err(Rejection::new(
-            TxCode::NonceMismatch,
-            format!("nonce {}, account expects {}", body.nonce, account.nonce),
-        ));
-    }
-    let fee = affordable(tx, &account, params)?;
+    check_nonce(ctx.nonce, &account, NonceRule::Exact)?;
+    let fee = affordable(tx, &account, fee(state, tx)?)?;
     account.balance -= fee;
     account.nonce += 1;
     state.put_account(&tx.signer, account);
 
-    let mut receipt = Receipt {
+    let ActionEffects {
+        events,
+        rollup_data,
+    } = execute_actions(state, &ctx, &tx.tx.transaction.actions)?;
+    let receipt = Receipt {
         fee,
         signer: tx.signer,
-        nonce: body.nonce,
-        transfers: Vec::new(),
-        rollup_data: Vec::new(),
+        nonce: ctx.nonce,
+        events,
     };
-    for action in &body.actions {
-        match action {
-            Action::Transfer { to, amount } => {
-                transfer(state, &tx.signer, to, *amount)?;
-                receipt.transfers.push((*to, *amount));
-            }
-            Action::SubmitRollupData { rollup_id, data } => {
-                receipt.rollup_data.push((*rollup_id, data.len()));
-            }
-        }
-    }
-    Ok(receipt)
+    Ok((receipt, rollup_data))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn events_carry_one_rollup_data_event_per_rollup() {
-        let (a, b) = (RollupId::from_name("a"), RollupId::from_name("b"));
-        let to = Address([9; 20]);
-        let receipt = Receipt {
-            fee: 1_234,
-            signer: Address([1; 20]),
-            nonce: 7,
-            transfers: vec![(to, 5)],
-            rollup_data: vec![(b, 10), (a, 3), (b, 20), (b, 1)],
-        };
-        let events = receipt.events();
-        let kinds: Vec<&str> = events.iter().map(|(k, _)| *k).collect();
-        assert_eq!(
-            kinds,
-            vec![
-                "weft.tx",
-                "weft.transfer",
-                "weft.rollup_data",
-                "weft.rollup_data"
-            ]
-        );
-        let attrs = |i: usize| -> Vec<(&str, String, bool)> {
-            events[i]
-                .1
-                .iter()
-                .map(|a| (a.key, a.value.clone(), a.index))
-                .collect()
-        };
-        assert_eq!(
-            attrs(0),
-            vec![
-                ("signer", Address([1; 20]).to_string(), true),
-                ("nonce", "7".to_string(), false),
-                ("fee", "1234".to_string(), false)
-            ]
-        );
-        assert_eq!(
-            attrs(1),
-            vec![
-                ("from", Address([1; 20]).to_string(), true),
-                ("to", to.to_string(), true),
-                ("amount", "5".to_string(), false)
-            ]
-        );
-        assert_eq!(
-            attrs(2),
-            vec![
-                ("rollup_id", b.to_hex(), true),
-                ("items", "3".to_string(), false),
-                ("bytes", "31".to_string(), false)
-            ]
-        );
-        assert_eq!(
-            attrs(3),
-            vec![
-                ("rollup_id", a.to_hex(), true),
-                ("items", "1".to_string(), false),
-                ("bytes", "3".to_string(), false)
-            ]
-        );
-    }
-}
+mod tests;

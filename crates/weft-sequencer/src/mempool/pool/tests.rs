@@ -48,7 +48,7 @@ fn admit(
     key: &SigningKey,
     nonce: u64,
     now: Instant,
-) -> Result<TxStatus, Rejection> {
+) -> Result<TxStatus, crate::error::ExecError> {
     let (c, b) = tx(key, nonce, format!("{nonce}").as_bytes());
     pool.admit(s, c, b, now)
 }
@@ -109,17 +109,17 @@ fn duplicates_and_nonce_window_are_refused() {
     let now = Instant::now();
     admit(&mut pool, &s, &a, 0, now).unwrap();
     assert_eq!(
-        admit(&mut pool, &s, &a, 0, now).unwrap_err().code,
+        admit(&mut pool, &s, &a, 0, now).unwrap_err().code(),
         TxCode::Duplicate
     );
     let (other, bytes) = tx(&a, 0, b"different payload, same nonce");
     assert_eq!(
-        pool.admit(&s, other, bytes, now).unwrap_err().code,
+        pool.admit(&s, other, bytes, now).unwrap_err().code(),
         TxCode::Duplicate
     );
     let far = pool.config().max_nonce_ahead + 1;
     assert_eq!(
-        admit(&mut pool, &s, &a, far, now).unwrap_err().code,
+        admit(&mut pool, &s, &a, far, now).unwrap_err().code(),
         TxCode::NonceTooFarAhead
     );
     s.put_account(
@@ -130,7 +130,7 @@ fn duplicates_and_nonce_window_are_refused() {
         },
     );
     assert_eq!(
-        admit(&mut pool, &s, &a, 4, now).unwrap_err().code,
+        admit(&mut pool, &s, &a, 4, now).unwrap_err().code(),
         TxCode::NonceAlreadyUsed
     );
 }
@@ -148,11 +148,15 @@ fn parked_limits_per_account_and_overall() {
         admit(&mut pool, &s, &keys[0], n, now).unwrap();
     }
     let e = admit(&mut pool, &s, &keys[0], 4, now).unwrap_err();
-    assert_eq!(e.code, TxCode::MempoolFull, "per-account parked limit: {e}");
+    assert_eq!(
+        e.code(),
+        TxCode::MempoolFull,
+        "per-account parked limit: {e}"
+    );
     admit(&mut pool, &s, &keys[1], 1, now).unwrap();
     admit(&mut pool, &s, &keys[1], 2, now).unwrap();
     let e = admit(&mut pool, &s, &keys[2], 1, now).unwrap_err();
-    assert_eq!(e.code, TxCode::MempoolFull, "overall parked limit: {e}");
+    assert_eq!(e.code(), TxCode::MempoolFull, "overall parked limit: {e}");
     // An executable tx is still welcome.
     assert_eq!(
         admit(&mut pool, &s, &keys[2], 0, now).unwrap(),
@@ -178,7 +182,7 @@ fn when_full_executable_arrivals_evict_oldest_parked_and_parked_arrivals_are_ref
     admit(&mut pool, &s, &keys[3], 0, now).unwrap();
     assert_eq!(pool.len(), 4);
     assert_eq!(
-        admit(&mut pool, &s, &keys[4], 1, now).unwrap_err().code,
+        admit(&mut pool, &s, &keys[4], 1, now).unwrap_err().code(),
         TxCode::MempoolFull
     );
     assert_eq!(
@@ -201,7 +205,7 @@ fn when_full_executable_arrivals_evict_oldest_parked_and_parked_arrivals_are_ref
     admit(&mut pool, &s, &keys[6], 0, now).unwrap();
     // Only pending left: nothing may be evicted, the arrival is refused.
     assert_eq!(
-        admit(&mut pool, &s, &keys[7], 0, now).unwrap_err().code,
+        admit(&mut pool, &s, &keys[7], 0, now).unwrap_err().code(),
         TxCode::MempoolFull
     );
     assert_eq!(pool.len(), 4);
@@ -213,7 +217,7 @@ fn when_full_executable_arrivals_evict_oldest_parked_and_parked_arrivals_are_ref
     admit(&mut small, &s, &keys[8], 0, now).unwrap();
     admit(&mut small, &s, &keys[9], 0, now).unwrap();
     assert_eq!(
-        admit(&mut small, &s, &keys[10], 0, now).unwrap_err().code,
+        admit(&mut small, &s, &keys[10], 0, now).unwrap_err().code(),
         TxCode::MempoolFull
     );
     assert!(small.bytes() <= 350);
@@ -229,7 +233,7 @@ fn an_account_must_afford_all_its_queued_transactions() {
     admit(&mut pool, &s, &a, 0, now).unwrap();
     admit(&mut pool, &s, &a, 1, now).unwrap();
     let e = admit(&mut pool, &s, &a, 2, now).unwrap_err();
-    assert_eq!(e.code, TxCode::InsufficientFunds, "{e}");
+    assert_eq!(e.code(), TxCode::InsufficientFunds, "{e}");
 }
 
 #[test]
@@ -243,7 +247,7 @@ fn ttl_expires_on_recheck_and_on_commit() {
     admit(&mut pool, &s, &b, 0, t0 + Duration::from_secs(5)).unwrap();
     let later = t0 + ttl + Duration::from_secs(1);
     let e = pool.recheck(&s, &hash_of(&a, 0), later).unwrap_err();
-    assert_eq!(e.code, TxCode::Evicted);
+    assert_eq!(e.code(), TxCode::Evicted);
     assert!(
         matches!(pool.status(&hash_of(&a, 0)), Some(TxStatus::Evicted { reason }) if reason.starts_with("expired"))
     );
@@ -260,7 +264,7 @@ fn ttl_expires_on_recheck_and_on_commit() {
     ));
     // Recheck of something already gone tells CometBFT to drop it.
     assert_eq!(
-        pool.recheck(&s, &hash_of(&b, 0), later).unwrap_err().code,
+        pool.recheck(&s, &hash_of(&b, 0), later).unwrap_err().code(),
         TxCode::Evicted
     );
 }
@@ -348,7 +352,7 @@ fn recheck_evicts_what_became_unaffordable() {
         },
     );
     let e = pool.recheck(&s, &hash_of(&a, 0), now).unwrap_err();
-    assert_eq!(e.code, TxCode::InsufficientFunds);
+    assert_eq!(e.code(), TxCode::InsufficientFunds);
     assert!(matches!(
         pool.status(&hash_of(&a, 0)),
         Some(TxStatus::Evicted { .. })
