@@ -246,7 +246,10 @@ impl RollupAbsence {
             }
             (Some(l), Some(r)) => {
                 let (li, ri) = (check(l)?, check(r)?);
-                if !(l.rollup_id < *id && *id < r.rollup_id) || ri != li + 1 {
+                // Checked although `li < total` after `check`: these numbers
+                // come from the server, and no reasoning about them should
+                // depend on a proof having verified first.
+                if !(l.rollup_id < *id && *id < r.rollup_id) || li.checked_add(1) != Some(ri) {
                     return Err(Malformed("neighbours do not bracket the rollup"));
                 }
                 Ok(())
@@ -258,7 +261,7 @@ impl RollupAbsence {
                 Ok(())
             }
             (Some(l), None) => {
-                if check(l)? + 1 != self.total || *id <= l.rollup_id {
+                if check(l)?.checked_add(1) != Some(self.total) || *id <= l.rollup_id {
                     return Err(Malformed("left neighbour is not the last id"));
                 }
                 Ok(())
@@ -425,6 +428,47 @@ mod tests {
         let mut p = prove(9, b, &hashes, &batches, c);
         p.rollup_id = a;
         assert!(p.verify(&dh, &a).is_err());
+    }
+
+    // The conductor's entry point with the numbers a hostile server picks:
+    // every one must come back as an error, quickly, with no panic.
+    #[test]
+    fn hostile_totals_and_indices_are_errors() {
+        let (batches, c, hashes) = block(&[("alpha", &[b"a"]), ("gamma", &[b"g"])]);
+        let dh = data_hash(&hashes);
+        let huge = [u64::MAX, (1 << 63) + 1, 1 << 63];
+
+        let alpha = RollupId::from_name("alpha");
+        let honest = prove(2, alpha, &hashes, &batches, c);
+        for total in huge {
+            let mut p = honest.clone();
+            p.commitments_proof.total = total;
+            p.commitments_proof.aunts.truncate(1);
+            assert!(p.verify(&dh, &alpha).is_err(), "commitments total {total}");
+            let mut p = honest.clone();
+            let inc = p.inclusion.as_mut().unwrap();
+            for proof in [&mut inc.ids_proof, &mut inc.txs_proof] {
+                proof.total = total;
+                proof.index = total - 1;
+            }
+            assert!(p.verify(&dh, &alpha).is_err(), "inclusion total {total}");
+        }
+
+        let absent = RollupId::from_name("x");
+        let honest = prove(2, absent, &hashes, &batches, c);
+        for total in huge {
+            let mut p = honest.clone();
+            let abs = p.absence.as_mut().unwrap();
+            abs.total = total;
+            for n in [abs.left.as_mut(), abs.right.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                n.proof.total = total;
+                n.proof.index = total - 1;
+            }
+            assert!(p.verify(&dh, &absent).is_err(), "absence total {total}");
+        }
     }
 
     #[test]
