@@ -206,6 +206,7 @@ fn hash_from_aunts(index: u64, total: u64, leaf: Hash, aunts: &[Hash]) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::sha256_parts;
     use proptest::prelude::*;
 
     #[test]
@@ -225,6 +226,98 @@ mod tests {
             v,
             inner_hash(&leaf_hash(&[1, 2, 3]), &leaf_hash(&[4, 5, 6]))
         );
+    }
+
+    // Published by independent RFC 6962 implementations, so they check the
+    // hashing itself, not just self-consistency: transparency-dev/merkle's
+    // rfc6962_test.go (leaf, node) and certificate-transparency's
+    // merkle_tree_test.cc (kInputs, kSHA256Roots, kSHA256Paths; CT audit
+    // paths are bottom-up, the order of CometBFT's aunts).
+    #[test]
+    fn matches_published_rfc6962_vectors() {
+        let hex = |s: &str| Hash::from_hex(s).unwrap();
+        assert_eq!(
+            leaf_hash(b""),
+            hex("6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d")
+        );
+        assert_eq!(
+            leaf_hash(b"L123456"),
+            hex("395aa064aa4c29f7010acfe3f25db9485bbd4b91897b6ad7ad547639252b4d56")
+        );
+        assert_eq!(
+            sha256_parts(&[&[1], b"N123", b"N456"]),
+            hex("aa217fe888e47007fa15edab33c2b492a722cb106c64667fc2b044444de66bbb")
+        );
+
+        let inputs: Vec<Vec<u8>> = [
+            "",
+            "00",
+            "10",
+            "2021",
+            "3031",
+            "40414243",
+            "5051525354555657",
+            "606162636465666768696a6b6c6d6e6f",
+        ]
+        .iter()
+        .map(|h| hex::decode(h).unwrap())
+        .collect();
+        let roots = [
+            "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+            "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+            "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+            "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+            "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+            "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+            "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+        ];
+        for (n, expect) in roots.iter().enumerate() {
+            assert_eq!(root(&inputs[..=n]), hex(expect), "{} leaves", n + 1);
+        }
+
+        // (index, tree size, audit path)
+        let paths: [(usize, usize, &[&str]); 4] = [
+            (
+                0,
+                8,
+                &[
+                    "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+                    "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                    "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+                ],
+            ),
+            (
+                5,
+                8,
+                &[
+                    "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+                    "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+                    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+                ],
+            ),
+            (
+                2,
+                3,
+                &["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"],
+            ),
+            (
+                1,
+                5,
+                &[
+                    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+                    "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+                    "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+                ],
+            ),
+        ];
+        for (index, size, path) in paths {
+            let leaves: Vec<Hash> = inputs[..size].iter().map(|i| leaf_hash(i)).collect();
+            let proof = Proof::for_leaf(&leaves, index);
+            let expect: Vec<Hash> = path.iter().map(|h| hex(h)).collect();
+            assert_eq!(proof.aunts, expect, "leaf {index} of {size}");
+            assert_eq!(proof.verify(&hex(roots[size - 1]), &leaves[index]), Ok(()));
+        }
     }
 
     #[test]
