@@ -246,7 +246,10 @@ impl RollupAbsence {
             }
             (Some(l), Some(r)) => {
                 let (li, ri) = (check(l)?, check(r)?);
-                if !(l.rollup_id < *id && *id < r.rollup_id) || ri != li + 1 {
+                // Checked although `li < total` after `check`: these numbers
+                // come from the server, and no reasoning about them should
+                // depend on a proof having verified first.
+                if !(l.rollup_id < *id && *id < r.rollup_id) || li.checked_add(1) != Some(ri) {
                     return Err(Malformed("neighbours do not bracket the rollup"));
                 }
                 Ok(())
@@ -258,7 +261,7 @@ impl RollupAbsence {
                 Ok(())
             }
             (Some(l), None) => {
-                if check(l)? + 1 != self.total || *id <= l.rollup_id {
+                if check(l)?.checked_add(1) != Some(self.total) || *id <= l.rollup_id {
                     return Err(Malformed("left neighbour is not the last id"));
                 }
                 Ok(())
@@ -328,6 +331,7 @@ pub fn prove_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn block(
         rollups: &[(&str, &[&[u8]])],
@@ -427,6 +431,47 @@ mod tests {
         assert!(p.verify(&dh, &a).is_err());
     }
 
+    // The conductor's entry point with the numbers a hostile server picks:
+    // every one must come back as an error, quickly, with no panic.
+    #[test]
+    fn hostile_totals_and_indices_are_errors() {
+        let (batches, c, hashes) = block(&[("alpha", &[b"a"]), ("gamma", &[b"g"])]);
+        let dh = data_hash(&hashes);
+        let huge = [u64::MAX, (1 << 63) + 1, 1 << 63];
+
+        let alpha = RollupId::from_name("alpha");
+        let honest = prove(2, alpha, &hashes, &batches, c);
+        for total in huge {
+            let mut p = honest.clone();
+            p.commitments_proof.total = total;
+            p.commitments_proof.aunts.truncate(1);
+            assert!(p.verify(&dh, &alpha).is_err(), "commitments total {total}");
+            let mut p = honest.clone();
+            let inc = p.inclusion.as_mut().unwrap();
+            for proof in [&mut inc.ids_proof, &mut inc.txs_proof] {
+                proof.total = total;
+                proof.index = total - 1;
+            }
+            assert!(p.verify(&dh, &alpha).is_err(), "inclusion total {total}");
+        }
+
+        let absent = RollupId::from_name("x");
+        let honest = prove(2, absent, &hashes, &batches, c);
+        for total in huge {
+            let mut p = honest.clone();
+            let abs = p.absence.as_mut().unwrap();
+            abs.total = total;
+            for n in [abs.left.as_mut(), abs.right.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                n.proof.total = total;
+                n.proof.index = total - 1;
+            }
+            assert!(p.verify(&dh, &absent).is_err(), "absence total {total}");
+        }
+    }
+
     #[test]
     fn empty_block_proves_absence() {
         let (batches, c, hashes) = block(&[]);
@@ -462,6 +507,82 @@ mod tests {
                     }),
                 });
                 assert!(p.verify(&dh, &present).is_err());
+            }
+        }
+    }
+
+    /// Every proof inside a batch proof, so a mutation can pick one.
+    fn proofs_mut(p: &mut RollupBatchProof) -> Vec<&mut Proof> {
+        let mut all = vec![&mut p.commitments_proof];
+        if let Some(inc) = p.inclusion.as_mut() {
+            all.push(&mut inc.ids_proof);
+            all.push(&mut inc.txs_proof);
+        }
+        if let Some(abs) = p.absence.as_mut() {
+            for n in [abs.left.as_mut(), abs.right.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                all.push(&mut n.proof);
+            }
+        }
+        all
+    }
+
+    fn hostile_u64() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            any::<u64>(),
+            0u64..8,
+            (1u64 << 63) - 2..=(1u64 << 63) + 2,
+            u64::MAX - 4..=u64::MAX,
+        ]
+    }
+
+    proptest! {
+        // Whatever numbers and aunt lists a server puts in a batch proof,
+        // verification returns without panicking, and if it accepts, the
+        // batch it accepts is the honest one: the numbers alone can never
+        // make other items (or no items) pass for the rollup's batch.
+        #[test]
+        fn hostile_numbers_never_panic_and_never_change_the_accepted_batch(
+            name in prop::sample::select(vec!["alpha", "beta", "gamma", "absent", "zzz", "0"]),
+            mutations in proptest::collection::vec(
+                (any::<prop::sample::Index>(), 0u8..5, hostile_u64()),
+                1..6,
+            ),
+            tamper_items in any::<bool>(),
+        ) {
+            let (batches, c, hashes) =
+                block(&[("alpha", &[b"a1", b"a2"]), ("beta", &[b"b1"]), ("gamma", &[b"g1"])]);
+            let dh = data_hash(&hashes);
+            let id = RollupId::from_name(name);
+            let honest = prove(4, id, &hashes, &batches, c);
+            let mut p = honest.clone();
+            for (which, field, value) in &mutations {
+                let mut proofs = proofs_mut(&mut p);
+                let n = proofs.len();
+                let proof = &mut proofs[which.index(n)];
+                match field {
+                    0 => proof.index = *value,
+                    1 => proof.total = *value,
+                    2 => proof.aunts.truncate((*value % 70) as usize),
+                    3 => proof.aunts.resize((*value % 70) as usize, Hash([7; 32])),
+                    _ => {
+                        if let Some(abs) = p.absence.as_mut() {
+                            abs.total = *value;
+                        }
+                    }
+                }
+            }
+            if tamper_items {
+                if p.items.is_empty() {
+                    p.items.push(b"injected".to_vec());
+                } else {
+                    p.items[0].push(0);
+                }
+            }
+            if p.verify(&dh, &id).is_ok() {
+                prop_assert_eq!(&p.items, &honest.items);
             }
         }
     }

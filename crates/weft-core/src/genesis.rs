@@ -152,12 +152,19 @@ mod tests {
         assert!(GenesisAppState::from_json(b"not json").is_err());
     }
 
+    // genesis/README.md warns that the example funds the key of the public
+    // seed `alice`; this keeps that warning true if the file changes.
     #[test]
-    fn the_example_genesis_in_the_repository_parses() {
+    fn the_example_genesis_in_the_repository_parses_and_funds_only_the_dev_key() {
         let g =
             GenesisAppState::from_json(include_bytes!("../../../genesis/example-app-state.json"))
                 .unwrap();
         assert_eq!(g.accounts.len(), 1);
+        assert_eq!(
+            g.accounts[0].address,
+            SigningKey::from_seed("alice").address(),
+            "genesis/README.md and docs/protocol.md name the seed `alice`"
+        );
     }
 
     #[test]

@@ -1,0 +1,115 @@
+//! Keeps `docs/protocol.md` honest about numbers: every limit, default,
+//! tag and result code the code defines must appear in the page next to its
+//! name, so changing one without the page fails here.
+
+use std::path::PathBuf;
+
+use weft_core::{
+    block::{COMMITMENTS_ITEM_LEN, COMMITMENTS_MAGIC, COMMITMENTS_VERSION},
+    keys::ADDRESS_PREFIX,
+    merkle::MAX_AUNTS,
+    transaction::{SigningDomain, MAX_ACTIONS, MAX_CHAIN_ID_LEN, MAX_TX_BYTES},
+    ChainParams, TxCode,
+};
+
+fn protocol_doc() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/protocol.md");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// Whether `line` holds `number` as a whole number (not as part of a
+/// longer one), written plainly or with `,` or `_` between digit groups.
+fn has_number(line: &str, number: &str) -> bool {
+    let digits_only: String = line.chars().filter(|c| *c != ',' && *c != '_').collect();
+    digits_only.match_indices(number).any(|(at, _)| {
+        let before = digits_only[..at].chars().next_back();
+        let after = digits_only[at + number.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+    })
+}
+
+/// Fails unless one line of the page names `` `name` `` and states `value`.
+fn assert_documented(doc: &str, name: &str, value: &str) {
+    let quoted = format!("`{name}`");
+    assert!(
+        doc.lines()
+            .any(|l| l.contains(&quoted) && has_number(l, value)),
+        "docs/protocol.md must state {name} = {value} on one line (e.g. a table row \
+         `| `{name}` | {value} | … |`); the code and the page disagree or the page \
+         does not mention it"
+    );
+}
+
+#[test]
+fn the_number_check_matches_whole_numbers_only() {
+    assert!(has_number("| `MAX_ACTIONS` | 64 |", "64"));
+    assert!(has_number("| x | 1,048,576 |", "1048576"));
+    assert!(!has_number("| x | 640 |", "64"));
+    assert!(!has_number("| x | 164 |", "64"));
+}
+
+#[test]
+fn every_limit_is_in_the_protocol_page() {
+    let doc = protocol_doc();
+    let limits: [(&str, usize); 6] = [
+        ("MAX_TX_BYTES", MAX_TX_BYTES),
+        ("MAX_ACTIONS", MAX_ACTIONS),
+        ("MAX_CHAIN_ID_LEN", MAX_CHAIN_ID_LEN),
+        ("COMMITMENTS_ITEM_LEN", COMMITMENTS_ITEM_LEN),
+        ("COMMITMENTS_VERSION", usize::from(COMMITMENTS_VERSION)),
+        ("MAX_AUNTS", MAX_AUNTS),
+    ];
+    for (name, value) in limits {
+        assert_documented(&doc, name, &value.to_string());
+    }
+}
+
+#[test]
+fn every_chain_parameter_default_is_in_the_protocol_page() {
+    let doc = protocol_doc();
+    let p = ChainParams::default();
+    // Destructured so a new parameter cannot be added without a line here.
+    let ChainParams {
+        base_fee,
+        fee_per_byte,
+        max_rollup_data_per_tx,
+        max_rollup_data_per_block,
+        max_txs_per_account_per_block,
+    } = p;
+    for (name, value) in [
+        ("base_fee", base_fee.to_string()),
+        ("fee_per_byte", fee_per_byte.to_string()),
+        ("max_rollup_data_per_tx", max_rollup_data_per_tx.to_string()),
+        (
+            "max_rollup_data_per_block",
+            max_rollup_data_per_block.to_string(),
+        ),
+        (
+            "max_txs_per_account_per_block",
+            max_txs_per_account_per_block.to_string(),
+        ),
+    ] {
+        assert_documented(&doc, name, &value);
+    }
+}
+
+#[test]
+fn every_result_code_is_in_the_protocol_page() {
+    let doc = protocol_doc();
+    for code in TxCode::ALL {
+        assert_documented(&doc, code.name(), &code.value().to_string());
+    }
+}
+
+#[test]
+fn tags_and_prefixes_are_in_the_protocol_page() {
+    let doc = protocol_doc();
+    let tag = std::str::from_utf8(SigningDomain::Transaction.tag()).expect("tags are ASCII");
+    let magic = std::str::from_utf8(&COMMITMENTS_MAGIC).expect("the magic is ASCII");
+    for text in [tag, magic, ADDRESS_PREFIX] {
+        assert!(
+            doc.contains(&format!("`{text}`")),
+            "docs/protocol.md must spell `{text}` exactly"
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! Regenerates `docs/test-vectors.json` from the code and compares it with
+//! the committed file, so the vectors an independent client is written
+//! against are always the ones this code produces.
+//!
+//! A difference fails the test. Only `WEFT_UPDATE_VECTORS=1` rewrites the
+//! file, so CI (which never sets it) cannot silently accept a wire change;
+//! a changed file is a breaking change and shows up in review.
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use serde_json::{json, Value};
+use weft_core::{
+    block::{self, BlockCommitments, COMMITMENTS_MAGIC},
+    encoding,
+    merkle::{self, Proof},
+    transaction::SigningDomain,
+    Action, Hash, RollupId, SignedTransaction, SigningKey, Transaction,
+};
+
+/// Where the committed vectors live, from this crate's manifest directory.
+fn vectors_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/test-vectors.json")
+}
+
+const CHAIN_ID: &str = "weft-devnet";
+
+fn key_vector(seed: &str) -> Value {
+    let key = SigningKey::from_seed(seed);
+    json!({
+        "seed": seed,
+        "secret_key": hex::encode(key.to_bytes()),
+        "public_key": key.public_key().to_hex(),
+        "address_hex": key.address().to_hex(),
+        "address": key.address().to_string(),
+    })
+}
+
+/// The transactions every client should reproduce byte for byte, each
+/// chosen to exercise one part of the layout.
+fn sample_transactions() -> Vec<(&'static str, &'static str, Transaction)> {
+    let bob = SigningKey::from_seed("bob").address();
+    vec![
+        (
+            "one transfer",
+            "alice",
+            Transaction {
+                chain_id: CHAIN_ID.into(),
+                nonce: 0,
+                actions: vec![Action::Transfer {
+                    to: bob,
+                    amount: 1_000,
+                }],
+            },
+        ),
+        (
+            "rollup data",
+            "alice",
+            Transaction {
+                chain_id: CHAIN_ID.into(),
+                nonce: 1,
+                actions: vec![Action::SubmitRollupData {
+                    rollup_id: RollupId::from_name("my-rollup"),
+                    data: b"hello".to_vec(),
+                }],
+            },
+        ),
+        (
+            "several actions; a nonce above 2^32 and an amount above 2^64 show the little-endian widths",
+            "bob",
+            Transaction {
+                chain_id: CHAIN_ID.into(),
+                nonce: (1 << 32) + 5,
+                actions: vec![
+                    Action::SubmitRollupData {
+                        rollup_id: RollupId::from_name("alpha"),
+                        data: vec![0x00, 0x01, 0x02],
+                    },
+                    Action::Transfer {
+                        to: SigningKey::from_seed("alice").address(),
+                        amount: (1u128 << 64) + 1,
+                    },
+                    Action::SubmitRollupData {
+                        rollup_id: RollupId::from_name("my-rollup"),
+                        data: b"world".to_vec(),
+                    },
+                ],
+            },
+        ),
+    ]
+}
+
+fn transaction_vector(description: &str, seed: &str, tx: &Transaction) -> Value {
+    let body = encoding::encode(tx);
+    let message = SigningDomain::Transaction.message(&tx.chain_id, &body);
+    let signed = tx.clone().sign(&SigningKey::from_seed(seed));
+    signed
+        .verify_signature()
+        .expect("a freshly signed vector verifies");
+    json!({
+        "description": description,
+        "signer_seed": seed,
+        "transaction": tx,
+        "transaction_borsh": hex::encode(&body),
+        "signing_message": hex::encode(&message),
+        "public_key": signed.public_key.to_hex(),
+        "signature": hex::encode(signed.signature.0),
+        "signed_transaction_borsh": hex::encode(signed.encode()),
+        "hash": signed.hash(),
+    })
+}
+
+/// Bytes a strict decoder must refuse, derived from a valid transaction.
+fn rejected_encodings(valid: &SignedTransaction) -> Vec<Value> {
+    let good = valid.encode();
+    let mut trailing = good.clone();
+    trailing.push(0);
+    let truncated = good[..good.len() - 1].to_vec();
+    // chain id "weft-devnet" (4 + 11 bytes), nonce (8), action count (4):
+    // the next byte is the first action's tag.
+    let tag_at = 4 + CHAIN_ID.len() + 8 + 4;
+    let mut unknown_tag = good.clone();
+    unknown_tag[tag_at] = 2;
+    let mut bad_utf8 = good.clone();
+    bad_utf8[4] = 0xff;
+    let cases = [
+        ("a byte after the signature", trailing),
+        ("the signature's last byte missing", truncated),
+        ("action tag 2 (no such action)", unknown_tag),
+        ("chain id that is not UTF-8", bad_utf8),
+    ];
+    cases
+        .into_iter()
+        .map(|(why, bytes)| {
+            assert!(
+                SignedTransaction::decode(&bytes).is_err(),
+                "rejected vector `{why}` decodes"
+            );
+            json!({ "description": why, "hex": hex::encode(bytes) })
+        })
+        .collect()
+}
+
+fn proof_json(p: &Proof) -> Value {
+    serde_json::to_value(p).expect("a proof serializes")
+}
+
+fn merkle_vectors() -> Value {
+    let items: Vec<Vec<u8>> = [b"a", b"b", b"c", b"d", b"e", b"f", b"g"]
+        .iter()
+        .map(|i| i.to_vec())
+        .collect();
+    let roots: Vec<Value> = (0..=items.len())
+        .map(|n| {
+            json!({
+                "items": items[..n].iter().map(hex::encode).collect::<Vec<_>>(),
+                "root": merkle::root(&items[..n]),
+            })
+        })
+        .collect();
+    let proofs: Vec<Value> = [3usize, 5, 7]
+        .into_iter()
+        .flat_map(|n| {
+            let leaves: Vec<Hash> = items[..n].iter().map(|i| merkle::leaf_hash(i)).collect();
+            let root = merkle::root_from_leaf_hashes(&leaves);
+            Proof::all(&leaves)
+                .into_iter()
+                .zip(&items[..n])
+                .map(move |(p, item)| {
+                    p.verify(&root, &merkle::leaf_hash(item))
+                        .expect("an honest proof verifies");
+                    json!({
+                        "item": hex::encode(item),
+                        "leaf_hash": merkle::leaf_hash(item),
+                        "proof": proof_json(&p),
+                        "root": root,
+                    })
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    json!({
+        "empty_root": merkle::empty_root(),
+        "leaf_hashes": [
+            { "item": "", "leaf_hash": merkle::leaf_hash(b"") },
+            { "item": hex::encode(b"a"), "leaf_hash": merkle::leaf_hash(b"a") },
+        ],
+        "inner_hash": {
+            "left": merkle::leaf_hash(b"a"),
+            "right": merkle::leaf_hash(b"b"),
+            "inner_hash": merkle::inner_hash(&merkle::leaf_hash(b"a"), &merkle::leaf_hash(b"b")),
+        },
+        "roots": roots,
+        "proofs": proofs,
+    })
+}
+
+/// A rollup's batch: the data of its `SubmitRollupData` actions, in
+/// transaction order then action order.
+fn batches_of(txs: &[SignedTransaction]) -> BTreeMap<RollupId, Vec<Vec<u8>>> {
+    let mut batches: BTreeMap<RollupId, Vec<Vec<u8>>> = BTreeMap::new();
+    for tx in txs {
+        for action in &tx.transaction.actions {
+            if let Action::SubmitRollupData { rollup_id, data } = action {
+                batches.entry(*rollup_id).or_default().push(data.clone());
+            }
+        }
+    }
+    batches
+}
+
+/// A whole block built from the sample transactions: its commitments item,
+/// `data_hash`, and batch proofs for a present and an absent rollup.
+fn block_vectors(signed: &[SignedTransaction]) -> Value {
+    let height = 7;
+    let batches = batches_of(signed);
+    let commitments = BlockCommitments::compute(&batches);
+    let roots = block::batch_roots(&batches);
+
+    let mut block_txs = vec![commitments.encode()];
+    block_txs.extend(signed.iter().map(SignedTransaction::encode));
+    let tx_hashes: Vec<Hash> = block_txs.iter().map(|t| weft_core::sha256(t)).collect();
+    let data_hash = merkle::root_from_leaf_hashes(
+        &tx_hashes
+            .iter()
+            .map(|h| merkle::leaf_hash(&h.0))
+            .collect::<Vec<_>>(),
+    );
+
+    let proof_for = |name: &str| {
+        let id = RollupId::from_name(name);
+        let items = batches.get(&id).cloned().unwrap_or_default();
+        let p = block::prove_batch(height, id, &tx_hashes, &roots, items, commitments)
+            .expect("the block's parts are consistent");
+        p.verify(&data_hash, &id).expect("the batch proof verifies");
+        json!({
+            "rollup_name": name,
+            "rollup_id": id,
+            "proof": p,
+        })
+    };
+
+    json!({
+        "height": height,
+        "batches": roots.iter().map(|(id, root)| json!({
+            "rollup_id": id,
+            "items": batches[id].iter().map(hex::encode).collect::<Vec<_>>(),
+            "batch_root": root,
+            "rollup_txs_leaf": block::rollup_txs_leaf(id, root),
+        })).collect::<Vec<_>>(),
+        "commitments": commitments,
+        "commitments_item": hex::encode(commitments.encode()),
+        "block_txs": block_txs.iter().map(hex::encode).collect::<Vec<_>>(),
+        "tx_hashes": tx_hashes,
+        "data_hash": data_hash,
+        "batch_proofs": [proof_for("my-rollup"), proof_for("absent-rollup")],
+    })
+}
+
+fn generate() -> Value {
+    let txs = sample_transactions();
+    let signed: Vec<SignedTransaction> = txs
+        .iter()
+        .map(|(_, seed, tx)| tx.clone().sign(&SigningKey::from_seed(seed)))
+        .collect();
+    let empty_block = BlockCommitments::compute(&BTreeMap::new());
+    json!({
+        "about": "Weft wire-format test vectors. Generated by crates/weft-core/tests/test_vectors.rs; regenerate with WEFT_UPDATE_VECTORS=1 cargo test -p weft-core --test test_vectors. Described in docs/protocol.md. Hex is lower-case without 0x. The keys come from public seeds: never fund them outside a local network.",
+        "keys": (["alice", "bob", "dev"].map(key_vector)),
+        "signing": {
+            "transaction_domain_tag": String::from_utf8_lossy(SigningDomain::Transaction.tag()),
+            "example": {
+                "chain_id": "c",
+                "body": "0102",
+                "message": hex::encode(SigningDomain::Transaction.message("c", &[1, 2])),
+            },
+        },
+        "rollup_ids": (["my-rollup", "alpha"].map(|name| json!({
+            "name": name,
+            "rollup_id": RollupId::from_name(name),
+        }))),
+        "transactions": txs
+            .iter()
+            .map(|(why, seed, tx)| transaction_vector(why, seed, tx))
+            .collect::<Vec<_>>(),
+        "rejected_transaction_encodings": rejected_encodings(&signed[0]),
+        "merkle": merkle_vectors(),
+        "empty_block_commitments_item": hex::encode(empty_block.encode()),
+        "commitments_magic": hex::encode(COMMITMENTS_MAGIC),
+        "block": block_vectors(&signed),
+    })
+}
+
+#[test]
+fn test_vectors_match_the_code() {
+    let generated = serde_json::to_string_pretty(&generate()).expect("vectors serialize") + "\n";
+    let path = vectors_path();
+    if std::env::var("WEFT_UPDATE_VECTORS").as_deref() == Ok("1") {
+        std::fs::write(&path, &generated)
+            .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        eprintln!("wrote {}", path.display());
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {}: {e}\nGenerate it with WEFT_UPDATE_VECTORS=1 cargo test -p weft-core --test test_vectors",
+            path.display()
+        )
+    });
+    if committed != generated {
+        let first = committed
+            .lines()
+            .zip(generated.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| committed.lines().count().min(generated.lines().count()));
+        panic!(
+            "{} no longer matches what the code produces (first difference at line {}):\n  committed: {}\n  generated: {}\n\
+             This is a wire-format change: every independent client breaks. If it is intended, \
+             regenerate with WEFT_UPDATE_VECTORS=1 cargo test -p weft-core --test test_vectors, \
+             update docs/protocol.md, and call it out in review.",
+            path.display(),
+            first + 1,
+            committed.lines().nth(first).unwrap_or("<end of file>"),
+            generated.lines().nth(first).unwrap_or("<end of file>"),
+        );
+    }
+}
+
+// The committed vectors must also hold up when read back the way a client
+// reads them: every transaction decodes from its hex and verifies.
+#[test]
+fn committed_transactions_decode_and_verify() {
+    let text = std::fs::read_to_string(vectors_path()).expect("vectors exist");
+    let vectors: Value = serde_json::from_str(&text).expect("vectors are JSON");
+    let txs = vectors["transactions"]
+        .as_array()
+        .expect("a transaction list");
+    assert!(!txs.is_empty());
+    for v in txs {
+        let bytes = hex::decode(v["signed_transaction_borsh"].as_str().unwrap()).unwrap();
+        let tx = SignedTransaction::decode(&bytes).unwrap();
+        tx.verify_signature().unwrap();
+        tx.check_structure().unwrap();
+        assert_eq!(tx.hash().to_hex(), v["hash"].as_str().unwrap());
+        let fields: Transaction = serde_json::from_value(v["transaction"].clone()).unwrap();
+        assert_eq!(tx.transaction, fields);
+    }
+}
