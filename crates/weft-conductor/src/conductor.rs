@@ -1,10 +1,11 @@
 //! The follow loop: fetch the next heights (catching up in ranges, then
 //! long-polling for each new block), verify each, deliver it, persist the
-//! cursor, repeat. Anything that does not verify is refused loudly, the
-//! endpoint is left for the next one, and the cursor does not move.
+//! cursor, repeat. Anything that does not verify, does not fit the
+//! response cap or does not finish in time is refused loudly, the endpoint
+//! is left for the next one, and the cursor does not move.
 
 use std::{
-    collections::HashMap,
+    num::NonZeroUsize,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -12,6 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use lru::LruCache;
 use tendermint::{validator, Hash as TmHash, Time};
 use tokio::task::JoinHandle;
 use weft_core::RollupId;
@@ -19,16 +21,46 @@ use weft_core::RollupId;
 use crate::{
     cursor::CursorFile,
     executor::{Executor, RollupBlock},
-    source::{BatchSource, SequencedBatch, SourceError},
+    source::{BatchSource, SequencedBatch, SourceError, SourceErrorKind},
     verify::{ChainVerifier, Checked, TrustedRecord, VerifyError},
 };
 
-/// How many heights one request asks for.
+/// How many heights one request asks for at most.
 const RANGE: u64 = 200;
 /// How long a follower's request waits for a new height.
 const LONG_POLL: Duration = Duration::from_secs(5);
 /// Pause after an endpoint failure or a refusal.
 const RETRY: Duration = Duration::from_millis(500);
+
+/// Default number of validator sets kept (by hash). Sets change rarely;
+/// this only bounds what a hostile endpoint can make us hold.
+pub const DEFAULT_VALIDATOR_CACHE: NonZeroUsize = match NonZeroUsize::new(128) {
+    Some(n) => n,
+    None => unreachable!(),
+};
+/// Default time allowed for one step: fetching a range (including the
+/// long poll), its validator sets, and checking it.
+pub const DEFAULT_STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Tunables of a [`Conductor`] beyond its parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConductorOptions {
+    /// How many validator sets to keep, least recently used evicted first.
+    pub validator_cache: NonZeroUsize,
+    /// Longest one fetch-and-check step may take before the endpoint is
+    /// given up for the next one. A follower's long poll waits at most
+    /// half of it.
+    pub step_timeout: Duration,
+}
+
+impl Default for ConductorOptions {
+    fn default() -> Self {
+        ConductorOptions {
+            validator_cache: DEFAULT_VALIDATOR_CACHE,
+            step_timeout: DEFAULT_STEP_TIMEOUT,
+        }
+    }
+}
 
 /// Why the conductor stopped.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +92,10 @@ pub struct Conductor<E: Executor> {
     cursor: CursorFile,
     verifier: ChainVerifier,
     from_height: u64,
+    options: ConductorOptions,
+    /// Heights per request; halved when a range does not fit the response
+    /// cap, grown back after successes.
+    range: u64,
     validator_sets: ValidatorSets,
     progress: Arc<Progress>,
 }
@@ -74,6 +110,7 @@ impl<E: Executor> Conductor<E> {
         verifier: ChainVerifier,
         from_height: u64,
     ) -> Self {
+        let options = ConductorOptions::default();
         Conductor {
             rollup_id,
             source,
@@ -81,9 +118,18 @@ impl<E: Executor> Conductor<E> {
             cursor,
             verifier,
             from_height: from_height.max(1),
-            validator_sets: ValidatorSets::default(),
+            options,
+            range: RANGE,
+            validator_sets: ValidatorSets::new(options.validator_cache),
             progress: Arc::new(Progress::default()),
         }
+    }
+
+    /// Replaces the default [`ConductorOptions`].
+    pub fn with_options(mut self, options: ConductorOptions) -> Self {
+        self.options = options;
+        self.validator_sets = ValidatorSets::new(options.validator_cache);
+        self
     }
 
     /// Shared progress counters.
@@ -134,22 +180,40 @@ impl<E: Executor> Conductor<E> {
                     let wait = if self.progress.latest.load(Ordering::Relaxed) >= next {
                         Duration::ZERO
                     } else {
-                        LONG_POLL
+                        LONG_POLL.min(self.options.step_timeout / 2)
                     };
                     self.prepare(next, wait)
                 }
             };
+            // The timeout bounds the whole step, so neither a server that
+            // drips its answer nor a proof that makes checking crawl can
+            // hold the conductor on one endpoint.
+            let step = self.options.step_timeout;
             let prepared = tokio::select! {
                 _ = &mut stop => { task.abort(); return Ok(()) },
-                joined = &mut task => joined.unwrap_or_else(|e| Err(SourceError {
-                    endpoint: self.source.endpoint().to_string(),
-                    message: format!("fetch task failed: {e}"),
-                })),
+                joined = tokio::time::timeout(step, &mut task) => match joined {
+                    Ok(Ok(prepared)) => prepared,
+                    Ok(Err(e)) => Err(self.source_error(SourceErrorKind::Task(format!("fetch task failed: {e}")))),
+                    Err(_) => {
+                        task.abort();
+                        Err(self.source_error(SourceErrorKind::Timeout(step)))
+                    }
+                },
             };
             let prepared = match prepared {
-                Ok(p) => p,
+                Ok(p) => {
+                    // Grow back slowly after a too-large answer.
+                    self.range = (self.range + self.range / 4 + 1).min(RANGE);
+                    p
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "fetching batches failed");
+                    if let SourceErrorKind::TooLarge { .. } = e.kind {
+                        self.range = (self.range / 2).max(1);
+                    }
+                    tracing::warn!(error = %e, range = self.range, "fetching batches failed");
+                    if let Some((_, task)) = ahead.take() {
+                        task.abort();
+                    }
                     self.source.fail_over();
                     tokio::time::sleep(RETRY).await;
                     continue;
@@ -181,6 +245,13 @@ impl<E: Executor> Conductor<E> {
         }
     }
 
+    fn source_error(&self, kind: SourceErrorKind) -> SourceError {
+        SourceError {
+            endpoint: self.source.endpoint().to_string(),
+            kind,
+        }
+    }
+
     /// Starts fetching heights from `from` (waiting up to `wait` for the
     /// first) and checking each one's signatures and proofs on every core:
     /// the part of verification that needs no trusted state.
@@ -189,19 +260,19 @@ impl<E: Executor> Conductor<E> {
         let sets = self.validator_sets.clone();
         let verifier = self.verifier.clone();
         let rollup_id = self.rollup_id;
+        let range = self.range;
         tokio::spawn(async move {
-            let fetched = source.fetch(from, RANGE, wait).await?;
+            let fetched = source.fetch(from, range, wait).await?;
             let mut item_sets = Vec::with_capacity(fetched.items.len());
             for item in &fetched.items {
                 let vhash = item.signed_header.header.validators_hash;
-                let known = lock(&sets).get(&vhash).cloned();
-                let set = match known {
+                let set = match sets.get(&vhash) {
                     Some(set) => Some(set),
                     None => {
                         let set = Arc::new(source.validators(item.height).await?);
                         // Keyed by its own hash: a wrong set simply fails
                         // verification.
-                        lock(&sets).insert(set.hash(), set.clone());
+                        sets.insert(set.clone());
                         (set.hash() == vhash).then_some(set)
                     }
                 };
@@ -216,7 +287,7 @@ impl<E: Executor> Conductor<E> {
             .await
             .map_err(|e| SourceError {
                 endpoint: source.endpoint().to_string(),
-                message: format!("verification task failed: {e}"),
+                kind: SourceErrorKind::Task(format!("verification task failed: {e}")),
             })?;
             let check_seconds = started.elapsed().as_secs_f64() / items.len().max(1) as f64;
             Ok(Prepared {
@@ -227,7 +298,6 @@ impl<E: Executor> Conductor<E> {
             })
         })
     }
-
     /// Links each checked height to the trusted chain and delivers it,
     /// in order; the first failure stops the range with everything before
     /// it delivered.
@@ -363,8 +433,70 @@ struct Prepared {
     check_seconds: f64,
 }
 
-type ValidatorSets = Arc<Mutex<HashMap<TmHash, Arc<validator::Set>>>>;
+/// Validator sets by hash, least recently used evicted first, shared by
+/// the fetch tasks.
+#[derive(Clone)]
+struct ValidatorSets(Arc<Mutex<LruCache<TmHash, Arc<validator::Set>>>>);
 
-fn lock(sets: &ValidatorSets) -> std::sync::MutexGuard<'_, HashMap<TmHash, Arc<validator::Set>>> {
-    sets.lock().unwrap_or_else(|e| e.into_inner())
+impl ValidatorSets {
+    fn new(capacity: NonZeroUsize) -> Self {
+        ValidatorSets(Arc::new(Mutex::new(LruCache::new(capacity))))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<TmHash, Arc<validator::Set>>> {
+        // A panic elsewhere cannot leave the cache half-updated in a way
+        // that matters: every entry is checked against its hash on use.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, hash: &TmHash) -> Option<Arc<validator::Set>> {
+        self.lock().get(hash).cloned()
+    }
+
+    /// Keyed by the set's own hash.
+    fn insert(&self, set: Arc<validator::Set>) {
+        self.lock().put(set.hash(), set);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(seed: u8) -> Arc<validator::Set> {
+        let key = tendermint::PublicKey::from_raw_ed25519(
+            ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+                .verifying_key()
+                .as_bytes(),
+        )
+        .unwrap();
+        Arc::new(validator::Set::without_proposer(vec![
+            validator::Info::new(key, tendermint::vote::Power::from(1u32)),
+        ]))
+    }
+
+    #[test]
+    fn the_validator_set_cache_never_exceeds_its_capacity() {
+        let cache = ValidatorSets::new(NonZeroUsize::new(3).unwrap());
+        for seed in 0..20u8 {
+            cache.insert(set(seed));
+            assert!(cache.len() <= 3, "{} sets after {seed}", cache.len());
+        }
+        assert_eq!(cache.len(), 3);
+        // The most recent ones are kept; the oldest are gone.
+        assert!(cache.get(&set(19).hash()).is_some());
+        assert!(cache.get(&set(0).hash()).is_none());
+        // A use keeps a set from being evicted.
+        let kept = set(17);
+        assert!(cache.get(&kept.hash()).is_some());
+        cache.insert(set(30));
+        cache.insert(set(31));
+        assert!(cache.get(&kept.hash()).is_some());
+        assert!(cache.get(&set(18).hash()).is_none());
+    }
 }

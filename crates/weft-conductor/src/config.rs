@@ -2,14 +2,18 @@
 //! optional TOML file (`--config`) with the same keys; flags and
 //! environment win over the file.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, num::NonZeroUsize, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use tendermint::{chain, validator};
 use weft_core::RollupId;
 
-use crate::verify::Anchor;
+use crate::{
+    conductor::{ConductorOptions, DEFAULT_STEP_TIMEOUT, DEFAULT_VALIDATOR_CACHE},
+    source::DEFAULT_MAX_RESPONSE_BYTES,
+    verify::Anchor,
+};
 
 /// `weft-conductor`: follow one rollup's batches on a Weft sequencer,
 /// verify every height (validator signatures, then merkle proofs) and
@@ -65,6 +69,18 @@ pub struct Args {
     /// Longest age of the trusted header, in seconds [default: 30 days].
     #[arg(long, env = "WEFT_CONDUCTOR_TRUSTING_PERIOD_SECS")]
     pub trusting_period_secs: Option<u64>,
+    /// Largest response body read from a sequencer endpoint, in bytes
+    /// [default: 67108864 (64 MiB)].
+    #[arg(long, env = "WEFT_CONDUCTOR_MAX_RESPONSE_BYTES")]
+    pub max_response_bytes: Option<usize>,
+    /// Validator sets kept in memory, least recently used evicted
+    /// [default: 128].
+    #[arg(long, env = "WEFT_CONDUCTOR_VALIDATOR_CACHE")]
+    pub validator_cache: Option<NonZeroUsize>,
+    /// Longest one fetch-and-verify step may take before the endpoint is
+    /// left for the next one, in seconds [default: 60].
+    #[arg(long, env = "WEFT_CONDUCTOR_STEP_TIMEOUT_SECS")]
+    pub step_timeout_secs: Option<u64>,
     /// Log filter [default: info].
     #[arg(long, env = "WEFT_CONDUCTOR_LOG")]
     pub log: Option<String>,
@@ -98,6 +114,10 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     /// Trusting period.
     pub trusting_period: Duration,
+    /// Cap on a sequencer response body.
+    pub max_response_bytes: usize,
+    /// Validator cache and step timeout.
+    pub options: ConductorOptions,
     /// Log filter.
     pub log: String,
 }
@@ -172,6 +192,12 @@ impl Args {
             }
             Some(other) => bail!("--deliver must be `stdout` or an http(s) URL, not `{other}`"),
         };
+        let step_timeout = self
+            .step_timeout_secs
+            .map_or(DEFAULT_STEP_TIMEOUT, Duration::from_secs);
+        if step_timeout.is_zero() {
+            bail!("--step-timeout-secs must be at least 1");
+        }
         let cursor = self.cursor.unwrap_or_else(|| {
             PathBuf::from(format!(
                 "weft-conductor-{}.cursor",
@@ -189,6 +215,13 @@ impl Args {
             trusting_period: Duration::from_secs(
                 self.trusting_period_secs.unwrap_or(30 * 24 * 3600),
             ),
+            max_response_bytes: self
+                .max_response_bytes
+                .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            options: ConductorOptions {
+                validator_cache: self.validator_cache.unwrap_or(DEFAULT_VALIDATOR_CACHE),
+                step_timeout,
+            },
             log: self.log.unwrap_or_else(|| "info".into()),
         })
     }
@@ -208,10 +241,87 @@ impl Args {
             cursor,
             listen,
             trusting_period_secs,
+            max_response_bytes,
+            validator_cache,
+            step_timeout_secs,
             log
         );
         if self.endpoints.is_empty() {
             self.endpoints = file.endpoints;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// A devnet home with a devnet.json and node0's genesis.
+    fn devnet() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("devnet.json"),
+            r#"{"nodes":[{"api":"http://127.0.0.1:1"}]}"#,
+        )
+        .unwrap();
+        let config = dir.path().join("node0/cometbft/config");
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::write(
+            config.join("genesis.json"),
+            r#"{"chain_id":"weft-devnet","validators":[]}"#,
+        )
+        .unwrap();
+        dir
+    }
+
+    fn resolve(args: &[&str]) -> Result<Config> {
+        Args::try_parse_from(std::iter::once("weft-conductor").chain(args.iter().copied()))?
+            .resolve()
+    }
+
+    #[test]
+    fn limits_have_defaults_and_flags() {
+        let home = devnet();
+        let devnet_json = home.path().join("devnet.json");
+        let devnet_arg = devnet_json.to_str().unwrap();
+        let config = resolve(&["--devnet", devnet_arg, "--rollup", "r"]).unwrap();
+        assert_eq!(config.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
+        assert_eq!(config.options, ConductorOptions::default());
+        let config = resolve(&[
+            "--devnet",
+            devnet_arg,
+            "--rollup",
+            "r",
+            "--max-response-bytes",
+            "1000",
+            "--validator-cache",
+            "3",
+            "--step-timeout-secs",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(config.max_response_bytes, 1000);
+        assert_eq!(config.options.validator_cache.get(), 3);
+        assert_eq!(config.options.step_timeout, Duration::from_secs(7));
+        assert!(resolve(&[
+            "--devnet",
+            devnet_arg,
+            "--rollup",
+            "r",
+            "--validator-cache",
+            "0"
+        ])
+        .is_err());
+        assert!(resolve(&[
+            "--devnet",
+            devnet_arg,
+            "--rollup",
+            "r",
+            "--step-timeout-secs",
+            "0"
+        ])
+        .is_err());
     }
 }
