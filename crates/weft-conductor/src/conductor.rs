@@ -2,10 +2,12 @@
 //! long-polling for each new block), verify each, deliver it, persist the
 //! cursor, repeat. Anything that does not verify, does not fit the
 //! response cap or does not finish in time is refused loudly, the endpoint
-//! is left for the next one, and the cursor does not move.
+//! is left for the next one, and the cursor does not move. At start-up a
+//! cursor is checked against the chain before anything else happens.
 
 use std::{
     num::NonZeroUsize,
+    path::PathBuf,
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -19,9 +21,9 @@ use tokio::task::JoinHandle;
 use weft_core::RollupId;
 
 use crate::{
-    cursor::CursorFile,
+    cursor::{Cursor, CursorFile},
     executor::{Executor, RollupBlock},
-    source::{BatchSource, SequencedBatch, SourceError, SourceErrorKind},
+    source::{BatchSource, HeaderAt, SequencedBatch, SourceError, SourceErrorKind},
     verify::{ChainVerifier, Checked, TrustedRecord, VerifyError},
 };
 
@@ -71,6 +73,74 @@ pub enum ConductorError {
     /// The persisted trust state is unusable.
     #[error("cursor trust state: {0}")]
     Resume(String),
+    /// The cursor was written while following another chain (a re-created
+    /// network with the same chain id, another network, another anchor).
+    #[error(
+        "cursor at {} belongs to another chain: {mismatch}; move or delete it, or pass --reset-cursor",
+        path.display()
+    )]
+    ForeignCursor {
+        /// The cursor file.
+        path: PathBuf,
+        /// What disagrees.
+        mismatch: ChainMismatch,
+    },
+    /// An explicit first height at or below what the cursor has already
+    /// delivered: obeying would deliver those heights again, ignoring it
+    /// would not do what was asked.
+    #[error(
+        "--from-height {from_height} asks for heights the cursor at {} has already delivered \
+         (up to {cursor_height}): drop --from-height to resume at {}, or pass --reset-cursor \
+         to deliver again from {from_height}",
+        path.display(),
+        cursor_height + 1
+    )]
+    FromHeightBeforeCursor {
+        /// The cursor file.
+        path: PathBuf,
+        /// The cursor's height.
+        cursor_height: u64,
+        /// The height asked for.
+        from_height: u64,
+    },
+}
+
+/// How a cursor disagrees with the chain it is used with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainMismatch {
+    /// The cursor's chain id is not the trust anchor's.
+    #[error("it is for chain {cursor}, the trust anchor is for chain {anchor}")]
+    ChainId {
+        /// The cursor's chain id.
+        cursor: String,
+        /// The anchor's chain id.
+        anchor: String,
+    },
+    /// The chain has another block at the cursor's height.
+    #[error("block {height} hash {cursor}, chain has {chain} (per {endpoint})")]
+    BlockHash {
+        /// The cursor's height.
+        height: u64,
+        /// The cursor's block hash (hex).
+        cursor: String,
+        /// The chain's block hash there (hex).
+        chain: String,
+        /// Who served it.
+        endpoint: String,
+    },
+    /// The chain has not reached the cursor's height: a chain never loses
+    /// blocks, so the cursor is from an earlier network.
+    #[error("block {height} hash {cursor}, chain has no block {height} (latest {latest} per {endpoint})")]
+    Behind {
+        /// The cursor's height.
+        height: u64,
+        /// The cursor's block hash (hex).
+        cursor: String,
+        /// The chain's latest height.
+        latest: u64,
+        /// Who said so.
+        endpoint: String,
+    },
 }
 
 /// Progress shared with the health endpoint.
@@ -91,6 +161,8 @@ pub struct Conductor<E: Executor> {
     executor: E,
     cursor: CursorFile,
     verifier: ChainVerifier,
+    /// The `--from-height` asked for, if any.
+    explicit_from: Option<u64>,
     from_height: u64,
     options: ConductorOptions,
     /// Heights per request; halved when a range does not fit the response
@@ -101,14 +173,18 @@ pub struct Conductor<E: Executor> {
 }
 
 impl<E: Executor> Conductor<E> {
-    /// A conductor delivering heights `>= from_height`.
+    /// A conductor delivering heights from `from_height` on (from 1 when
+    /// `None`). With a cursor, `None` resumes after it; an explicit height
+    /// at or below the cursor's is refused by [`Self::run`]
+    /// ([`ConductorError::FromHeightBeforeCursor`]), one beyond it is
+    /// obeyed (heights in between are verified, not delivered).
     pub fn new(
         rollup_id: RollupId,
         source: BatchSource,
         executor: E,
         cursor: CursorFile,
         verifier: ChainVerifier,
-        from_height: u64,
+        from_height: Option<u64>,
     ) -> Self {
         let options = ConductorOptions::default();
         Conductor {
@@ -117,7 +193,8 @@ impl<E: Executor> Conductor<E> {
             executor,
             cursor,
             verifier,
-            from_height: from_height.max(1),
+            explicit_from: from_height,
+            from_height: from_height.unwrap_or(1).max(1),
             options,
             range: RANGE,
             validator_sets: ValidatorSets::new(options.validator_cache),
@@ -138,17 +215,32 @@ impl<E: Executor> Conductor<E> {
     }
 
     /// Runs until `stop` resolves (checked between heights) or the cursor
-    /// fails.
+    /// fails. With a cursor it first checks that the cursor belongs to the
+    /// chain the endpoints serve and agrees with an explicit first height.
     pub async fn run(
         mut self,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<(), ConductorError> {
-        if let Some(c) = self.cursor.last() {
+        tokio::pin!(stop);
+        if let Some(c) = self.cursor.last().cloned() {
+            self.check_cursor_locally(&c)?;
             self.verifier
                 .resume(&c.trusted)
                 .map_err(ConductorError::Resume)?;
+            tokio::select! {
+                _ = &mut stop => return Ok(()),
+                checked = self.check_cursor_on_chain(&c) => checked?,
+            }
             self.progress.delivered.store(c.height, Ordering::Relaxed);
             tracing::info!(height = c.height, cursor = %self.cursor.path().display(), "resuming from cursor");
+            if self.from_height > c.height + 1 {
+                tracing::info!(
+                    from_height = self.from_height,
+                    "--from-height is beyond the cursor: heights {}..{} are verified, not delivered",
+                    c.height + 1,
+                    self.from_height
+                );
+            }
         }
         let rollup_head = loop {
             match self.executor.head().await {
@@ -165,7 +257,6 @@ impl<E: Executor> Conductor<E> {
                 "the rollup reports its head; heights up to it are verified but not re-delivered"
             );
         }
-        tokio::pin!(stop);
         // While one range is linked and delivered, the next one is already
         // being fetched, decoded and checked on the other cores.
         let mut ahead: Option<(u64, JoinHandle<Result<Prepared, SourceError>>)> = None;
@@ -249,6 +340,108 @@ impl<E: Executor> Conductor<E> {
         SourceError {
             endpoint: self.source.endpoint().to_string(),
             kind,
+        }
+    }
+
+    /// What can be checked without the network: the explicit first height
+    /// against the cursor's, the cursor's chain id against the anchor's.
+    fn check_cursor_locally(&self, c: &Cursor) -> Result<(), ConductorError> {
+        if let Some(from_height) = self.explicit_from {
+            if from_height <= c.height {
+                return Err(ConductorError::FromHeightBeforeCursor {
+                    path: self.cursor.path().to_path_buf(),
+                    cursor_height: c.height,
+                    from_height,
+                });
+            }
+        }
+        if let Some(anchor) = self.verifier.chain_id() {
+            if anchor.as_str() != c.trusted.chain_id {
+                return Err(ConductorError::ForeignCursor {
+                    path: self.cursor.path().to_path_buf(),
+                    mismatch: ChainMismatch::ChainId {
+                        cursor: c.trusted.chain_id.clone(),
+                        anchor: anchor.to_string(),
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Asks every endpoint for the block at the cursor's height: one that
+    /// serves the cursor's block hash proves the cursor belongs to this
+    /// chain (the hash was verified when it was saved). Only when every
+    /// endpoint answers and none agrees (another hash there, or no block
+    /// there yet) is the cursor declared foreign; unreachable endpoints are
+    /// retried, as when following.
+    async fn check_cursor_on_chain(&self, c: &Cursor) -> Result<(), ConductorError> {
+        let height = c.trusted.height;
+        let cursor_hash = c.trusted.header_hash.to_lowercase();
+        loop {
+            let mut mismatch = None;
+            let mut undecided = false;
+            for endpoint in self.source.endpoints() {
+                let answer = tokio::time::timeout(
+                    self.options.step_timeout,
+                    self.source.header_at(endpoint, height),
+                )
+                .await;
+                match answer {
+                    Ok(Ok(HeaderAt::Committed(signed))) => {
+                        let chain = hex::encode(signed.header.hash().as_bytes());
+                        if chain == cursor_hash {
+                            tracing::info!(height, endpoint, "the cursor's block is on the chain");
+                            return Ok(());
+                        }
+                        tracing::warn!(height, endpoint, cursor = %cursor_hash, %chain, "the chain has another block at the cursor's height");
+                        mismatch.get_or_insert(ChainMismatch::BlockHash {
+                            height,
+                            cursor: cursor_hash.clone(),
+                            chain,
+                            endpoint: endpoint.clone(),
+                        });
+                    }
+                    Ok(Ok(HeaderAt::NotYet { latest })) if latest < height => {
+                        tracing::warn!(
+                            height,
+                            latest,
+                            endpoint,
+                            "the chain has not reached the cursor's height"
+                        );
+                        mismatch.get_or_insert(ChainMismatch::Behind {
+                            height,
+                            cursor: cursor_hash.clone(),
+                            latest,
+                            endpoint: endpoint.clone(),
+                        });
+                    }
+                    Ok(Ok(HeaderAt::NotYet { latest })) => {
+                        tracing::warn!(
+                            height,
+                            latest,
+                            endpoint,
+                            "endpoint has no header at the cursor's height"
+                        );
+                        undecided = true;
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "cannot check the cursor against this endpoint");
+                        undecided = true;
+                    }
+                    Err(_) => {
+                        tracing::warn!(endpoint, "checking the cursor timed out");
+                        undecided = true;
+                    }
+                }
+            }
+            if let (Some(mismatch), false) = (mismatch, undecided) {
+                return Err(ConductorError::ForeignCursor {
+                    path: self.cursor.path().to_path_buf(),
+                    mismatch,
+                });
+            }
+            tokio::time::sleep(RETRY).await;
         }
     }
 

@@ -53,9 +53,16 @@ pub struct Args {
     /// The header hash trusted at --trust-height (hex).
     #[arg(long, env = "WEFT_CONDUCTOR_TRUST_HASH", requires = "trust_height")]
     pub trust_hash: Option<String>,
-    /// First height to deliver (earlier ones are verified, not delivered).
+    /// First height to deliver (earlier ones are verified, not delivered)
+    /// [default: 1, or after the cursor]. With a cursor, a height at or
+    /// below the cursor's is refused unless --reset-cursor.
     #[arg(long, env = "WEFT_CONDUCTOR_FROM_HEIGHT")]
     pub from_height: Option<u64>,
+    /// Forget the cursor's record before starting: start again from the
+    /// trust anchor and --from-height. One-off, so not read from --config.
+    #[arg(long, env = "WEFT_CONDUCTOR_RESET_CURSOR")]
+    #[serde(skip)]
+    pub reset_cursor: bool,
     /// Where blocks go: `stdout` (NDJSON) or an http(s) URL of the rollup
     /// node (POST a block, GET the head).
     #[arg(long, env = "WEFT_CONDUCTOR_DELIVER")]
@@ -104,8 +111,10 @@ pub struct Config {
     pub endpoints: Vec<String>,
     /// Trust anchor.
     pub anchor: Anchor,
-    /// First height delivered.
-    pub from_height: u64,
+    /// First height delivered, if given (see [`crate::Conductor::new`]).
+    pub from_height: Option<u64>,
+    /// Forget the cursor's record before starting.
+    pub reset_cursor: bool,
     /// Delivery.
     pub delivery: Delivery,
     /// Cursor file.
@@ -208,7 +217,8 @@ impl Args {
             rollup_id,
             endpoints,
             anchor,
-            from_height: self.from_height.unwrap_or(1),
+            from_height: self.from_height,
+            reset_cursor: self.reset_cursor,
             delivery,
             cursor,
             listen: self.listen,
@@ -279,6 +289,41 @@ mod tests {
     fn resolve(args: &[&str]) -> Result<Config> {
         Args::try_parse_from(std::iter::once("weft-conductor").chain(args.iter().copied()))?
             .resolve()
+    }
+
+    #[test]
+    fn from_height_and_reset_are_explicit_and_reset_is_never_read_from_a_file() {
+        let home = devnet();
+        let devnet_json = home.path().join("devnet.json");
+        let devnet_arg = devnet_json.to_str().unwrap();
+        let config = resolve(&["--devnet", devnet_arg, "--rollup", "r"]).unwrap();
+        assert_eq!(config.from_height, None, "absent stays absent");
+        assert!(!config.reset_cursor);
+        let config = resolve(&[
+            "--devnet",
+            devnet_arg,
+            "--rollup",
+            "r",
+            "--from-height",
+            "1",
+            "--reset-cursor",
+        ])
+        .unwrap();
+        assert_eq!(config.from_height, Some(1));
+        assert!(config.reset_cursor);
+        // A config file that would reset on every restart is an error.
+        let file = home.path().join("conductor.toml");
+        std::fs::write(&file, "reset_cursor = true\n").unwrap();
+        let err = resolve(&[
+            "--devnet",
+            devnet_arg,
+            "--rollup",
+            "r",
+            "--config",
+            file.to_str().unwrap(),
+        ])
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("reset_cursor"), "{err:#}");
     }
 
     #[test]

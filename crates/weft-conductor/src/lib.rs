@@ -19,7 +19,7 @@ pub mod source;
 pub mod testing;
 pub mod verify;
 
-pub use conductor::{Conductor, ConductorError, ConductorOptions};
+pub use conductor::{ChainMismatch, Conductor, ConductorError, ConductorOptions};
 pub use cursor::{Cursor, CursorError, CursorFile};
 pub use executor::{Executor, ExecutorError, HttpExecutor, RollupBlock, StdoutExecutor};
 pub use source::{BatchSource, SequencedBatch, SourceError, SourceErrorKind};

@@ -82,6 +82,18 @@ pub struct Fetched {
     pub latest: u64,
 }
 
+/// What one endpoint says about one height (unverified).
+#[derive(Debug)]
+pub enum HeaderAt {
+    /// The signed header it serves for the height.
+    Committed(Box<SignedHeader>),
+    /// It has not committed the height; its latest height.
+    NotYet {
+        /// The endpoint's last committed height.
+        latest: u64,
+    },
+}
+
 /// The sequencer endpoints of one rollup.
 #[derive(Clone)]
 pub struct BatchSource {
@@ -124,6 +136,11 @@ impl BatchSource {
             .get(self.current)
             .map(String::as_str)
             .unwrap_or("")
+    }
+
+    /// Every endpoint, in failover order.
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
     }
 
     /// Moves to the next endpoint (after an error or a refusal).
@@ -189,6 +206,20 @@ impl BatchSource {
             items: range.items,
             latest: range.latest,
         })
+    }
+
+    /// The signed header `endpoint` serves for `height`, or its latest
+    /// height if it has not committed that one. Nothing is verified here.
+    pub async fn header_at(&self, endpoint: &str, height: u64) -> Result<HeaderAt, SourceError> {
+        let fetched = self.fetch_from(endpoint, height, 1, Duration::ZERO).await?;
+        Ok(
+            match fetched.items.into_iter().find(|i| i.height == height) {
+                Some(item) => HeaderAt::Committed(Box::new(item.signed_header)),
+                None => HeaderAt::NotYet {
+                    latest: fetched.latest,
+                },
+            },
+        )
     }
 
     /// The validator set at `height`, from the endpoint in use.

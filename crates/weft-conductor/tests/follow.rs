@@ -1,7 +1,9 @@
 //! The conductor against in-process sequencer endpoints that serve a
 //! really signed synthetic chain, and against hostile ones: an endless
 //! body, a body declared larger than the cap, an answer dripped a byte at a
-//! time.
+//! time. Also the cursor's binding to its chain: a cursor left by a
+//! re-created network (same chain id), a cursor beyond the chain's head, an
+//! explicit `--from-height` that disagrees with the cursor, and a reset.
 
 use std::{
     collections::BTreeMap,
@@ -20,8 +22,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weft_conductor::{
-    testing::TestChain, Anchor, BatchSource, ChainVerifier, Conductor, ConductorOptions,
-    CursorFile, Executor, ExecutorError, HttpExecutor, RollupBlock, SourceErrorKind,
+    testing::TestChain, Anchor, BatchSource, ChainMismatch, ChainVerifier, Conductor,
+    ConductorError, ConductorOptions, CursorFile, Executor, ExecutorError, HttpExecutor,
+    RollupBlock, SourceErrorKind,
 };
 use weft_core::RollupId;
 
@@ -52,6 +55,10 @@ fn grow(chain: &mut TestChain, tag: &str, to: u64) {
             vec![format!("{tag}-{h}").into_bytes()],
         )]));
     }
+}
+
+fn header_hash(chain: &TestChain, h: u64) -> String {
+    hex::encode(chain.block(h).signed_header.header.hash().as_bytes())
 }
 
 type Shared = Arc<Mutex<TestChain>>;
@@ -184,7 +191,7 @@ impl Executor for Recorder {
 fn conductor(
     endpoints: Vec<String>,
     cursor: &Path,
-    from_height: u64,
+    from_height: Option<u64>,
     recorder: &Recorder,
 ) -> Conductor<Recorder> {
     let template = TestChain::new(CHAIN_ID, 4);
@@ -219,6 +226,14 @@ async fn run_to(c: Conductor<Recorder>, recorder: &Recorder, height: u64, limit:
     }
 }
 
+/// Runs expecting the conductor to stop with an error by itself.
+async fn run_to_error(c: Conductor<Recorder>) -> ConductorError {
+    match tokio::time::timeout(Duration::from_secs(10), c.run(std::future::pending())).await {
+        Ok(result) => result.expect_err("the conductor should refuse to start"),
+        Err(_) => panic!("the conductor neither delivered nor stopped: it waits silently"),
+    }
+}
+
 // ------------------------------------------------------------------ bounds
 
 #[tokio::test]
@@ -227,7 +242,12 @@ async fn an_endless_body_is_cut_off_and_the_next_endpoint_delivers() {
     let hostile = serve_hostile(Hostile::Endless).await;
     let dir = tempfile::tempdir().unwrap();
     let recorder = Recorder::default();
-    let c = conductor(vec![hostile, honest], &dir.path().join("c"), 1, &recorder);
+    let c = conductor(
+        vec![hostile, honest],
+        &dir.path().join("c"),
+        None,
+        &recorder,
+    );
     run_to(c, &recorder, 5, Duration::from_secs(20)).await;
     assert_eq!(recorder.heights(), vec![1, 2, 3, 4, 5]);
     assert_eq!(recorder.0.lock().unwrap()[4].txs, vec![b"a-5".to_vec()]);
@@ -264,7 +284,7 @@ async fn a_dripping_endpoint_times_out_and_the_next_delivers() {
     let drip = serve_hostile(Hostile::Drip).await;
     let dir = tempfile::tempdir().unwrap();
     let recorder = Recorder::default();
-    let c = conductor(vec![drip, honest], &dir.path().join("c"), 1, &recorder).with_options(
+    let c = conductor(vec![drip, honest], &dir.path().join("c"), None, &recorder).with_options(
         ConductorOptions {
             step_timeout: Duration::from_secs(2),
             ..ConductorOptions::default()
@@ -285,4 +305,213 @@ async fn a_rollup_node_answering_without_end_is_an_error_not_a_hang() {
         .expect("reading the head must stop at the cap")
         .unwrap_err();
     assert!(err.to_string().contains("larger than"), "{err}");
+}
+
+// ------------------------------------------------------------------ cursor
+
+/// A cursor at height 6 of chain "a", left in `dir`.
+async fn cursor_at_6(dir: &Path) -> (Shared, std::path::PathBuf) {
+    let chain_a = Arc::new(Mutex::new(chain("a", 6)));
+    let url = serve_chain(chain_a.clone()).await;
+    let path = dir.join("weft-conductor.cursor");
+    let recorder = Recorder::default();
+    run_to(
+        conductor(vec![url], &path, None, &recorder),
+        &recorder,
+        6,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(CursorFile::open(&path).unwrap().last().unwrap().height, 6);
+    (chain_a, path)
+}
+
+#[tokio::test]
+async fn a_cursor_left_by_a_recreated_network_is_refused_with_both_hashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (chain_a, path) = cursor_at_6(dir.path()).await;
+    // Same chain id, same validators, different blocks.
+    let chain_b = chain("b", 8);
+    let (ours, theirs) = (
+        header_hash(&chain_a.lock().unwrap(), 6),
+        header_hash(&chain_b, 6),
+    );
+    let url = serve_chain(Arc::new(Mutex::new(chain_b))).await;
+    let recorder = Recorder::default();
+    let err = run_to_error(conductor(vec![url.clone()], &path, None, &recorder)).await;
+    match &err {
+        ConductorError::ForeignCursor {
+            path: p,
+            mismatch:
+                ChainMismatch::BlockHash {
+                    height: 6,
+                    cursor,
+                    chain,
+                    endpoint,
+                },
+        } => {
+            assert_eq!(p, &path);
+            assert_eq!((cursor, chain, endpoint), (&ours, &theirs, &url));
+        }
+        other => panic!("wrong error: {other}"),
+    }
+    let text = err.to_string();
+    for part in [
+        path.display().to_string(),
+        "belongs to another chain".into(),
+        format!("block 6 hash {ours}, chain has {theirs}"),
+        "--reset-cursor".into(),
+    ] {
+        assert!(text.contains(&part), "{text:?} lacks {part:?}");
+    }
+    assert!(recorder.heights().is_empty(), "nothing delivered");
+}
+
+#[tokio::test]
+async fn a_cursor_beyond_the_chains_head_is_refused_not_waited_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_chain_a, path) = cursor_at_6(dir.path()).await;
+    let url = serve_chain(Arc::new(Mutex::new(chain("b", 3)))).await;
+    let recorder = Recorder::default();
+    // The reported case: `--from-height 1` beside an old cursor.
+    let err = run_to_error(conductor(vec![url.clone()], &path, Some(1), &recorder)).await;
+    assert!(
+        matches!(
+            err,
+            ConductorError::FromHeightBeforeCursor {
+                cursor_height: 6,
+                from_height: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // Without --from-height: the new chain has not reached the cursor.
+    let err = run_to_error(conductor(vec![url], &path, None, &recorder)).await;
+    assert!(
+        matches!(
+            err,
+            ConductorError::ForeignCursor {
+                mismatch: ChainMismatch::Behind {
+                    height: 6,
+                    latest: 3,
+                    ..
+                },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(recorder.heights().is_empty());
+}
+
+#[tokio::test]
+async fn one_endpoint_on_the_cursors_chain_is_enough_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let (chain_a, path) = cursor_at_6(dir.path()).await;
+    grow(&mut chain_a.lock().unwrap(), "a", 9);
+    let stale = serve_chain(Arc::new(Mutex::new(chain("b", 8)))).await;
+    let good = serve_chain(chain_a).await;
+    let recorder = Recorder::default();
+    run_to(
+        conductor(vec![stale, good], &path, None, &recorder),
+        &recorder,
+        9,
+        Duration::from_secs(20),
+    )
+    .await;
+    // Resumed after the cursor: nothing repeated.
+    assert_eq!(recorder.heights(), vec![7, 8, 9]);
+}
+
+#[tokio::test]
+async fn an_explicit_from_height_is_refused_or_obeyed_never_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (chain_a, path) = cursor_at_6(dir.path()).await;
+    grow(&mut chain_a.lock().unwrap(), "a", 12);
+    let url = serve_chain(chain_a).await;
+    for from in [1, 6] {
+        let recorder = Recorder::default();
+        let err = run_to_error(conductor(vec![url.clone()], &path, Some(from), &recorder)).await;
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("--from-height {from}")) && text.contains("up to 6"),
+            "{text}"
+        );
+    }
+    // Beyond the cursor: heights 7..=9 are verified, not delivered.
+    let recorder = Recorder::default();
+    run_to(
+        conductor(vec![url.clone()], &path, Some(10), &recorder),
+        &recorder,
+        12,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(recorder.heights(), vec![10, 11, 12]);
+    // Right after the cursor is simply agreement.
+    let (chain_c, path_c) = cursor_at_6(&dir.path().join("c")).await;
+    grow(&mut chain_c.lock().unwrap(), "a", 7);
+    let url_c = serve_chain(chain_c).await;
+    let recorder = Recorder::default();
+    run_to(
+        conductor(vec![url_c], &path_c, Some(7), &recorder),
+        &recorder,
+        7,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(recorder.heights(), vec![7]);
+}
+
+#[tokio::test]
+async fn after_a_reset_the_new_network_is_followed_from_its_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_chain_a, path) = cursor_at_6(dir.path()).await;
+    let url = serve_chain(Arc::new(Mutex::new(chain("b", 4)))).await;
+    CursorFile::open(&path).unwrap().reset().unwrap();
+    let recorder = Recorder::default();
+    run_to(
+        conductor(vec![url], &path, Some(1), &recorder),
+        &recorder,
+        4,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(recorder.heights(), vec![1, 2, 3, 4]);
+    assert_eq!(recorder.0.lock().unwrap()[0].txs, vec![b"b-1".to_vec()]);
+}
+
+#[tokio::test]
+async fn a_cursor_for_another_chain_id_is_refused_before_any_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_chain_a, path) = cursor_at_6(dir.path()).await;
+    let recorder = Recorder::default();
+    let other = TestChain::new("another-chain", 4);
+    let c = Conductor::new(
+        rollup(),
+        // Nothing listens here: the refusal needs no endpoint.
+        BatchSource::new(vec!["http://127.0.0.1:9".into()], rollup()),
+        recorder.clone(),
+        CursorFile::open(&path).unwrap(),
+        ChainVerifier::new(
+            Anchor::Genesis {
+                chain_id: other.chain_id().clone(),
+                validators: other.validators().clone(),
+            },
+            TRUSTING_PERIOD,
+        ),
+        None,
+    );
+    let err = run_to_error(c).await;
+    assert!(
+        matches!(
+            &err,
+            ConductorError::ForeignCursor {
+                mismatch: ChainMismatch::ChainId { cursor, anchor },
+                ..
+            } if cursor == CHAIN_ID && anchor == "another-chain"
+        ),
+        "{err}"
+    );
 }
