@@ -67,7 +67,8 @@ pub struct Args {
     /// node (POST a block, GET the head).
     #[arg(long, env = "WEFT_CONDUCTOR_DELIVER")]
     pub deliver: Option<String>,
-    /// Cursor file [default: ./weft-conductor-<rollup id prefix>.cursor].
+    /// Cursor file [default: weft-conductor-<rollup id prefix>.cursor in
+    /// the --devnet directory, else in the working directory].
     #[arg(long, env = "WEFT_CONDUCTOR_CURSOR")]
     pub cursor: Option<PathBuf>,
     /// Serve /health and /metrics here.
@@ -163,6 +164,7 @@ impl Args {
         let rollup_id = RollupId::from_name_or_hex(&rollup);
         let mut endpoints = self.endpoints;
         let mut genesis = self.genesis;
+        let mut devnet_dir = None;
         if let Some(devnet) = &self.devnet {
             let text = std::fs::read_to_string(devnet)
                 .with_context(|| format!("reading {}", devnet.display()))?;
@@ -170,10 +172,11 @@ impl Args {
             if endpoints.is_empty() {
                 endpoints = file.nodes.into_iter().map(|n| n.api).collect();
             }
+            let dir = devnet.parent().unwrap_or(std::path::Path::new("."));
             if genesis.is_none() {
-                let dir = devnet.parent().unwrap_or(std::path::Path::new("."));
                 genesis = Some(dir.join("node0/cometbft/config/genesis.json"));
             }
+            devnet_dir = Some(dir.to_path_buf());
         }
         if endpoints.is_empty() {
             bail!(
@@ -207,11 +210,15 @@ impl Args {
         if step_timeout.is_zero() {
             bail!("--step-timeout-secs must be at least 1");
         }
+        // A devnet's cursor lives in the devnet's directory: `weft devnet up`
+        // deletes that directory, so a re-created devnet never meets the
+        // previous one's cursor. Elsewhere the working directory, as before.
         let cursor = self.cursor.unwrap_or_else(|| {
-            PathBuf::from(format!(
-                "weft-conductor-{}.cursor",
-                &rollup_id.to_hex()[..16]
-            ))
+            let name = format!("weft-conductor-{}.cursor", &rollup_id.to_hex()[..16]);
+            match &devnet_dir {
+                Some(dir) => dir.join(name),
+                None => PathBuf::from(name),
+            }
         });
         Ok(Config {
             rollup_id,
@@ -289,6 +296,34 @@ mod tests {
     fn resolve(args: &[&str]) -> Result<Config> {
         Args::try_parse_from(std::iter::once("weft-conductor").chain(args.iter().copied()))?
             .resolve()
+    }
+
+    #[test]
+    fn a_devnet_keeps_its_cursor_in_its_own_directory() {
+        let home = devnet();
+        let devnet_json = home.path().join("devnet.json");
+        let config =
+            resolve(&["--devnet", devnet_json.to_str().unwrap(), "--rollup", "r"]).unwrap();
+        let prefix = &RollupId::from_name("r").to_hex()[..16];
+        assert_eq!(
+            config.cursor,
+            home.path().join(format!("weft-conductor-{prefix}.cursor"))
+        );
+        // Without a devnet: the working directory, as before.
+        let genesis = home.path().join("node0/cometbft/config/genesis.json");
+        let config = resolve(&[
+            "--endpoint",
+            "http://127.0.0.1:1",
+            "--genesis",
+            genesis.to_str().unwrap(),
+            "--rollup",
+            "r",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.cursor,
+            PathBuf::from(format!("weft-conductor-{prefix}.cursor"))
+        );
     }
 
     #[test]
