@@ -67,8 +67,8 @@ pub struct Args {
     /// node (POST a block, GET the head).
     #[arg(long, env = "WEFT_CONDUCTOR_DELIVER")]
     pub deliver: Option<String>,
-    /// Cursor file [default: weft-conductor-<rollup id prefix>.cursor in
-    /// the --devnet directory, else in the working directory].
+    /// Cursor file (default: `weft-conductor-<rollup id prefix>.cursor` in
+    /// the --devnet directory, else in the working directory).
     #[arg(long, env = "WEFT_CONDUCTOR_CURSOR")]
     pub cursor: Option<PathBuf>,
     /// Serve /health and /metrics here.
