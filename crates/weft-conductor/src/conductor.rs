@@ -1,9 +1,10 @@
 //! The follow loop: fetch the next heights (catching up in ranges, then
 //! long-polling for each new block), verify each, deliver it, persist the
-//! cursor, repeat. Anything that does not verify, does not fit the
-//! response cap or does not finish in time is refused loudly, the endpoint
-//! is left for the next one, and the cursor does not move. At start-up a
-//! cursor is checked against the chain before anything else happens.
+//! cursor, repeat. Anything that does not verify is refused loudly; an
+//! endpoint that errors, overflows the response cap or does not finish a
+//! step in time is left for the next one with a warning; either way the
+//! cursor does not move. At start-up a cursor is checked against the chain
+//! before anything else happens.
 
 use std::{
     num::NonZeroUsize,
