@@ -115,8 +115,6 @@ async fn devnet_tx_and_verified_batch_query_through_the_cli() -> Result<()> {
             devnet_arg,
             "--rollup",
             "cli-rollup",
-            "--from-height",
-            "1",
             "--deliver",
             "stdout",
         ])

@@ -85,12 +85,14 @@ async fn main() -> anyhow::Result<()> {
     };
     let conductor = Conductor::new(
         config.rollup_id,
-        BatchSource::new(config.endpoints, config.rollup_id),
+        BatchSource::new(config.endpoints, config.rollup_id)
+            .with_max_response_bytes(config.max_response_bytes),
         rollup,
         CursorFile::open(&config.cursor)?,
         ChainVerifier::new(config.anchor, config.trusting_period),
         config.from_height,
-    );
+    )
+    .with_options(config.options);
     conductor
         .run(async {
             tokio::signal::ctrl_c().await.ok();

@@ -2,14 +2,18 @@
 //! optional TOML file (`--config`) with the same keys; flags and
 //! environment win over the file.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{net::SocketAddr, num::NonZeroUsize, path::PathBuf, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use tendermint::{chain, validator};
 use weft_core::RollupId;
 
-use crate::verify::Anchor;
+use crate::{
+    conductor::{ConductorOptions, DEFAULT_STEP_TIMEOUT, DEFAULT_VALIDATOR_CACHE},
+    source::DEFAULT_MAX_RESPONSE_BYTES,
+    verify::Anchor,
+};
 
 /// `weft-conductor`: follow one rollup's batches on a Weft sequencer,
 /// verify every height (validator signatures, then merkle proofs) and
@@ -49,14 +53,22 @@ pub struct Args {
     /// The header hash trusted at --trust-height (hex).
     #[arg(long, env = "WEFT_CONDUCTOR_TRUST_HASH", requires = "trust_height")]
     pub trust_hash: Option<String>,
-    /// First height to deliver (earlier ones are verified, not delivered).
+    /// First height to deliver (earlier ones are verified, not delivered)
+    /// [default: 1, or after the cursor]. With a cursor, a height at or
+    /// below the cursor's is refused unless --reset-cursor.
     #[arg(long, env = "WEFT_CONDUCTOR_FROM_HEIGHT")]
     pub from_height: Option<u64>,
+    /// Forget the cursor's record before starting: start again from the
+    /// trust anchor and --from-height. One-off, so not read from --config.
+    #[arg(long, env = "WEFT_CONDUCTOR_RESET_CURSOR")]
+    #[serde(skip)]
+    pub reset_cursor: bool,
     /// Where blocks go: `stdout` (NDJSON) or an http(s) URL of the rollup
     /// node (POST a block, GET the head).
     #[arg(long, env = "WEFT_CONDUCTOR_DELIVER")]
     pub deliver: Option<String>,
-    /// Cursor file [default: ./weft-conductor-<rollup id prefix>.cursor].
+    /// Cursor file (default: `weft-conductor-<rollup id prefix>.cursor` in
+    /// the --devnet directory, else in the working directory).
     #[arg(long, env = "WEFT_CONDUCTOR_CURSOR")]
     pub cursor: Option<PathBuf>,
     /// Serve /health and /metrics here.
@@ -65,6 +77,18 @@ pub struct Args {
     /// Longest age of the trusted header, in seconds [default: 30 days].
     #[arg(long, env = "WEFT_CONDUCTOR_TRUSTING_PERIOD_SECS")]
     pub trusting_period_secs: Option<u64>,
+    /// Largest response body read from a sequencer endpoint, in bytes
+    /// [default: 67108864 (64 MiB)].
+    #[arg(long, env = "WEFT_CONDUCTOR_MAX_RESPONSE_BYTES")]
+    pub max_response_bytes: Option<usize>,
+    /// Validator sets kept in memory, least recently used evicted
+    /// [default: 128].
+    #[arg(long, env = "WEFT_CONDUCTOR_VALIDATOR_CACHE")]
+    pub validator_cache: Option<NonZeroUsize>,
+    /// Longest one fetch-and-verify step may take before the endpoint is
+    /// left for the next one, in seconds [default: 60].
+    #[arg(long, env = "WEFT_CONDUCTOR_STEP_TIMEOUT_SECS")]
+    pub step_timeout_secs: Option<u64>,
     /// Log filter [default: info].
     #[arg(long, env = "WEFT_CONDUCTOR_LOG")]
     pub log: Option<String>,
@@ -88,8 +112,10 @@ pub struct Config {
     pub endpoints: Vec<String>,
     /// Trust anchor.
     pub anchor: Anchor,
-    /// First height delivered.
-    pub from_height: u64,
+    /// First height delivered, if given (see [`crate::Conductor::new`]).
+    pub from_height: Option<u64>,
+    /// Forget the cursor's record before starting.
+    pub reset_cursor: bool,
     /// Delivery.
     pub delivery: Delivery,
     /// Cursor file.
@@ -98,6 +124,10 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     /// Trusting period.
     pub trusting_period: Duration,
+    /// Cap on a sequencer response body.
+    pub max_response_bytes: usize,
+    /// Validator cache and step timeout.
+    pub options: ConductorOptions,
     /// Log filter.
     pub log: String,
 }
@@ -134,6 +164,7 @@ impl Args {
         let rollup_id = RollupId::from_name_or_hex(&rollup);
         let mut endpoints = self.endpoints;
         let mut genesis = self.genesis;
+        let mut devnet_dir = None;
         if let Some(devnet) = &self.devnet {
             let text = std::fs::read_to_string(devnet)
                 .with_context(|| format!("reading {}", devnet.display()))?;
@@ -141,10 +172,11 @@ impl Args {
             if endpoints.is_empty() {
                 endpoints = file.nodes.into_iter().map(|n| n.api).collect();
             }
+            let dir = devnet.parent().unwrap_or(std::path::Path::new("."));
             if genesis.is_none() {
-                let dir = devnet.parent().unwrap_or(std::path::Path::new("."));
                 genesis = Some(dir.join("node0/cometbft/config/genesis.json"));
             }
+            devnet_dir = Some(dir.to_path_buf());
         }
         if endpoints.is_empty() {
             bail!(
@@ -172,23 +204,41 @@ impl Args {
             }
             Some(other) => bail!("--deliver must be `stdout` or an http(s) URL, not `{other}`"),
         };
+        let step_timeout = self
+            .step_timeout_secs
+            .map_or(DEFAULT_STEP_TIMEOUT, Duration::from_secs);
+        if step_timeout.is_zero() {
+            bail!("--step-timeout-secs must be at least 1");
+        }
+        // A devnet's cursor lives in the devnet's directory: `weft devnet up`
+        // deletes that directory, so a re-created devnet never meets the
+        // previous one's cursor. Elsewhere the working directory, as before.
         let cursor = self.cursor.unwrap_or_else(|| {
-            PathBuf::from(format!(
-                "weft-conductor-{}.cursor",
-                &rollup_id.to_hex()[..16]
-            ))
+            let name = format!("weft-conductor-{}.cursor", &rollup_id.to_hex()[..16]);
+            match &devnet_dir {
+                Some(dir) => dir.join(name),
+                None => PathBuf::from(name),
+            }
         });
         Ok(Config {
             rollup_id,
             endpoints,
             anchor,
-            from_height: self.from_height.unwrap_or(1),
+            from_height: self.from_height,
+            reset_cursor: self.reset_cursor,
             delivery,
             cursor,
             listen: self.listen,
             trusting_period: Duration::from_secs(
                 self.trusting_period_secs.unwrap_or(30 * 24 * 3600),
             ),
+            max_response_bytes: self
+                .max_response_bytes
+                .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            options: ConductorOptions {
+                validator_cache: self.validator_cache.unwrap_or(DEFAULT_VALIDATOR_CACHE),
+                step_timeout,
+            },
             log: self.log.unwrap_or_else(|| "info".into()),
         })
     }
@@ -208,10 +258,150 @@ impl Args {
             cursor,
             listen,
             trusting_period_secs,
+            max_response_bytes,
+            validator_cache,
+            step_timeout_secs,
             log
         );
         if self.endpoints.is_empty() {
             self.endpoints = file.endpoints;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    /// A devnet home with a devnet.json and node0's genesis.
+    fn devnet() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("devnet.json"),
+            r#"{"nodes":[{"api":"http://127.0.0.1:1"}]}"#,
+        )
+        .unwrap();
+        let config = dir.path().join("node0/cometbft/config");
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::write(
+            config.join("genesis.json"),
+            r#"{"chain_id":"weft-devnet","validators":[]}"#,
+        )
+        .unwrap();
+        dir
+    }
+
+    fn resolve(args: &[&str]) -> Result<Config> {
+        Args::try_parse_from(std::iter::once("weft-conductor").chain(args.iter().copied()))?
+            .resolve()
+    }
+
+    #[test]
+    fn a_devnet_keeps_its_cursor_in_its_own_directory() {
+        let home = devnet();
+        let devnet_json = home.path().join("devnet.json");
+        let config =
+            resolve(&["--devnet", devnet_json.to_str().unwrap(), "--rollup", "r"]).unwrap();
+        let prefix = &RollupId::from_name("r").to_hex()[..16];
+        assert_eq!(
+            config.cursor,
+            home.path().join(format!("weft-conductor-{prefix}.cursor"))
+        );
+        // Without a devnet: the working directory, as before.
+        let genesis = home.path().join("node0/cometbft/config/genesis.json");
+        let config = resolve(&[
+            "--endpoint",
+            "http://127.0.0.1:1",
+            "--genesis",
+            genesis.to_str().unwrap(),
+            "--rollup",
+            "r",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.cursor,
+            PathBuf::from(format!("weft-conductor-{prefix}.cursor"))
+        );
+    }
+
+    #[test]
+    fn from_height_and_reset_are_explicit_and_reset_is_never_read_from_a_file() {
+        let home = devnet();
+        let devnet_json = home.path().join("devnet.json");
+        let devnet_arg = devnet_json.to_str().unwrap();
+        let config = resolve(&["--devnet", devnet_arg, "--rollup", "r"]).unwrap();
+        assert_eq!(config.from_height, None, "absent stays absent");
+        assert!(!config.reset_cursor);
+        let config = resolve(&[
+            "--devnet",
+            devnet_arg,
+            "--rollup",
+            "r",
+            "--from-height",
+            "1",
+            "--reset-cursor",
+        ])
+        .unwrap();
+        assert_eq!(config.from_height, Some(1));
+        assert!(config.reset_cursor);
+        // A config file that would reset on every restart is an error.
+        let file = home.path().join("conductor.toml");
+        std::fs::write(&file, "reset_cursor = true\n").unwrap();
+        let err = resolve(&[
+            "--devnet",
+            devnet_arg,
+            "--rollup",
+            "r",
+            "--config",
+            file.to_str().unwrap(),
+        ])
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("reset_cursor"), "{err:#}");
+    }
+
+    #[test]
+    fn limits_have_defaults_and_flags() {
+        let home = devnet();
+        let devnet_json = home.path().join("devnet.json");
+        let devnet_arg = devnet_json.to_str().unwrap();
+        let config = resolve(&["--devnet", devnet_arg, "--rollup", "r"]).unwrap();
+        assert_eq!(config.max_response_bytes, DEFAULT_MAX_RESPONSE_BYTES);
+        assert_eq!(config.options, ConductorOptions::default());
+        let config = resolve(&[
+            "--devnet",
+            devnet_arg,
+            "--rollup",
+            "r",
+            "--max-response-bytes",
+            "1000",
+            "--validator-cache",
+            "3",
+            "--step-timeout-secs",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!(config.max_response_bytes, 1000);
+        assert_eq!(config.options.validator_cache.get(), 3);
+        assert_eq!(config.options.step_timeout, Duration::from_secs(7));
+        assert!(resolve(&[
+            "--devnet",
+            devnet_arg,
+            "--rollup",
+            "r",
+            "--validator-cache",
+            "0"
+        ])
+        .is_err());
+        assert!(resolve(&[
+            "--devnet",
+            devnet_arg,
+            "--rollup",
+            "r",
+            "--step-timeout-secs",
+            "0"
+        ])
+        .is_err());
     }
 }

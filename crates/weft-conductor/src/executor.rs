@@ -5,7 +5,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::{engine::general_purpose::STANDARD, Engine};
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::source::read_capped;
+
+/// Cap on a rollup node's answer (a head or a block hash): a few bytes are
+/// expected, so anything near this is a broken or hostile node.
+pub const MAX_ROLLUP_RESPONSE_BYTES: usize = 1024 * 1024;
 
 /// One sequencer height for the rollup, verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,10 +112,7 @@ impl Executor for HttpExecutor {
                 resp.status()
             )));
         }
-        let head: Head = resp
-            .json()
-            .await
-            .map_err(|e| ExecutorError(format!("head: {e}")))?;
+        let head: Head = read_json(resp, "head").await?;
         Ok(head.height)
     }
 
@@ -128,12 +131,21 @@ impl Executor for HttpExecutor {
                 resp.status()
             )));
         }
-        let ack: Ack = resp
-            .json()
-            .await
-            .map_err(|e| ExecutorError(format!("ack: {e}")))?;
+        let ack: Ack = read_json(resp, "ack").await?;
         Ok(ack.block_hash)
     }
+}
+
+/// Decodes a rollup node's JSON answer, reading at most
+/// [`MAX_ROLLUP_RESPONSE_BYTES`].
+async fn read_json<T: DeserializeOwned>(
+    resp: reqwest::Response,
+    what: &str,
+) -> Result<T, ExecutorError> {
+    let body = read_capped(resp, MAX_ROLLUP_RESPONSE_BYTES)
+        .await
+        .map_err(|e| ExecutorError(format!("{what}: {e}")))?;
+    serde_json::from_slice(&body).map_err(|e| ExecutorError(format!("{what}: {e}")))
 }
 
 /// Writes one JSON line per height to stdout; the ack is the flushed write.

@@ -19,8 +19,8 @@ pub mod source;
 pub mod testing;
 pub mod verify;
 
-pub use conductor::{Conductor, ConductorError};
-pub use cursor::{Cursor, CursorFile};
+pub use conductor::{ChainMismatch, Conductor, ConductorError, ConductorOptions};
+pub use cursor::{Cursor, CursorError, CursorFile};
 pub use executor::{Executor, ExecutorError, HttpExecutor, RollupBlock, StdoutExecutor};
-pub use source::{BatchSource, SequencedBatch};
+pub use source::{BatchSource, SequencedBatch, SourceError, SourceErrorKind};
 pub use verify::{Anchor, ChainVerifier, Checked, TrustedRecord, VerifyError};

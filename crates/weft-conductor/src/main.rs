@@ -25,9 +25,18 @@ async fn main() -> anyhow::Result<()> {
     let metrics = PrometheusBuilder::new()
         .install_recorder()
         .context("metrics recorder")?;
-    let cursor = CursorFile::open(&config.cursor)
+    let mut cursor = CursorFile::open(&config.cursor)
         .with_context(|| format!("opening cursor {}", config.cursor.display()))?;
-    let source = BatchSource::new(config.endpoints.clone(), config.rollup_id);
+    if config.reset_cursor {
+        if let Some(old) = cursor.last() {
+            tracing::warn!(height = old.height, chain_id = %old.trusted.chain_id, cursor = %config.cursor.display(), "--reset-cursor: forgetting the cursor");
+        }
+        cursor
+            .reset()
+            .with_context(|| format!("resetting cursor {}", config.cursor.display()))?;
+    }
+    let source = BatchSource::new(config.endpoints.clone(), config.rollup_id)
+        .with_max_response_bytes(config.max_response_bytes);
     let verifier = ChainVerifier::new(config.anchor.clone(), config.trusting_period);
     tracing::info!(rollup = %config.rollup_id, endpoints = ?config.endpoints, cursor = %config.cursor.display(), "weft-conductor starting");
     match &config.delivery {
@@ -54,7 +63,8 @@ async fn run<E: Executor + 'static>(
         cursor,
         verifier,
         config.from_height,
-    );
+    )
+    .with_options(config.options);
     if let Some(addr) = config.listen {
         let progress = conductor.progress();
         let app = Router::new()
