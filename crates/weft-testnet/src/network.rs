@@ -187,8 +187,10 @@ pub struct NodePids {
     pub sequencer: Option<u32>,
 }
 
-/// A local network of validator nodes. Dropping it SIGKILLs every process;
-/// call [`Testnet::shutdown`] for a graceful stop.
+/// A local network of validator nodes. Dropping it, also while a panicking
+/// test unwinds, SIGKILLs every node's process group; call
+/// [`Testnet::shutdown`] for a graceful stop. If this process is killed
+/// without unwinding, the kernel kills the nodes (see `process`).
 #[derive(Debug)]
 pub struct Testnet {
     home: PathBuf,
@@ -537,7 +539,7 @@ impl Testnet {
         let mut procs = self.lock(i);
         let mut pids = NodePids::default();
         for (role, p) in procs.each() {
-            let pid = p.exit_status().is_none().then(|| p.child.id());
+            let pid = p.exit_status().is_none().then(|| p.pid());
             match role {
                 Role::Cometbft => pids.cometbft = pid,
                 Role::Sequencer => pids.sequencer = pid,
