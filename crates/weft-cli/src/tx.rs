@@ -50,7 +50,9 @@ pub struct TxOptions {
     node: NodeArgs,
     #[command(flatten)]
     key: KeyArgs,
-    /// Nonce to use instead of asking the node for the account's next one.
+    /// Nonce to sign with, instead of asking the node for the account's
+    /// next one (its pending nonce: the nonce after the account's
+    /// transactions still waiting in the node's mempool).
     #[arg(long, value_name = "N")]
     nonce: Option<u64>,
     /// Wait (up to 30s) until the transaction is in a block and print its height.
@@ -83,13 +85,14 @@ pub async fn run(command: TxCommand, out: Output) -> Result<bool> {
     let chain_id = client.chain_id().await?;
     let nonce = match options.nonce {
         Some(nonce) => nonce,
-        None => {
-            client
-                .account(&key.address())
-                .await
-                .with_context(|| format!("looking up the nonce of {}", key.address()))?
-                .nonce
-        }
+        // The pending nonce, not the committed one: a second `weft tx` while
+        // the first still waits in the mempool must follow it, not reuse
+        // its nonce (CheckTx would refuse it as a duplicate).
+        None => client
+            .account(&key.address())
+            .await
+            .with_context(|| format!("looking up the nonce of {}", key.address()))?
+            .next_nonce(),
     };
     let signed = Transaction {
         chain_id: chain_id.clone(),
