@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use weft_core::{Action, Address, Amount, RollupId, Transaction};
+use weft_testnet::DEV_KEY_WARNING;
 
 use crate::{
     args::{KeyArgs, NodeArgs},
@@ -81,6 +82,12 @@ pub async fn run(command: TxCommand, out: Output) -> Result<bool> {
         ),
     };
     let key = options.key.signing_key(&options.node)?;
+    if options.key.uses_devnet_dev_key(&options.node) {
+        out.note(format!(
+            "signing with the devnet's developer key {}. {DEV_KEY_WARNING}",
+            key.address()
+        ));
+    }
     let client = options.node.client()?;
     let chain_id = client.chain_id().await?;
     let nonce = match options.nonce {

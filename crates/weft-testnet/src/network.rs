@@ -15,7 +15,7 @@ use weft_core::{Amount, ChainParams, GenesisAccount, GenesisAppState, KeyFile, S
 use crate::{
     app::App,
     binaries::{cometbft_binary, sequencer_binary},
-    devnet_file::{DevnetFile, DevnetNode},
+    devnet_file::{DevnetFile, DevnetNode, DEV_KEY_WARNING},
     genesis::{build_genesis, GenesisValidator},
     node_config::{self, NodeConfigSettings},
     ports::{NodePorts, PortPlan},
@@ -23,7 +23,8 @@ use crate::{
     Result, TestnetError,
 };
 
-/// Balance of the developer account funded at genesis (10^18).
+/// Balance of the developer account funded at genesis (10^18). DEV ONLY:
+/// see [`DEV_KEY_WARNING`].
 pub const DEV_ACCOUNT_BALANCE: Amount = 1_000_000_000_000_000_000;
 
 /// How long a sequencer may take to open its ABCI port.
@@ -549,11 +550,13 @@ impl Testnet {
     }
 
     /// The developer account's key, funded with [`DEV_ACCOUNT_BALANCE`].
+    /// DEV ONLY: written unencrypted to [`Testnet::dev_key_path`]; see
+    /// [`DEV_KEY_WARNING`].
     pub fn dev_key(&self) -> &SigningKey {
         &self.dev_key
     }
 
-    /// Where the developer key's `KeyFile` is.
+    /// Where the developer key's `KeyFile` is (unencrypted; DEV ONLY).
     pub fn dev_key_path(&self) -> &Path {
         &self.dev_key_path
     }
@@ -577,10 +580,12 @@ impl Testnet {
                 })
                 .collect(),
             dev_key: self.dev_key_path.clone(),
+            dev_key_warning: DEV_KEY_WARNING.into(),
         }
     }
 
-    /// Writes `{ "chain_id", "nodes": [{ "name", "rpc", "api" }], "dev_key" }`.
+    /// Writes `{ "chain_id", "nodes": [{ "name", "rpc", "api" }], "dev_key",
+    /// "dev_key_warning" }`.
     pub fn write_devnet_json(&self, path: &Path) -> Result<()> {
         self.devnet_file().save(path)
     }
@@ -717,6 +722,7 @@ impl Testnet {
             "app": self.app,
             "dev_key": self.dev_key_path,
             "dev_address": self.dev_key.address(),
+            "dev_key_warning": DEV_KEY_WARNING,
             "base_port": plan.base,
             "timeout_commit_ms": timeout_commit.as_millis() as u64,
             "cometbft_binary": self.cometbft_bin,
