@@ -67,6 +67,12 @@ async fn devnet_tx_and_verified_batch_query_through_the_cli() -> Result<()> {
             file["chain_id"].is_string() && file["dev_key"].is_string(),
             "devnet.json shape: {file}"
         );
+        ensure!(
+            file["dev_key_warning"]
+                .as_str()
+                .is_some_and(|w| w.starts_with("DEV ONLY")),
+            "devnet.json labels the dev key dev-only: {file}"
+        );
         let devnet_arg = devnet_json.to_str().context("utf-8 path")?;
 
         let (ok, tx, err) = weft(&[

@@ -19,7 +19,8 @@ pub struct NodeArgs {
     #[arg(long, env = "WEFT_NODE", value_name = "URL")]
     pub node: Option<String>,
     /// A devnet.json written by `weft devnet up`: supplies the node (its
-    /// first node's RPC) and the key (its dev key) when not given.
+    /// first node's RPC) and the key (its DEV ONLY developer key, for
+    /// local networks only) when not given.
     #[arg(long, env = "WEFT_DEVNET", value_name = "PATH")]
     pub devnet: Option<PathBuf>,
 }
@@ -61,16 +62,22 @@ impl NodeArgs {
 }
 
 impl KeyArgs {
-    /// The signing key: `--key`/`WEFT_KEY`, else the devnet's dev key.
+    /// The signing key: `--key`/`WEFT_KEY`, else the devnet's (DEV ONLY)
+    /// developer key.
     pub fn signing_key(&self, node: &NodeArgs) -> Result<SigningKey> {
         let path = match (&self.key, node.devnet_file()?) {
             (Some(path), _) => path.clone(),
             (None, Some(devnet)) => devnet.dev_key,
             (None, None) => anyhow::bail!(
-                "no key: pass --key FILE (or set WEFT_KEY), or --devnet PATH/devnet.json to use a devnet's dev key"
+                "no key: pass --key FILE (or set WEFT_KEY), or --devnet PATH/devnet.json to use a local devnet's DEV ONLY developer key"
             ),
         };
         load_key(&path)
+    }
+
+    /// Whether [`KeyArgs::signing_key`] falls back to a devnet's developer key.
+    pub fn uses_devnet_dev_key(&self, node: &NodeArgs) -> bool {
+        self.key.is_none() && node.devnet.is_some()
     }
 }
 

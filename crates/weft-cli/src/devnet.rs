@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
-use weft_testnet::{Testnet, TestnetConfig, DEVNET_BASE_PORT};
+use weft_testnet::{Testnet, TestnetConfig, DEVNET_BASE_PORT, DEV_KEY_WARNING};
 
 use crate::output::Output;
 
@@ -174,6 +174,7 @@ fn report_ready(net: &Testnet, devnet_json: &std::path::Path, out: Output) {
         "home": net.home(),
         "dev_key": net.dev_key_path(),
         "dev_address": net.dev_key().address(),
+        "dev_key_warning": DEV_KEY_WARNING,
         "devnet_json": devnet_json,
         "nodes": nodes,
     });
@@ -195,7 +196,7 @@ fn report_ready(net: &Testnet, devnet_json: &std::path::Path, out: Output) {
             ));
         }
         text.push_str(&format!(
-            "\ndev key:     {} ({})\ndevnet.json: {}\n\ntry: weft query account {} --devnet {}\nCtrl-C stops the network.",
+            "\ndev key:     {} ({})\n             {DEV_KEY_WARNING}\ndevnet.json: {}\n\ntry: weft query account {} --devnet {}\nCtrl-C stops the network.",
             net.dev_key_path().display(),
             net.dev_key().address(),
             devnet_json.display(),

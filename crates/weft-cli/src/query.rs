@@ -11,7 +11,8 @@ use crate::{args::NodeArgs, output::Output};
 /// Queries.
 #[derive(Debug, Subcommand)]
 pub enum QueryCommand {
-    /// An account's balance and nonce.
+    /// An account's balance, nonce and pending nonce (the nonce after its
+    /// transactions still in the node's mempool; the next transaction's).
     Account {
         /// The address (weft1…).
         address: Address,
@@ -75,11 +76,16 @@ pub async fn run(command: QueryCommand, out: Output) -> Result<()> {
                     "address": account.address,
                     "balance": account.balance.to_string(),
                     "nonce": account.nonce,
+                    // null from a node that does not report it.
+                    "pending_nonce": account.pending_nonce,
                     "height": account.height,
                 }),
                 || {
+                    let pending = account
+                        .pending_nonce
+                        .map_or_else(|| "(not reported by this node)".to_string(), |n| n.to_string());
                     format!(
-                        "address: {}\nbalance: {}\nnonce:   {}\nheight:  {}",
+                        "address:       {}\nbalance:       {}\nnonce:         {}\npending nonce: {pending}\nheight:        {}",
                         account.address, account.balance, account.nonce, account.height
                     )
                 },

@@ -1,21 +1,32 @@
-//! The small CometBFT RPC client every node-talking command uses: status,
-//! ABCI queries, broadcasting, tx lookup and block data hashes.
+//! The CometBFT RPC client every node-talking command uses: status, ABCI
+//! queries, broadcasting, committed-tx lookup and block data hashes, over
+//! `tendermint_rpc::HttpClient`, with errors that say what to do next.
+
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use base64::Engine;
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::Value;
+use tendermint_rpc::{
+    endpoint::status, error::ErrorDetail, query::Query, Client, HttpClient, HttpClientUrl, Order,
+};
 use weft_core::{Address, Amount, Hash};
 
 /// Said whenever a node cannot be reached.
 const UNREACHABLE_HINT: &str =
     "is the node running? try scripts/devnet, or point --node / --devnet at a running node";
+/// Said when something answers that is not a CometBFT RPC endpoint.
+const NOT_COMETBFT_HINT: &str =
+    "is --node a CometBFT RPC address (e.g. http://127.0.0.1:26657), not the sequencer API?";
+/// How long one request may take, connecting included.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A CometBFT node's RPC endpoint.
 #[derive(Debug, Clone)]
 pub struct NodeClient {
+    /// The URL as the user gave it, without a trailing slash (for messages).
     base: String,
-    http: reqwest::Client,
+    rpc: HttpClient,
 }
 
 /// The `response` of an ABCI query.
@@ -25,7 +36,7 @@ pub struct AbciResponse {
     pub code: u32,
     /// Human-readable message (errors).
     pub log: String,
-    /// The decoded value bytes.
+    /// The value bytes.
     pub value: Vec<u8>,
 }
 
@@ -36,10 +47,57 @@ pub struct AccountInfo {
     pub address: String,
     /// Its balance.
     pub balance: Amount,
-    /// The nonce its next transaction must carry.
+    /// The nonce the account's next *committed* transaction carries.
     pub nonce: u64,
+    /// The nonce after the account's transactions still pending in the
+    /// node's mempool: what a new transaction should carry. `None` from a
+    /// node that does not report it.
+    pub pending_nonce: Option<u64>,
     /// Height of the state read.
     pub height: u64,
+}
+
+impl AccountInfo {
+    /// Reads the sequencer's `account/<address>` answer; `address` fills in
+    /// an answer that omits it.
+    pub fn from_query(address: &Address, value: &Value) -> Result<Self> {
+        let nonce = uint_at(value, "/nonce")
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| anyhow!("account answer has no nonce: {value}"))?;
+        let pending_nonce = match value.get("pending_nonce") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(
+                uint_at(value, "/pending_nonce")
+                    .and_then(|n| u64::try_from(n).ok())
+                    .ok_or_else(|| anyhow!("account answer has a bad pending_nonce: {value}"))?,
+            ),
+        };
+        Ok(AccountInfo {
+            address: value
+                .get("address")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| address.to_string()),
+            balance: uint_at(value, "/balance")
+                .ok_or_else(|| anyhow!("account answer has no balance: {value}"))?,
+            nonce,
+            pending_nonce,
+            height: uint_at(value, "/height")
+                .and_then(|h| u64::try_from(h).ok())
+                .unwrap_or(0),
+        })
+    }
+
+    /// The nonce a new transaction from this account should carry: the
+    /// pending nonce when the node reports one, so a transaction sent while
+    /// an earlier one waits in the mempool follows it instead of colliding
+    /// with it; else the committed nonce.
+    pub fn next_nonce(&self) -> u64 {
+        // A pending nonce below the committed one would be a stale view;
+        // no transaction below the committed nonce can ever be valid.
+        self.pending_nonce
+            .map_or(self.nonce, |pending| pending.max(self.nonce))
+    }
 }
 
 /// What `broadcast_tx_sync` returned: the CheckTx outcome.
@@ -71,45 +129,40 @@ impl NodeClient {
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             bail!("--node must be an http(s) URL of a CometBFT RPC endpoint, got `{url}`");
         }
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(15))
-            .build()?;
-        Ok(NodeClient { base, http })
+        let parsed: HttpClientUrl = base
+            .parse()
+            .map_err(|e| anyhow!("--node `{url}` is not a usable URL: {e}"))?;
+        let rpc = HttpClient::builder(parsed)
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .map_err(|e| anyhow!("building an RPC client for {base}: {e}"))?;
+        Ok(NodeClient { base, rpc })
     }
 
-    /// `GET /status`'s `result`.
-    pub async fn status(&self) -> Result<Value> {
-        self.get("status", &[]).await
+    /// The node's `/status`.
+    pub async fn status(&self) -> Result<status::Response> {
+        self.rpc
+            .status()
+            .await
+            .map_err(|e| self.explain("status", e))
     }
 
     /// The chain id (`node_info.network`).
     pub async fn chain_id(&self) -> Result<String> {
-        let status = self.status().await?;
-        string_at(&status, "/node_info/network")
+        Ok(self.status().await?.node_info.network.to_string())
     }
 
     /// Runs an ABCI query at the latest height.
     pub async fn abci_query(&self, path: &str) -> Result<AbciResponse> {
-        // The path is a JSON string inside the URL query: `path="account/…"`.
-        let quoted = format!("\"{path}\"");
-        let result = self.get("abci_query", &[("path", quoted.as_str())]).await?;
-        let response = result
-            .get("response")
-            .ok_or_else(|| anyhow!("abci_query answer has no `response`: {result}"))?;
-        let value = match response.get("value").and_then(Value::as_str) {
-            Some(b64) if !b64.is_empty() => base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .context("abci_query value is not base64")?,
-            _ => Vec::new(),
-        };
+        let response = self
+            .rpc
+            .abci_query(Some(path.to_string()), Vec::new(), None, false)
+            .await
+            .map_err(|e| self.explain("abci_query", e))?;
         Ok(AbciResponse {
-            code: uint_at(response, "/code").unwrap_or(0) as u32,
-            log: response
-                .get("log")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            value,
+            code: response.code.value(),
+            log: response.log,
+            value: response.value,
         })
     }
 
@@ -138,132 +191,102 @@ impl NodeClient {
     /// The sequencer's view of an account.
     pub async fn account(&self, address: &Address) -> Result<AccountInfo> {
         let value: Value = self.abci_query_json(&format!("account/{address}")).await?;
-        Ok(AccountInfo {
-            address: value
-                .get("address")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .unwrap_or_else(|| address.to_string()),
-            balance: uint_at(&value, "/balance")
-                .ok_or_else(|| anyhow!("account answer has no balance: {value}"))?,
-            nonce: uint_at(&value, "/nonce")
-                .ok_or_else(|| anyhow!("account answer has no nonce: {value}"))?
-                as u64,
-            height: uint_at(&value, "/height").unwrap_or(0) as u64,
-        })
+        AccountInfo::from_query(address, &value)
     }
 
-    /// Submits a transaction and waits for CheckTx (`broadcast_tx_sync`),
-    /// as a JSON-RPC POST so large transactions fit.
+    /// Submits a transaction and waits for CheckTx (`broadcast_tx_sync`,
+    /// a JSON-RPC POST, so large transactions fit).
     pub async fn broadcast_tx_sync(&self, tx: &[u8]) -> Result<BroadcastResult> {
-        let body = json!({
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "broadcast_tx_sync",
-            "params": { "tx": base64::engine::general_purpose::STANDARD.encode(tx) },
-        });
         let response = self
-            .http
-            .post(&self.base)
-            .json(&body)
-            .send()
+            .rpc
+            .broadcast_tx_sync(tx.to_vec())
             .await
-            .map_err(|e| self.unreachable(e))?;
-        let result = self.result_of(response, "broadcast_tx_sync").await?;
+            .map_err(|e| self.explain("broadcast_tx_sync", e))?;
         Ok(BroadcastResult {
-            code: uint_at(&result, "/code").unwrap_or(0) as u32,
-            log: result
-                .get("log")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            hash: string_at(&result, "/hash")?,
+            code: response.code.value(),
+            log: response.log,
+            hash: response.hash.to_string(),
         })
     }
 
-    /// Looks a transaction up by hash; `None` while it is not committed.
+    /// Looks a transaction up by hash (hex, optionally `0x`-prefixed);
+    /// `None` while it is not committed.
     pub async fn tx(&self, hash: &str) -> Result<Option<CommittedTx>> {
-        let hash = format!("0x{}", hash.trim_start_matches("0x"));
-        match self.get("tx", &[("hash", hash.as_str())]).await {
-            Ok(result) => Ok(Some(CommittedTx {
-                height: uint_at(&result, "/height")
-                    .ok_or_else(|| anyhow!("tx answer has no height: {result}"))?
-                    as u64,
-                code: uint_at(&result, "/tx_result/code").unwrap_or(0) as u32,
-                log: result
-                    .pointer("/tx_result/log")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-            })),
-            Err(e) if format!("{e:#}").contains("not found") => Ok(None),
-            Err(e) => Err(e),
-        }
+        let hex = hash.trim().trim_start_matches("0x").to_uppercase();
+        Hash::from_hex(&hex).with_context(|| format!("`{hash}` is not a 64-hex tx hash"))?;
+        // `tx_search` on the hash answers an empty list for a transaction
+        // not (yet) committed, where `tx` answers a generic internal error
+        // that only its text tells apart from a real failure.
+        let query = Query::eq("tx.hash", hex);
+        let found = self
+            .rpc
+            .tx_search(query, false, 1, 1, Order::Ascending)
+            .await
+            .map_err(|e| self.explain("tx_search", e))?;
+        Ok(found.txs.into_iter().next().map(|tx| CommittedTx {
+            height: tx.height.value(),
+            code: tx.tx_result.code.value(),
+            log: tx.tx_result.log,
+        }))
     }
 
     /// `data_hash` from the header of the block at `height`.
     pub async fn block_data_hash(&self, height: u64) -> Result<Hash> {
-        let h = height.to_string();
-        let result = self.get("block", &[("height", h.as_str())]).await?;
-        let data_hash = string_at(&result, "/block/header/data_hash")?;
-        if data_hash.is_empty() {
-            bail!("block {height} has no data_hash (no transactions)");
-        }
-        Hash::from_hex(&data_hash)
-            .with_context(|| format!("block {height} data_hash `{data_hash}`"))
-    }
-
-    async fn get(&self, method: &str, query: &[(&str, &str)]) -> Result<Value> {
+        let at = tendermint::block::Height::try_from(height)
+            .map_err(|e| anyhow!("height {height} is not a block height: {e}"))?;
         let response = self
-            .http
-            .get(format!("{}/{method}", self.base))
-            .query(query)
-            .send()
+            .rpc
+            .header(at)
             .await
-            .map_err(|e| self.unreachable(e))?;
-        self.result_of(response, method).await
-    }
-
-    /// The JSON-RPC `result`, or the JSON-RPC `error` as an error (CometBFT
-    /// sends errors with HTTP 500 and a JSON body).
-    async fn result_of(&self, response: reqwest::Response, method: &str) -> Result<Value> {
-        let status = response.status();
-        let text = response.text().await.map_err(|e| self.unreachable(e))?;
-        let body: Value = serde_json::from_str(&text).map_err(|_| {
-            anyhow!(
-                "{} answered {method} with HTTP {status} and a non-JSON body ({}); is --node a CometBFT RPC address?",
-                self.base,
-                text.chars().take(200).collect::<String>()
-            )
-        })?;
-        if let Some(error) = body.get("error") {
-            let message = error.get("message").and_then(Value::as_str).unwrap_or("");
-            let data = error.get("data").and_then(Value::as_str).unwrap_or("");
-            bail!("{method} failed at {}: {message} {data}", self.base);
+            .map_err(|e| self.explain("header", e))?;
+        match response.header.data_hash {
+            Some(tendermint::Hash::Sha256(bytes)) => Ok(Hash(bytes)),
+            Some(tendermint::Hash::None) | None => {
+                bail!("block {height} has no data_hash (no transactions)")
+            }
         }
-        body.get("result")
-            .cloned()
-            .ok_or_else(|| anyhow!("{method} answer from {} has no result: {body}", self.base))
     }
 
-    fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
-        anyhow!(
-            "cannot reach CometBFT RPC at {}: {e}; {UNREACHABLE_HINT}",
-            self.base
-        )
+    /// A failed request as a message that says what went wrong and, where
+    /// there is one, what to do. Decided by the error's kind, never its text.
+    fn explain(&self, method: &str, error: tendermint_rpc::Error) -> anyhow::Error {
+        let base = &self.base;
+        // The error's own Display is its tracer's Debug: source location and,
+        // with RUST_BACKTRACE set, a stack trace. The trace's alternate
+        // Display is the message chain alone.
+        let message = format!("{:#}", error.trace());
+        match error.detail() {
+            // Connecting, sending or reading the answer failed (refused,
+            // timed out, reset): nothing usable answered.
+            ErrorDetail::Http(_) => {
+                anyhow!("cannot reach CometBFT RPC at {base}: {message}; {UNREACHABLE_HINT}")
+            }
+            ErrorDetail::HttpRequestFailed(failed) => anyhow!(
+                "{base} answered {method} with HTTP {}; {NOT_COMETBFT_HINT}",
+                failed.status
+            ),
+            ErrorDetail::Serde(_)
+            | ErrorDetail::MalformedJson(_)
+            | ErrorDetail::UnsupportedRpcVersion(_) => anyhow!(
+                "{base} answered {method} with something that is not a CometBFT v0.38 JSON-RPC answer ({message}); {NOT_COMETBFT_HINT}"
+            ),
+            // The node answered with a JSON-RPC error.
+            ErrorDetail::Response(response) => {
+                let e = &response.source;
+                let data = e.data().map(|d| format!(": {d}")).unwrap_or_default();
+                anyhow!(
+                    "{method} failed at {base}: {}{data} (JSON-RPC code {})",
+                    e.message(),
+                    e.code().value()
+                )
+            }
+            _ => anyhow!("{method} at {base}: {message}"),
+        }
     }
 }
 
-fn string_at(value: &Value, pointer: &str) -> Result<String> {
-    value
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| anyhow!("missing `{pointer}` in node answer: {value}"))
-}
-
-/// An unsigned integer that CometBFT (or the sequencer) may send as a JSON
-/// number or a decimal string.
+/// An unsigned integer that the sequencer may send as a JSON number or a
+/// decimal string.
 fn uint_at(value: &Value, pointer: &str) -> Option<u128> {
     match value.pointer(pointer)? {
         Value::Number(n) => n.as_u64().map(u128::from),
@@ -274,6 +297,9 @@ fn uint_at(value: &Value, pointer: &str) -> Option<u128> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+    use weft_core::SigningKey;
+
     use super::*;
 
     #[test]
@@ -288,9 +314,139 @@ mod tests {
     #[test]
     fn node_urls_must_be_http() {
         assert!(NodeClient::new("127.0.0.1:26657").is_err());
+        assert!(NodeClient::new("tcp://127.0.0.1:26657").is_err());
         assert_eq!(
             NodeClient::new("http://127.0.0.1:26657/").unwrap().base,
             "http://127.0.0.1:26657"
+        );
+    }
+
+    fn address() -> Address {
+        SigningKey::from_seed("account").address()
+    }
+
+    #[test]
+    fn an_account_without_pending_nonce_signs_with_its_nonce() {
+        let a = address();
+        let v = json!({ "address": a.to_string(), "balance": "100", "nonce": 4, "height": "9" });
+        let account = AccountInfo::from_query(&a, &v).unwrap();
+        assert_eq!(account.pending_nonce, None);
+        assert_eq!(account.nonce, 4);
+        assert_eq!(account.height, 9);
+        assert_eq!(account.next_nonce(), 4);
+        // An explicit null is the same as an absent field.
+        let v = json!({ "balance": "100", "nonce": 4, "pending_nonce": null });
+        let account = AccountInfo::from_query(&a, &v).unwrap();
+        assert_eq!(account.next_nonce(), 4);
+        assert_eq!(account.address, a.to_string());
+    }
+
+    #[test]
+    fn an_account_with_pending_transactions_signs_after_them() {
+        let a = address();
+        let v = json!({ "balance": "100", "nonce": 4, "pending_nonce": 6, "height": 9 });
+        let account = AccountInfo::from_query(&a, &v).unwrap();
+        assert_eq!(account.pending_nonce, Some(6));
+        assert_eq!(account.next_nonce(), 6);
+        // A stale pending view never takes a nonce below the committed one.
+        let v = json!({ "balance": "100", "nonce": 4, "pending_nonce": "3" });
+        assert_eq!(AccountInfo::from_query(&a, &v).unwrap().next_nonce(), 4);
+    }
+
+    #[test]
+    fn malformed_account_answers_are_errors_not_panics() {
+        let a = address();
+        for v in [
+            json!({ "balance": "100" }),
+            json!({ "nonce": 1 }),
+            json!({ "balance": "1", "nonce": "18446744073709551616" }),
+            json!({ "balance": "1", "nonce": 1, "pending_nonce": "x" }),
+            json!({ "balance": "1", "nonce": 1, "pending_nonce": -1 }),
+        ] {
+            assert!(AccountInfo::from_query(&a, &v).is_err(), "{v}");
+        }
+    }
+
+    /// A port nothing listens on: bound, then released.
+    fn closed_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_node_gets_the_hint() {
+        let client = NodeClient::new(&format!("http://127.0.0.1:{}", closed_port())).unwrap();
+        let message = format!("{:#}", client.chain_id().await.unwrap_err());
+        assert!(
+            message.starts_with("cannot reach CometBFT RPC at"),
+            "{message}"
+        );
+        assert!(message.ends_with(UNREACHABLE_HINT), "{message}");
+        // One line for a person, not the error tracer's debug dump.
+        assert!(!message.contains('\n'), "{message}");
+    }
+
+    /// Serves one HTTP answer to every connection, as a stand-in for
+    /// something that is not CometBFT.
+    async fn serve(status_line: &'static str, body: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = socket.read(&mut buf).await;
+                let answer = format!(
+                    "HTTP/1.1 {status_line}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_server_that_is_not_cometbft_is_named_as_such() {
+        let url = serve("404 Not Found", "{\"code\":\"not_found\"}").await;
+        let message = format!(
+            "{:#}",
+            NodeClient::new(&url).unwrap().chain_id().await.unwrap_err()
+        );
+        assert!(message.contains("HTTP 404"), "{message}");
+        assert!(message.contains(NOT_COMETBFT_HINT), "{message}");
+
+        let url = serve("200 OK", "{\"hello\":1}").await;
+        let message = format!(
+            "{:#}",
+            NodeClient::new(&url).unwrap().chain_id().await.unwrap_err()
+        );
+        assert!(message.ends_with(NOT_COMETBFT_HINT), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_json_rpc_error_keeps_its_message_data_and_code() {
+        let url = serve(
+            "200 OK",
+            r#"{"jsonrpc":"2.0","id":-1,"error":{"code":-32603,"message":"Internal error","data":"height 99 must be less than or equal to the current blockchain height 5"}}"#,
+        )
+        .await;
+        let message = format!(
+            "{:#}",
+            NodeClient::new(&url)
+                .unwrap()
+                .block_data_hash(99)
+                .await
+                .unwrap_err()
+        );
+        assert!(
+            message.starts_with("header failed at http://127.0.0.1:"),
+            "{message}"
+        );
+        assert!(
+            message.ends_with(": Internal error: height 99 must be less than or equal to the current blockchain height 5 (JSON-RPC code -32603)"),
+            "{message}"
         );
     }
 }

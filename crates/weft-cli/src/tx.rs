@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use weft_core::{Action, Address, Amount, RollupId, Transaction};
+use weft_testnet::DEV_KEY_WARNING;
 
 use crate::{
     args::{KeyArgs, NodeArgs},
@@ -50,7 +51,9 @@ pub struct TxOptions {
     node: NodeArgs,
     #[command(flatten)]
     key: KeyArgs,
-    /// Nonce to use instead of asking the node for the account's next one.
+    /// Nonce to sign with, instead of asking the node for the account's
+    /// next one (its pending nonce: the nonce after the account's
+    /// transactions still waiting in the node's mempool).
     #[arg(long, value_name = "N")]
     nonce: Option<u64>,
     /// Wait (up to 30s) until the transaction is in a block and print its height.
@@ -79,17 +82,24 @@ pub async fn run(command: TxCommand, out: Output) -> Result<bool> {
         ),
     };
     let key = options.key.signing_key(&options.node)?;
+    if options.key.uses_devnet_dev_key(&options.node) {
+        out.note(format!(
+            "signing with the devnet's developer key {}. {DEV_KEY_WARNING}",
+            key.address()
+        ));
+    }
     let client = options.node.client()?;
     let chain_id = client.chain_id().await?;
     let nonce = match options.nonce {
         Some(nonce) => nonce,
-        None => {
-            client
-                .account(&key.address())
-                .await
-                .with_context(|| format!("looking up the nonce of {}", key.address()))?
-                .nonce
-        }
+        // The pending nonce, not the committed one: a second `weft tx` while
+        // the first still waits in the mempool must follow it, not reuse
+        // its nonce (CheckTx would refuse it as a duplicate).
+        None => client
+            .account(&key.address())
+            .await
+            .with_context(|| format!("looking up the nonce of {}", key.address()))?
+            .next_nonce(),
     };
     let signed = Transaction {
         chain_id: chain_id.clone(),

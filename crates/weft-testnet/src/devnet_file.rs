@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Result, TestnetError};
 
+/// What every place that shows or hands out a devnet's funded developer key
+/// says about it.
+pub const DEV_KEY_WARNING: &str = "DEV ONLY: the funded developer key is an unencrypted file in the devnet home, readable by every tool given devnet.json; never use it, or send anything of value to its address, outside local networks";
+
 /// The contents of `devnet.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DevnetFile {
@@ -14,8 +18,13 @@ pub struct DevnetFile {
     pub chain_id: String,
     /// Every node, node0 first.
     pub nodes: Vec<DevnetNode>,
-    /// Path of the funded developer key (a `weft_core::KeyFile`).
+    /// Path of the funded developer key (a `weft_core::KeyFile`): DEV ONLY,
+    /// see [`DEV_KEY_WARNING`].
     pub dev_key: PathBuf,
+    /// [`DEV_KEY_WARNING`], so whoever opens the file reads it next to the
+    /// key's path. Absent from files written before it existed.
+    #[serde(default)]
+    pub dev_key_warning: String,
 }
 
 /// One node's endpoints in `devnet.json`.
@@ -61,6 +70,7 @@ mod tests {
                 api: "http://127.0.0.1:26659".into(),
             }],
             dev_key: "/tmp/dev-key.json".into(),
+            dev_key_warning: DEV_KEY_WARNING.into(),
         };
         let value = serde_json::to_value(&file).unwrap();
         assert_eq!(
@@ -68,10 +78,28 @@ mod tests {
             serde_json::json!({
                 "chain_id": "weft-devnet",
                 "nodes": [{ "name": "node0", "rpc": "http://127.0.0.1:26657", "api": "http://127.0.0.1:26659" }],
-                "dev_key": "/tmp/dev-key.json"
+                "dev_key": "/tmp/dev-key.json",
+                "dev_key_warning": DEV_KEY_WARNING
             })
         );
         let back: DevnetFile = serde_json::from_value(value).unwrap();
         assert_eq!(back, file);
+    }
+
+    #[test]
+    fn files_written_before_the_warning_still_load() {
+        let old = serde_json::json!({
+            "chain_id": "weft-devnet",
+            "nodes": [],
+            "dev_key": "/tmp/dev-key.json"
+        });
+        let file: DevnetFile = serde_json::from_value(old).unwrap();
+        assert_eq!(file.dev_key_warning, "");
+    }
+
+    #[test]
+    fn the_warning_says_dev_only_and_where_not_to_use_the_key() {
+        assert!(DEV_KEY_WARNING.starts_with("DEV ONLY:"));
+        assert!(DEV_KEY_WARNING.contains("outside local networks"));
     }
 }

@@ -10,12 +10,13 @@ use std::{
 
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
+use tendermint_rpc::{Client, HttpClient, HttpClientUrl};
 use weft_core::{Amount, ChainParams, GenesisAccount, GenesisAppState, KeyFile, SigningKey};
 
 use crate::{
     app::App,
     binaries::{cometbft_binary, sequencer_binary},
-    devnet_file::{DevnetFile, DevnetNode},
+    devnet_file::{DevnetFile, DevnetNode, DEV_KEY_WARNING},
     genesis::{build_genesis, GenesisValidator},
     node_config::{self, NodeConfigSettings},
     ports::{NodePorts, PortPlan},
@@ -23,7 +24,8 @@ use crate::{
     Result, TestnetError,
 };
 
-/// Balance of the developer account funded at genesis (10^18).
+/// Balance of the developer account funded at genesis (10^18). DEV ONLY:
+/// see [`DEV_KEY_WARNING`].
 pub const DEV_ACCOUNT_BALANCE: Amount = 1_000_000_000_000_000_000;
 
 /// How long a sequencer may take to open its ABCI port.
@@ -32,6 +34,8 @@ const ABCI_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Poll interval while waiting on processes and heights.
 const POLL: Duration = Duration::from_millis(100);
+/// How long one CometBFT RPC request may take.
+const RPC_TIMEOUT: Duration = Duration::from_secs(3);
 /// Log lines quoted in errors about a process that exited.
 const TAIL_LINES: usize = 30;
 
@@ -187,8 +191,10 @@ pub struct NodePids {
     pub sequencer: Option<u32>,
 }
 
-/// A local network of validator nodes. Dropping it SIGKILLs every process;
-/// call [`Testnet::shutdown`] for a graceful stop.
+/// A local network of validator nodes. Dropping it, also while a panicking
+/// test unwinds, SIGKILLs every node's process group; call
+/// [`Testnet::shutdown`] for a graceful stop. If this process is killed
+/// without unwinding, the kernel kills the nodes (see `process`).
 #[derive(Debug)]
 pub struct Testnet {
     home: PathBuf,
@@ -202,7 +208,8 @@ pub struct Testnet {
     sequencer_bin: Option<PathBuf>,
     sequencer_extra_args: Vec<String>,
     procs: Vec<Mutex<NodeProcs>>,
-    http: reqwest::Client,
+    /// One CometBFT RPC client per node, node0 first.
+    rpc: Vec<HttpClient>,
 }
 
 impl Testnet {
@@ -302,8 +309,13 @@ impl Testnet {
             node_config::edit_file(&node.cometbft_home().join("config/config.toml"), &settings)?;
         }
 
+        let rpc = nodes
+            .iter()
+            .map(|node| rpc_client(&node.rpc_url()))
+            .collect::<Result<Vec<_>>>()?;
         let net = Testnet {
             procs: nodes.iter().map(|_| Mutex::default()).collect(),
+            rpc,
             home,
             chain_id: cfg.chain_id,
             app: cfg.app,
@@ -313,13 +325,6 @@ impl Testnet {
             cometbft_bin,
             sequencer_bin,
             sequencer_extra_args: cfg.sequencer_args,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(3))
-                .build()
-                .map_err(|e| TestnetError::Rpc {
-                    url: String::new(),
-                    message: e.to_string(),
-                })?,
         };
         write_json(
             &net.home.join("testnet.json"),
@@ -470,24 +475,12 @@ impl Testnet {
 
     /// Node `i`'s latest block height, from CometBFT's `/status`.
     pub async fn height(&self, i: usize) -> Result<u64> {
-        let url = format!("{}/status", self.node(i)?.rpc_url());
-        let rpc_err = |message: String| TestnetError::Rpc {
-            url: url.clone(),
-            message,
-        };
-        let body: Value = self
-            .http
-            .get(&url)
-            .send()
+        let node = self.node(i)?;
+        let status = self.rpc[i]
+            .status()
             .await
-            .map_err(|e| rpc_err(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| rpc_err(e.to_string()))?;
-        body.pointer("/result/sync_info/latest_block_height")
-            .and_then(Value::as_str)
-            .and_then(|h| h.parse().ok())
-            .ok_or_else(|| rpc_err(format!("no result.sync_info.latest_block_height in {body}")))
+            .map_err(|e| rpc_error(&node.rpc_url(), &e))?;
+        Ok(status.sync_info.latest_block_height.value())
     }
 
     /// Waits until node `i` reports at least height `h`; returns the height
@@ -537,7 +530,7 @@ impl Testnet {
         let mut procs = self.lock(i);
         let mut pids = NodePids::default();
         for (role, p) in procs.each() {
-            let pid = p.exit_status().is_none().then(|| p.child.id());
+            let pid = p.exit_status().is_none().then(|| p.pid());
             match role {
                 Role::Cometbft => pids.cometbft = pid,
                 Role::Sequencer => pids.sequencer = pid,
@@ -547,11 +540,13 @@ impl Testnet {
     }
 
     /// The developer account's key, funded with [`DEV_ACCOUNT_BALANCE`].
+    /// DEV ONLY: written unencrypted to [`Testnet::dev_key_path`]; see
+    /// [`DEV_KEY_WARNING`].
     pub fn dev_key(&self) -> &SigningKey {
         &self.dev_key
     }
 
-    /// Where the developer key's `KeyFile` is.
+    /// Where the developer key's `KeyFile` is (unencrypted; DEV ONLY).
     pub fn dev_key_path(&self) -> &Path {
         &self.dev_key_path
     }
@@ -575,10 +570,12 @@ impl Testnet {
                 })
                 .collect(),
             dev_key: self.dev_key_path.clone(),
+            dev_key_warning: DEV_KEY_WARNING.into(),
         }
     }
 
-    /// Writes `{ "chain_id", "nodes": [{ "name", "rpc", "api" }], "dev_key" }`.
+    /// Writes `{ "chain_id", "nodes": [{ "name", "rpc", "api" }], "dev_key",
+    /// "dev_key_warning" }`.
     pub fn write_devnet_json(&self, path: &Path) -> Result<()> {
         self.devnet_file().save(path)
     }
@@ -715,6 +712,7 @@ impl Testnet {
             "app": self.app,
             "dev_key": self.dev_key_path,
             "dev_address": self.dev_key.address(),
+            "dev_key_warning": DEV_KEY_WARNING,
             "base_port": plan.base,
             "timeout_commit_ms": timeout_commit.as_millis() as u64,
             "cometbft_binary": self.cometbft_bin,
@@ -741,6 +739,25 @@ impl Drop for Testnet {
         for procs in &self.procs {
             procs.lock().unwrap_or_else(|e| e.into_inner()).kill_all();
         }
+    }
+}
+
+/// A CometBFT RPC client for `url` with this crate's request timeout.
+fn rpc_client(url: &str) -> Result<HttpClient> {
+    let parsed: HttpClientUrl = url.parse().map_err(|e| rpc_error(url, &e))?;
+    HttpClient::builder(parsed)
+        .timeout(RPC_TIMEOUT)
+        .build()
+        .map_err(|e| rpc_error(url, &e))
+}
+
+/// A failed RPC request as [`TestnetError::Rpc`]. The message is the error
+/// trace's alternate Display (the message chain); the error's own Display
+/// is its tracer's Debug, with source locations and backtraces.
+fn rpc_error(url: &str, error: &tendermint_rpc::Error) -> TestnetError {
+    TestnetError::Rpc {
+        url: url.to_string(),
+        message: format!("{:#}", error.trace()),
     }
 }
 

@@ -4,8 +4,30 @@
 use std::time::Duration;
 
 use toml::{Table, Value};
+use weft_core::transaction::MAX_TX_BYTES;
 
 use crate::{app::App, ports::NodePorts, Result, TestnetError};
+
+/// Room for the JSON-RPC envelope around a transaction in a
+/// `broadcast_tx_sync` request body (`{"jsonrpc":"2.0","id":…,"method":…,
+/// "params":{"tx":"…"}}` is about a hundred bytes; the rest is slack for
+/// clients that pretty-print or use long ids).
+const JSON_RPC_ENVELOPE_BYTES: usize = 16 * 1024;
+
+/// CometBFT's `mempool.max_tx_bytes`: the largest transaction the
+/// sequencer's CheckTx accepts, so CometBFT never refuses one first. The
+/// mempool's p2p channel sizes its largest message from this value too.
+pub const MEMPOOL_MAX_TX_BYTES: usize = MAX_TX_BYTES;
+
+/// CometBFT's `rpc.max_body_bytes`: a `broadcast_tx_sync` POST carrying the
+/// largest valid transaction, base64-encoded as JSON-RPC requires (4 bytes
+/// per 3, padded), plus its envelope. CometBFT's default (1 MB) is smaller
+/// than one such request (~1.4 MB), which made `POST /v1/tx` answer 502 for
+/// transactions of 750 KB and more.
+pub const RPC_MAX_BODY_BYTES: usize = MAX_TX_BYTES.div_ceil(3) * 4 + JSON_RPC_ENVELOPE_BYTES;
+
+/// CometBFT's `mempool.max_txs_bytes`: all transactions in its mempool.
+const MEMPOOL_MAX_TXS_BYTES: usize = 1 << 30;
 
 /// What differs between nodes' config files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +57,7 @@ pub fn apply(config: &mut Table, settings: &NodeConfigSettings) -> Result<()> {
         "laddr".into(),
         format!("tcp://127.0.0.1:{}", ports.rpc).into(),
     );
+    rpc.insert("max_body_bytes".into(), toml_int(RPC_MAX_BODY_BYTES).into());
 
     let p2p = section(config, "p2p")?;
     p2p.insert(
@@ -62,7 +85,11 @@ pub fn apply(config: &mut Table, settings: &NodeConfigSettings) -> Result<()> {
     // on: it is how evicted transactions leave CometBFT's mempool.
     let mempool = section(config, "mempool")?;
     mempool.insert("size".into(), 100_000i64.into());
-    mempool.insert("max_txs_bytes".into(), (1i64 << 30).into());
+    mempool.insert("max_tx_bytes".into(), toml_int(MEMPOOL_MAX_TX_BYTES).into());
+    mempool.insert(
+        "max_txs_bytes".into(),
+        toml_int(MEMPOOL_MAX_TXS_BYTES).into(),
+    );
     mempool.insert("recheck".into(), true.into());
 
     section(config, "instrumentation")?.insert("prometheus".into(), false.into());
@@ -87,6 +114,11 @@ pub fn edit_file(path: &std::path::Path, settings: &NodeConfigSettings) -> Resul
         message: e.to_string(),
     })?;
     std::fs::write(path, text).map_err(|e| TestnetError::io(format!("writing {}", context()), e))
+}
+
+/// A byte count as a TOML integer (these constants are far below i64::MAX).
+fn toml_int(bytes: usize) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
 /// The `[name]` table, created when missing.
@@ -170,7 +202,7 @@ prometheus = false
         );
         assert_eq!(
             config["rpc"]["max_body_bytes"].as_integer(),
-            Some(1_000_000)
+            Some(RPC_MAX_BODY_BYTES as i64)
         );
         let p2p = &config["p2p"];
         assert_eq!(p2p["laddr"].as_str(), Some("tcp://127.0.0.1:30010"));
@@ -201,6 +233,37 @@ prometheus = false
             config["instrumentation"]["prometheus"].as_bool(),
             Some(false)
         );
+    }
+
+    #[test]
+    fn the_largest_valid_transaction_fits_every_limit_on_its_way_in() {
+        use base64::Engine;
+        let mut config: Table = INIT_CONFIG.parse().unwrap();
+        apply(&mut config, &settings()).unwrap();
+        let int = |section: &str, key: &str| {
+            usize::try_from(config[section][key].as_integer().unwrap()).unwrap()
+        };
+
+        // What a client POSTs to CometBFT's RPC for the largest transaction
+        // CheckTx accepts (as the sequencer's `POST /v1/tx` and the CLI do).
+        let tx = vec![0xa5u8; MAX_TX_BYTES];
+        let request = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": u64::MAX,
+            "method": "broadcast_tx_sync",
+            "params": { "tx": base64::engine::general_purpose::STANDARD.encode(&tx) },
+        });
+        let body = serde_json::to_vec_pretty(&request).unwrap().len();
+        assert!(
+            int("rpc", "max_body_bytes") >= body,
+            "rpc.max_body_bytes {} < a {body}-byte broadcast of a {MAX_TX_BYTES}-byte tx",
+            int("rpc", "max_body_bytes")
+        );
+        // CometBFT's mempool admits it, and holds it among others.
+        assert!(int("mempool", "max_tx_bytes") >= MAX_TX_BYTES);
+        assert!(int("mempool", "max_txs_bytes") >= 16 * MAX_TX_BYTES);
+        // And a block can carry it (proto framing of the tx list included).
+        assert!(crate::genesis::BLOCK_MAX_BYTES as usize >= MAX_TX_BYTES + 1024);
     }
 
     #[test]

@@ -3,11 +3,17 @@
 //!
 //! Node `i` of a network with base `b` uses `b + 10*i + {0: p2p, 1: CometBFT
 //! RPC, 2: ABCI, 3: sequencer HTTP API}`. Nothing else in Weft hard-codes ports.
+//!
+//! Random blocks stay out of the kernel's ephemeral range: a port there can
+//! be handed to any outgoing connection (CometBFT dialling a peer, a test's
+//! HTTP client) between the moment the plan checks it is free and the moment
+//! the node binds it, and the node then fails to start.
 
 use std::{
     collections::{hash_map::RandomState, HashSet},
     hash::{BuildHasher, Hasher},
     net::TcpListener,
+    ops::RangeInclusive,
     sync::Mutex,
 };
 
@@ -24,12 +30,19 @@ pub const DEVNET_BASE_PORT: u16 = 26656;
 /// default `--node` of the `weft` CLI.
 pub const DEVNET_RPC_URL: &str = "http://127.0.0.1:26657";
 
-/// Lowest random base (inclusive).
+/// Lowest random base (inclusive); the ports below hold many well-known
+/// services.
 const RANDOM_BASE_MIN: u16 = 20_000;
-/// Highest random base (exclusive).
-const RANDOM_BASE_MAX: u16 = 60_000;
 /// Random bases are multiples of this.
 const RANDOM_BASE_STEP: u16 = 100;
+/// Nodes of a devnet whose ports random plans leave alone, so a test
+/// network never takes the ports `weft devnet up` uses by default.
+const DEVNET_KEPT_NODES: u16 = 10;
+/// Where Linux publishes its ephemeral (local) port range.
+const EPHEMERAL_RANGE_FILE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
+/// Linux's default ephemeral port range, assumed when
+/// [`EPHEMERAL_RANGE_FILE`] cannot be read.
+pub const LINUX_DEFAULT_EPHEMERAL_PORTS: RangeInclusive<u16> = 32_768..=60_999;
 /// Random bases tried before giving up.
 const RANDOM_ATTEMPTS: usize = 20;
 
@@ -79,7 +92,8 @@ impl PortPlan {
     }
 
     /// The plan for a network: at `base` when given (checking every port is
-    /// free on 127.0.0.1), else at a random free base in [20000, 60000).
+    /// free on 127.0.0.1), else at a random free base outside the kernel's
+    /// ephemeral port range (see [`PortPlan::random`]).
     pub fn choose(base: Option<u16>, nodes: usize) -> Result<Self> {
         match base {
             Some(base) => {
@@ -94,12 +108,29 @@ impl PortPlan {
     }
 
     /// A random base whose ports are all free, not handed out before in
-    /// this process.
+    /// this process, and whose whole block lies outside the kernel's
+    /// ephemeral port range ([`ephemeral_port_range`]) and the default devnet
+    /// ports.
     pub fn random(nodes: usize) -> Result<Self> {
-        let slots = (RANDOM_BASE_MAX - RANDOM_BASE_MIN) / RANDOM_BASE_STEP;
+        let ephemeral = ephemeral_port_range();
+        let mut bases = random_bases(nodes, &ephemeral);
+        if bases.is_empty() {
+            // The ephemeral range leaves no room (a host configured to use
+            // nearly every port for outgoing connections): a block that may
+            // race with outgoing connections beats not running at all.
+            tracing::warn!(
+                ephemeral = ?ephemeral,
+                "no port block outside the ephemeral range; picking inside it"
+            );
+            bases = random_bases(nodes, &(0..=0));
+        }
+        if bases.is_empty() {
+            return Err(TestnetError::InvalidConfig(format!(
+                "{nodes} nodes do not fit in ports starting at {RANDOM_BASE_MIN}"
+            )));
+        }
         for _ in 0..RANDOM_ATTEMPTS {
-            let base =
-                RANDOM_BASE_MIN + (random_u64() % u64::from(slots)) as u16 * RANDOM_BASE_STEP;
+            let base = bases[(random_u64() % bases.len() as u64) as usize];
             let Ok(plan) = Self::at(base, nodes) else {
                 continue;
             };
@@ -114,6 +145,13 @@ impl PortPlan {
             ports: nodes * PORTS_PER_NODE as usize,
             attempts: RANDOM_ATTEMPTS,
         })
+    }
+
+    /// The ports of the whole plan, first to last.
+    pub fn span(&self) -> RangeInclusive<u16> {
+        let len = u32::from(PORTS_PER_NODE) * self.nodes as u32;
+        // `at` guarantees base + len <= 65536.
+        self.base..=(u32::from(self.base) + len - 1) as u16
     }
 
     /// The ports of node `i`.
@@ -139,6 +177,44 @@ impl PortPlan {
             .flat_map(NodePorts::all)
             .find(|port| TcpListener::bind(("127.0.0.1", *port)).is_err())
     }
+}
+
+/// The kernel's ephemeral port range, read from
+/// `/proc/sys/net/ipv4/ip_local_port_range`; Linux's default when that file
+/// is missing or unreadable (other systems, restricted containers).
+pub fn ephemeral_port_range() -> RangeInclusive<u16> {
+    std::fs::read_to_string(EPHEMERAL_RANGE_FILE)
+        .ok()
+        .and_then(|text| parse_port_range(&text))
+        .unwrap_or(LINUX_DEFAULT_EPHEMERAL_PORTS)
+}
+
+/// Parses `ip_local_port_range`'s "<low> <high>" (tab-separated on Linux).
+fn parse_port_range(text: &str) -> Option<RangeInclusive<u16>> {
+    let mut numbers = text.split_whitespace().map(str::parse::<u16>);
+    let low = numbers.next()?.ok()?;
+    let high = numbers.next()?.ok()?;
+    (numbers.next().is_none() && low <= high).then_some(low..=high)
+}
+
+/// Every base a random plan of `nodes` may take: multiples of
+/// [`RANDOM_BASE_STEP`] from [`RANDOM_BASE_MIN`] whose whole block fits
+/// below 65536 and overlaps neither `ephemeral` nor the default devnet ports.
+fn random_bases(nodes: usize, ephemeral: &RangeInclusive<u16>) -> Vec<u16> {
+    let devnet = DEVNET_BASE_PORT..=DEVNET_BASE_PORT + DEVNET_KEPT_NODES * PORTS_PER_NODE - 1;
+    (RANDOM_BASE_MIN..=u16::MAX)
+        .step_by(usize::from(RANDOM_BASE_STEP))
+        .filter_map(|base| PortPlan::at(base, nodes).ok())
+        .filter(|plan| {
+            let span = plan.span();
+            !overlaps(&span, ephemeral) && !overlaps(&span, &devnet)
+        })
+        .map(|plan| plan.base)
+        .collect()
+}
+
+fn overlaps(a: &RangeInclusive<u16>, b: &RangeInclusive<u16>) -> bool {
+    a.start() <= b.end() && b.start() <= a.end()
 }
 
 /// Marks `base` as used by this process; false if it already was.
@@ -196,14 +272,85 @@ mod tests {
     }
 
     #[test]
-    fn random_plans_are_in_range_distinct_and_free() {
+    fn random_plans_are_stepped_distinct_and_free() {
         let a = PortPlan::random(4).unwrap();
         let b = PortPlan::random(4).unwrap();
         for plan in [a, b] {
-            assert!((RANDOM_BASE_MIN..RANDOM_BASE_MAX).contains(&plan.base));
+            assert!(plan.base >= RANDOM_BASE_MIN);
             assert_eq!(plan.base % RANDOM_BASE_STEP, 0);
+            assert_eq!(plan.first_busy_port(), None);
         }
         assert_ne!(a.base, b.base);
+    }
+
+    #[test]
+    fn random_plans_lie_outside_this_hosts_ephemeral_range() {
+        let ephemeral = ephemeral_port_range();
+        // Most of [20000, 65536) is ephemeral on a default Linux host, so a
+        // plan that ignored the range would land in it within a few draws.
+        for nodes in [1, 4, 4, 7, 10, 10, 10, 10] {
+            let plan = PortPlan::random(nodes).unwrap();
+            assert!(
+                !overlaps(&plan.span(), &ephemeral),
+                "plan {:?} overlaps the ephemeral range {ephemeral:?}",
+                plan.span()
+            );
+        }
+    }
+
+    #[test]
+    fn every_candidate_base_lies_outside_the_ephemeral_range_and_the_devnet() {
+        for ephemeral in [
+            LINUX_DEFAULT_EPHEMERAL_PORTS,
+            ephemeral_port_range(),
+            10_000..=40_000,
+            // A block must not straddle either end of the range.
+            32_705..=32_705,
+            61_000..=61_000,
+        ] {
+            for nodes in [1, 4, 10, 50] {
+                let bases = random_bases(nodes, &ephemeral);
+                assert!(!bases.is_empty(), "{nodes} nodes, {ephemeral:?}");
+                for base in bases {
+                    let span = PortPlan::at(base, nodes).unwrap().span();
+                    assert!(
+                        span.end() < ephemeral.start() || span.start() > ephemeral.end(),
+                        "{span:?} overlaps {ephemeral:?}"
+                    );
+                    assert!(
+                        *span.end() < DEVNET_BASE_PORT || *span.start() >= DEVNET_BASE_PORT + 100,
+                        "{span:?} overlaps the devnet ports"
+                    );
+                }
+            }
+        }
+        // The default range leaves both the block below it and the one above.
+        let bases = random_bases(4, &LINUX_DEFAULT_EPHEMERAL_PORTS);
+        assert!(bases.contains(&20_000) && bases.contains(&32_700));
+        assert!(bases.contains(&61_000) && bases.contains(&65_400));
+        assert!(!bases.contains(&32_800) && !bases.contains(&60_900));
+    }
+
+    #[test]
+    fn no_room_outside_the_range_leaves_no_candidates() {
+        assert!(random_bases(4, &(1024..=65_535)).is_empty());
+    }
+
+    #[test]
+    fn the_proc_port_range_format_is_parsed() {
+        assert_eq!(parse_port_range("32768\t60999\n"), Some(32_768..=60_999));
+        assert_eq!(parse_port_range(" 1024 65535 "), Some(1024..=65_535));
+        assert_eq!(parse_port_range("60999 32768"), None);
+        assert_eq!(parse_port_range("32768"), None);
+        assert_eq!(parse_port_range("1 2 3"), None);
+        assert_eq!(parse_port_range("a b"), None);
+        assert_eq!(parse_port_range("70000 80000"), None);
+    }
+
+    #[test]
+    fn a_plan_spans_ten_ports_per_node() {
+        assert_eq!(PortPlan::at(30_000, 3).unwrap().span(), 30_000..=30_029);
+        assert_eq!(PortPlan::at(65_526, 1).unwrap().span(), 65_526..=65_535);
     }
 
     #[test]
