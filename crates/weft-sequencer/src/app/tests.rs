@@ -401,3 +401,252 @@ fn genesis_state_keys_and_values_are_pinned() {
         .collect();
     insta::assert_snapshot!(listing.join("\n"));
 }
+
+/// A component that writes everything its block context holds into state,
+/// so an app hash differs if any hook saw a different context.
+struct ContextRecorder;
+
+impl crate::component::Component for ContextRecorder {
+    fn name(&self) -> &'static str {
+        "context_recorder"
+    }
+
+    fn begin_block(
+        &self,
+        state: &mut dyn crate::storage::StateWrite,
+        ctx: &BlockContext,
+    ) -> Result<(), StorageError> {
+        state.put_raw("recorder/last".into(), format!("{ctx:?}").into_bytes());
+        Ok(())
+    }
+}
+
+fn recording_app(dir: &std::path::Path) -> App {
+    let components = crate::component::Components::new(vec![
+        std::sync::Arc::new(crate::chain::Chain),
+        std::sync::Arc::new(crate::accounts::Accounts),
+        std::sync::Arc::new(crate::fees::Fees),
+        std::sync::Arc::new(crate::rollups::Rollups),
+        std::sync::Arc::new(crate::mempool::TxIndex {
+            retention_blocks: 1_000,
+        }),
+        std::sync::Arc::new(ContextRecorder),
+    ]);
+    App::with_components(
+        Storage::open(dir).unwrap(),
+        AppConfig::default(),
+        components,
+    )
+    .unwrap()
+}
+
+fn decided(height: u32, txs: Vec<Bytes>) -> request::FinalizeBlock {
+    use tendermint::abci::types::{
+        BlockSignatureInfo, Misbehavior, MisbehaviorKind, Validator, VoteInfo,
+    };
+    let validator = |b: u8| Validator {
+        address: [b; 20],
+        power: 10u32.into(),
+    };
+    request::FinalizeBlock {
+        txs,
+        decided_last_commit: CommitInfo {
+            round: 1u16.into(),
+            votes: vec![
+                VoteInfo {
+                    validator: validator(1),
+                    sig_info: BlockSignatureInfo::Flag(tendermint::block::BlockIdFlag::Commit),
+                },
+                VoteInfo {
+                    validator: validator(2),
+                    sig_info: BlockSignatureInfo::Flag(tendermint::block::BlockIdFlag::Absent),
+                },
+            ],
+        },
+        misbehavior: vec![Misbehavior {
+            kind: MisbehaviorKind::DuplicateVote,
+            validator: validator(3),
+            height: 1u32.into(),
+            time: Time::from_unix_timestamp(1_700_000_000, 0).unwrap(),
+            total_voting_power: 30u32.into(),
+        }],
+        hash: tendermint::Hash::Sha256([0xd0 + height as u8; 32]),
+        height: height.into(),
+        time: Time::from_unix_timestamp(1_700_000_000 + i64::from(height), 500).unwrap(),
+        next_validators_hash: Default::default(),
+        proposer_address: account::Id::new([9; 20]),
+    }
+}
+
+fn process_request(fin: &request::FinalizeBlock) -> request::ProcessProposal {
+    request::ProcessProposal {
+        txs: fin.txs.clone(),
+        proposed_last_commit: Some(fin.decided_last_commit.clone()),
+        misbehavior: fin.misbehavior.clone(),
+        hash: fin.hash,
+        height: fin.height,
+        time: fin.time,
+        next_validators_hash: fin.next_validators_hash,
+        proposer_address: fin.proposer_address,
+    }
+}
+
+fn finalize(app: &mut App, req: request::FinalizeBlock) -> resp::FinalizeBlock {
+    let fin = match app.handle(Request::FinalizeBlock(req)) {
+        Response::FinalizeBlock(r) => r,
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(app.handle(Request::Commit), Response::Commit(_)));
+    fin
+}
+
+fn results(fin: &resp::FinalizeBlock) -> Vec<(u32, usize)> {
+    fin.tx_results
+        .iter()
+        .map(|r| (r.code.value(), r.events.len()))
+        .collect()
+}
+
+#[test]
+fn finalize_of_a_block_never_processed_sees_the_same_context_and_result() {
+    let alice = SigningKey::from_seed("alice");
+    let bob = SigningKey::from_seed("bob").address();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut processed = recording_app(dir_a.path());
+    let mut unseen = recording_app(dir_b.path());
+    assert_eq!(
+        init(&mut processed, &[&alice]),
+        init(&mut unseen, &[&alice])
+    );
+
+    // Height 1: the commitments item built by a proposer, one good tx and
+    // (decided anyway, as a faulty proposer could get it decided) a tx
+    // with a used nonce.
+    let good = signed(
+        &alice,
+        CHAIN,
+        0,
+        vec![
+            Action::Transfer { to: bob, amount: 7 },
+            data("alpha", b"xyz"),
+        ],
+    );
+    let stale = signed(&alice, CHAIN, 0, vec![data("alpha", b"again")]);
+    let commitments = {
+        let mut m = std::collections::BTreeMap::new();
+        m.insert(RollupId::from_name("alpha"), vec![b"xyz".to_vec()]);
+        weft_core::BlockCommitments::compute(&m).encode()
+    };
+    let txs: Vec<Bytes> = vec![commitments.into(), good.into(), stale.into()];
+    let req = decided(1, txs.clone());
+
+    // One node checks the proposal first (its execution is reused by
+    // FinalizeBlock); the other only ever sees the decided block.
+    let verdict = processed.handle(Request::ProcessProposal(process_request(&req)));
+    assert!(
+        matches!(verdict, Response::ProcessProposal(ProcessProposal::Reject)),
+        "a block with a used nonce is not a valid proposal"
+    );
+    let a = finalize(&mut processed, req.clone());
+    let b = finalize(&mut unseen, req);
+    assert_eq!(a.app_hash, b.app_hash);
+    assert_eq!(results(&a), results(&b));
+    assert_eq!(
+        results(&b)[1..],
+        [(0, 3), (TxCode::NonceMismatch.value(), 0)]
+    );
+
+    // Height 2: a valid block both see; one processed it, one did not.
+    let next = signed(&alice, CHAIN, 1, vec![data("beta", b"b")]);
+    let commitments = {
+        let mut m = std::collections::BTreeMap::new();
+        m.insert(RollupId::from_name("beta"), vec![b"b".to_vec()]);
+        weft_core::BlockCommitments::compute(&m).encode()
+    };
+    let req = decided(2, vec![commitments.into(), next.into()]);
+    let verdict = processed.handle(Request::ProcessProposal(process_request(&req)));
+    assert!(matches!(
+        verdict,
+        Response::ProcessProposal(ProcessProposal::Accept)
+    ));
+    let a = finalize(&mut processed, req.clone());
+    let b = finalize(&mut unseen, req.clone());
+    assert_eq!(
+        a.app_hash, b.app_hash,
+        "the reused execution saw the decided context"
+    );
+    assert_eq!(results(&a), results(&b));
+    use crate::storage::StateRead;
+    let recorded = unseen
+        .storage()
+        .snapshot()
+        .unwrap()
+        .get_raw("recorder/last")
+        .unwrap()
+        .map(String::from_utf8)
+        .unwrap()
+        .unwrap();
+    assert_eq!(recorded, format!("{:?}", BlockContext::of_finalize(&req)));
+    assert!(recorded.contains("DuplicateVote") && recorded.contains("signed: false"));
+}
+
+#[test]
+fn a_processed_execution_is_not_reused_under_another_context() {
+    let alice = SigningKey::from_seed("alice");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut reused = recording_app(dir_a.path());
+    let mut fresh = recording_app(dir_b.path());
+    init(&mut reused, &[&alice]);
+    init(&mut fresh, &[&alice]);
+    let commitments = weft_core::BlockCommitments::compute(&Default::default()).encode();
+    let req = decided(1, vec![commitments.into()]);
+    // ProcessProposal saw another last commit than the one decided (as
+    // for a proposal of another round with the same hash): FinalizeBlock
+    // must execute under the decided context, not reuse.
+    let mut other = process_request(&req);
+    other.proposed_last_commit = None;
+    assert!(matches!(
+        reused.handle(Request::ProcessProposal(other)),
+        Response::ProcessProposal(ProcessProposal::Accept)
+    ));
+    let a = finalize(&mut reused, req.clone());
+    let b = finalize(&mut fresh, req);
+    assert_eq!(a.app_hash, b.app_hash);
+}
+
+#[test]
+fn queries_report_the_height_they_were_read_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = App::new(Storage::open(dir.path()).unwrap(), AppConfig::default()).unwrap();
+    let alice = SigningKey::from_seed("alice");
+    init(&mut app, &[&alice]);
+    for h in 1..=3u32 {
+        let tx = signed(
+            &alice,
+            CHAIN,
+            u64::from(h) - 1,
+            vec![data("alpha", &[h as u8])],
+        );
+        run_block(&mut app, h, vec![tx.into()]);
+    }
+    let at = |app: &mut App, path: &str, height: u32| -> u64 {
+        match app.handle(Request::Query(request::Query {
+            data: Bytes::new(),
+            path: path.into(),
+            height: height.into(),
+            prove: false,
+        })) {
+            Response::Query(q) => {
+                assert!(q.code.is_ok(), "{path}: {}", q.log);
+                q.height.value()
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    let account = format!("account/{}", alice.address());
+    assert_eq!(at(&mut app, &account, 0), 3, "latest");
+    assert_eq!(at(&mut app, &account, 2), 2, "historical");
+    let alpha = RollupId::from_name("alpha").to_hex();
+    assert_eq!(at(&mut app, &format!("batch/{alpha}/1"), 0), 1);
+    assert_eq!(at(&mut app, "app_hash/2", 0), 2);
+}

@@ -363,6 +363,35 @@ mod tests {
     }
 
     #[test]
+    fn committed_prefix_reads_are_ordered_and_bounded_by_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path()).unwrap();
+        let p0 = s
+            .prepare_commit(
+                0,
+                changes(&[
+                    ("p/2", Some(b"b")),
+                    ("p/1", Some(b"a")),
+                    ("p0", Some(b"not under p/")),
+                    ("o/9", Some(b"before")),
+                    ("q/1", Some(b"after")),
+                ]),
+                vec![],
+            )
+            .unwrap();
+        s.commit("c", p0).unwrap();
+        let snap = s.snapshot().unwrap();
+        assert_eq!(
+            snap.prefix_raw("p/").unwrap(),
+            vec![
+                ("p/1".to_string(), b"a".to_vec()),
+                ("p/2".to_string(), b"b".to_vec())
+            ]
+        );
+        assert!(snap.prefix_raw("z").unwrap().is_empty());
+    }
+
+    #[test]
     fn an_uncommitted_height_leaves_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
         let s = Storage::open(dir.path()).unwrap();
