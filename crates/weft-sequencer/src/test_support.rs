@@ -3,7 +3,7 @@
 use weft_core::{Amount, ChainParams, GenesisAccount, GenesisAppState, SigningKey};
 
 use crate::{
-    component::{Components, Genesis},
+    component::Genesis,
     storage::{delta::EmptyState, StateDelta},
 };
 
@@ -25,7 +25,7 @@ pub fn state(
         params,
     };
     let mut s = StateDelta::new(EmptyState);
-    Components::standard(0)
+    crate::app::standard_components(0)
         .init_chain(
             &mut s,
             &Genesis {

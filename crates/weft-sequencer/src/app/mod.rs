@@ -57,6 +57,21 @@ impl Default for AppConfig {
     }
 }
 
+/// Weft's components in hook order: chain facts, accounts, fees, rollups
+/// and the transaction index (keeping `tx_index_retention_blocks`
+/// heights). The one list a new component is added to.
+pub fn standard_components(tx_index_retention_blocks: u64) -> Components {
+    Components::new(vec![
+        Arc::new(crate::chain::Chain),
+        Arc::new(crate::accounts::Accounts),
+        Arc::new(crate::fees::Fees),
+        Arc::new(crate::rollups::Rollups),
+        Arc::new(crate::mempool::TxIndex {
+            retention_blocks: tx_index_retention_blocks,
+        }),
+    ])
+}
+
 /// The Weft ABCI application.
 pub struct App {
     storage: Storage,
@@ -89,7 +104,7 @@ fn fatal(what: &str, err: impl std::fmt::Display) -> ! {
 impl App {
     /// An app over `storage` with Weft's components.
     pub fn new(storage: Storage, config: AppConfig) -> Result<Self, StorageError> {
-        let components = Components::standard(config.tx_index_retention_blocks);
+        let components = standard_components(config.tx_index_retention_blocks);
         Self::with_components(storage, config, components)
     }
 

@@ -131,20 +131,6 @@ impl Components {
         Components(list.into())
     }
 
-    /// Weft's components: chain facts, accounts, fees, rollups and the
-    /// transaction index (keeping `tx_index_retention_blocks` heights).
-    pub fn standard(tx_index_retention_blocks: u64) -> Self {
-        Components::new(vec![
-            Arc::new(crate::chain::Chain),
-            Arc::new(crate::accounts::Accounts),
-            Arc::new(crate::fees::Fees),
-            Arc::new(crate::rollups::Rollups),
-            Arc::new(crate::mempool::TxIndex {
-                retention_blocks: tx_index_retention_blocks,
-            }),
-        ])
-    }
-
     /// Every component, in hook order.
     pub fn iter(&self) -> impl Iterator<Item = &dyn Component> {
         self.0.iter().map(|c| c.as_ref())

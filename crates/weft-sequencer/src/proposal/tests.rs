@@ -53,7 +53,12 @@ fn pool_of<S: StateRead>(base: &S, txs: &[Bytes]) -> Mempool {
 
 /// A block at height 1 over `base`, its components' begin hooks run.
 fn exec_on<S: StateRead>(base: S) -> BlockExecution<S> {
-    BlockExecution::new(base, Components::standard(0), BlockContext::at_height(1)).unwrap()
+    BlockExecution::new(
+        base,
+        crate::app::standard_components(0),
+        BlockContext::at_height(1),
+    )
+    .unwrap()
 }
 
 /// PrepareProposal over `base` with no time pressure and nothing fetched ahead.
