@@ -204,7 +204,7 @@ async fn account(
     let address: Address = address
         .parse()
         .map_err(|e| ApiError::bad_request(format!("{e}")))?;
-    accounts::query::account(&s.storage, &address, 0)
+    accounts::query::account(&s.storage, Some(&s.mempool), &address, 0)
         .map(Json)
         .map_err(ApiError::internal)
 }
