@@ -136,12 +136,16 @@ fn is_loopback(ip: IpAddr) -> bool {
 /// The governor's refusals, as API errors.
 fn refusal(e: GovernorError) -> Response<Body> {
     match e {
-        GovernorError::TooManyRequests { wait_time, .. } => ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many requests from this address; retry in {wait_time} s or slow down"),
-        )
-        .with_retry_after(wait_time),
+        GovernorError::TooManyRequests { wait_time, .. } => {
+            // Whole seconds, rounded down by the governor: at least 1.
+            let wait = wait_time.max(1);
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests from this address; retry in {wait} s or slow down"),
+            )
+            .with_retry_after(wait)
+        }
         GovernorError::UnableToExtractKey => ApiError::internal(
             "the client's address is unknown, so it cannot be rate-limited (serve with connect info)",
         ),
