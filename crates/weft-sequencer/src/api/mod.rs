@@ -2,7 +2,9 @@
 //! the local CometBFT), transaction status, accounts, rollup batches with
 //! signed headers and proofs (one, a range, a stream), validator sets,
 //! health and Prometheus metrics. Bodies are size-limited before
-//! parsing, every request has a timeout, every error is JSON.
+//! parsing, every request has a timeout, clients are rate-limited per IP
+//! and requests in flight are capped (see `limits`), every error is JSON
+//! `{ code, message }` (see `error`).
 
 mod batches;
 mod error;
