@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use crate::{abci_server::ListenAddr, app::AppConfig, mempool::MempoolConfig};
+use crate::{abci_server::ListenAddr, api::ApiLimits, app::AppConfig, mempool::MempoolConfig};
 
 /// `weft-sequencer` configuration.
 #[derive(Debug, Clone, clap::Parser)]
@@ -70,6 +70,27 @@ pub struct Config {
     /// milliseconds (keep it well under CometBFT's `timeout_propose`).
     #[arg(long, env = "WEFT_SEQUENCER_PREPARE_PROPOSAL_BUDGET_MS", default_value_t = AppConfig::default().prepare_proposal_budget.as_millis() as u64)]
     pub prepare_proposal_budget_ms: u64,
+    /// HTTP API: sustained requests per second per client IP (0 = no
+    /// per-IP limit).
+    #[arg(long, env = "WEFT_SEQUENCER_API_RATE_LIMIT_PER_SECOND", default_value_t = ApiLimits::default().rate_limit_per_second)]
+    pub api_rate_limit_per_second: u32,
+    /// HTTP API: requests a client IP may send in a burst.
+    #[arg(long, env = "WEFT_SEQUENCER_API_RATE_LIMIT_BURST", default_value_t = ApiLimits::default().rate_limit_burst)]
+    pub api_rate_limit_burst: u32,
+    /// HTTP API: rate-limit loopback clients too (by default they are the
+    /// operator's own tools and exempt; set this behind a local reverse
+    /// proxy, where every client looks like loopback).
+    #[arg(long, env = "WEFT_SEQUENCER_API_RATE_LIMIT_LOOPBACK", default_value_t = ApiLimits::default().rate_limit_loopback)]
+    pub api_rate_limit_loopback: bool,
+    /// HTTP API: requests handled at once; more are refused with 503.
+    #[arg(long, env = "WEFT_SEQUENCER_API_MAX_CONCURRENT_REQUESTS", default_value_t = ApiLimits::default().max_concurrent_requests)]
+    pub api_max_concurrent_requests: usize,
+    /// HTTP API: batch streams open at once; more are refused with 503.
+    #[arg(long, env = "WEFT_SEQUENCER_API_MAX_STREAMS", default_value_t = ApiLimits::default().max_streams)]
+    pub api_max_streams: usize,
+    /// HTTP API: seconds a request may take before it is answered 408.
+    #[arg(long, env = "WEFT_SEQUENCER_API_REQUEST_TIMEOUT_SECS", default_value_t = ApiLimits::default().request_timeout.as_secs())]
+    pub api_request_timeout_secs: u64,
 }
 
 impl Config {
@@ -88,6 +109,18 @@ impl Config {
             },
             tx_index_retention_blocks: self.tx_index_retention_blocks,
             prepare_proposal_budget: Duration::from_millis(self.prepare_proposal_budget_ms),
+        }
+    }
+
+    /// The HTTP API's limits.
+    pub fn api_limits(&self) -> ApiLimits {
+        ApiLimits {
+            rate_limit_per_second: self.api_rate_limit_per_second,
+            rate_limit_burst: self.api_rate_limit_burst,
+            rate_limit_loopback: self.api_rate_limit_loopback,
+            max_concurrent_requests: self.api_max_concurrent_requests,
+            max_streams: self.api_max_streams,
+            request_timeout: Duration::from_secs(self.api_request_timeout_secs),
         }
     }
 }

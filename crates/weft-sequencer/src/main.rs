@@ -38,12 +38,15 @@ async fn main() -> anyhow::Result<()> {
     let api_state = ApiState::new(
         storage,
         app.mempool(),
-        config.cometbft_rpc.clone(),
+        app.subscribe_commits(),
+        &config.cometbft_rpc,
         Some(metrics),
-    );
+    )
+    .context("setting up the HTTP API")?
+    .with_limits(config.api_limits());
     // Copies each committed height's signed header from CometBFT into the
     // store, so the batch API serves ranges without a round trip per height.
-    tokio::spawn(api_state.headers.clone().follow());
+    tokio::spawn(api_state.headers.clone().follow(app.subscribe_commits()));
     // CheckTx bypasses the consensus worker: signatures verify on every
     // core while consensus requests never queue behind admissions.
     let verify_threads = std::thread::available_parallelism().map_or(1, usize::from);
@@ -55,7 +58,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the API on {}", config.api_listen))?;
     tracing::info!(abci = %config.abci_listen, api = %config.api_listen, "weft-sequencer starting");
-    let api = axum::serve(listener, api::router(api_state));
+    // The peer address is the per-IP rate limit's key.
+    let api = axum::serve(
+        listener,
+        api::router(api_state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    );
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -2,135 +2,116 @@
 //! the local CometBFT), transaction status, accounts, rollup batches with
 //! signed headers and proofs (one, a range, a stream), validator sets,
 //! health and Prometheus metrics. Bodies are size-limited before
-//! parsing, every request has a timeout, every error is JSON.
+//! parsing, every request has a timeout, clients are rate-limited per IP
+//! and requests in flight are capped (see `limits`), every error is JSON
+//! `{ code, message }` (see `error`).
 
 mod batches;
+mod error;
+mod limits;
 mod submit;
 
-pub use batches::{BatchAtHeight, BatchRange};
+pub use batches::{BatchAtHeight, BatchRange, MAX_HEIGHT};
+pub use error::{json_errors, ApiError, ApiPath, ApiQuery};
+pub use limits::ApiLimits;
+pub use submit::Submitted;
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::sync::{Arc, Mutex};
 
 use axum::{
-    extract::{DefaultBodyLimit, Path, State},
+    error_handling::HandleErrorLayer,
+    extract::{DefaultBodyLimit, State},
     http::StatusCode,
-    response::{IntoResponse, Response},
+    middleware,
     routing::{get, post},
     Json, Router,
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
+use tendermint_rpc::HttpClient;
+use tokio::sync::{watch, Semaphore};
+use tower::{limit::GlobalConcurrencyLimitLayer, load_shed::LoadShedLayer, ServiceBuilder};
 use tower_http::timeout::TimeoutLayer;
 use weft_core::{Address, Hash};
 
 use crate::{
     accounts,
-    headers::Headers,
+    headers::{HeaderError, Headers},
     mempool::{self, Mempool, TxStatus},
     storage::Storage,
 };
 
 /// Largest request body accepted (a maximal tx as base64 JSON, plus slack).
 pub const MAX_BODY_BYTES: usize = weft_core::transaction::MAX_TX_BYTES * 4 / 3 + 4096;
-/// Every request must finish within this.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What the handlers share.
 #[derive(Clone)]
 pub struct ApiState {
     /// Committed state and indexes.
     pub storage: Storage,
-    /// The app's mempool (statuses).
+    /// The app's mempool (statuses, pending nonces).
     pub mempool: Arc<Mutex<Mempool>>,
-    /// The local CometBFT RPC, for submissions.
-    pub cometbft_rpc: String,
     /// Renders `/metrics`; `None` when no recorder is installed.
     pub metrics: Option<PrometheusHandle>,
     /// Signed headers and validator sets from the local CometBFT.
     pub headers: Headers,
-    http: reqwest::Client,
+    /// The local CometBFT's RPC, for submissions.
+    cometbft: HttpClient,
+    /// Its address, for messages.
+    cometbft_rpc: String,
+    /// The app's last committed height (streams and long-polls wait on it).
+    commits: watch::Receiver<u64>,
+    /// One permit per open event stream.
+    streams: Arc<Semaphore>,
+    limits: ApiLimits,
 }
 
 impl ApiState {
-    /// State for the router.
+    /// State for the router, with default [`ApiLimits`]. `commits` is the
+    /// app's committed height (`App::subscribe_commits`); `cometbft_rpc`
+    /// the local CometBFT's RPC address (`http://host:port`).
     pub fn new(
         storage: Storage,
         mempool: Arc<Mutex<Mempool>>,
-        cometbft_rpc: String,
+        commits: watch::Receiver<u64>,
+        cometbft_rpc: &str,
         metrics: Option<PrometheusHandle>,
-    ) -> Self {
-        ApiState {
-            headers: Headers::new(storage.clone(), &cometbft_rpc),
+    ) -> Result<Self, HeaderError> {
+        let limits = ApiLimits::default();
+        let headers = Headers::new(storage.clone(), cometbft_rpc)?;
+        Ok(ApiState {
+            // One client (and connection pool) for every CometBFT call.
+            cometbft: headers.rpc_client().clone(),
+            headers,
+            cometbft_rpc: cometbft_rpc.trim_end_matches('/').to_string(),
             storage,
             mempool,
-            cometbft_rpc: cometbft_rpc.trim_end_matches('/').to_string(),
             metrics,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap_or_default(),
-        }
+            commits,
+            streams: Arc::new(Semaphore::new(limits.max_streams)),
+            limits,
+        })
     }
-}
 
-/// A JSON error body: `{ code, message }` with a matching HTTP status.
-#[derive(Debug, Serialize)]
-pub struct ApiError {
-    /// Machine-readable code.
-    pub code: &'static str,
-    /// What went wrong and what to do.
-    pub message: String,
-    /// Extra fields (tx hash, ABCI code) where they help.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub details: Option<serde_json::Value>,
-    #[serde(skip)]
-    status: StatusCode,
-}
-
-impl ApiError {
-    /// An error with a status.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            message: message.into(),
-            details: None,
-            status,
-        }
-    }
-    fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
-    }
-    fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
-    }
-    fn internal(e: impl std::fmt::Display) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-    }
-    fn unavailable(e: impl std::fmt::Display) -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            e.to_string(),
-        )
-    }
-    fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
+    /// The same state with other limits.
+    pub fn with_limits(mut self, limits: ApiLimits) -> Self {
+        self.streams = Arc::new(Semaphore::new(limits.max_streams));
+        self.limits = limits;
         self
     }
-}
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(self)).into_response()
+    /// The limits in force.
+    pub fn limits(&self) -> &ApiLimits {
+        &self.limits
     }
 }
 
-/// The API router; tests call this directly.
+/// The API router; tests call this directly. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()`: the per-IP rate
+/// limit keys on the peer address.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let limits = state.limits.clone();
+    let mut router = Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/v1/tx", post(submit::submit))
@@ -147,8 +128,23 @@ pub fn router(state: ApiState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
+            limits.request_timeout,
         ))
+        // Shed, never queue: a request over the cap is answered at once.
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(limits::overloaded))
+                .layer(LoadShedLayer::new())
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    limits.max_concurrent_requests.max(1),
+                )),
+        );
+    if let Some(limit) = limits::rate_limit(&limits) {
+        router = router.layer(middleware::from_fn(limit));
+    }
+    // Outermost, so that what any layer above answers is JSON too.
+    router
+        .layer(middleware::map_response(json_errors))
         .with_state(state)
 }
 
@@ -189,7 +185,7 @@ pub struct TxStatusView {
 
 async fn tx_status(
     State(s): State<ApiState>,
-    Path(hash): Path<String>,
+    ApiPath(hash): ApiPath<String>,
 ) -> Result<Json<TxStatusView>, ApiError> {
     let hash = Hash::from_hex(&hash)
         .map_err(|e| ApiError::bad_request(format!("hash must be 64 hex characters: {e}")))?;
@@ -199,12 +195,12 @@ async fn tx_status(
 
 async fn account(
     State(s): State<ApiState>,
-    Path(address): Path<String>,
+    ApiPath(address): ApiPath<String>,
 ) -> Result<Json<accounts::query::AccountView>, ApiError> {
     let address: Address = address
         .parse()
         .map_err(|e| ApiError::bad_request(format!("{e}")))?;
-    accounts::query::account(&s.storage, &address, 0)
+    accounts::query::account(&s.storage, Some(&s.mempool), &address, 0)
         .map(Json)
         .map_err(ApiError::internal)
 }

@@ -1,16 +1,20 @@
-//! `POST /v1/tx`: raw signed bytes (`application/octet-stream`) or JSON
-//! `{ "tx": "<base64>" }`, forwarded to the local CometBFT's
-//! `broadcast_tx_sync`; answers with the hash and the CheckTx outcome.
+//! `POST /v1/tx`: raw signed bytes (`application/octet-stream`, or no
+//! content type) or JSON `{ "tx": "<base64>" }`, forwarded to the local
+//! CometBFT's `broadcast_tx_sync`; answers with the hash and the CheckTx
+//! outcome. A transaction this node already holds or has included is a
+//! duplicate (409), decided from the node's own records by hash, before
+//! forwarding and again after any refusal.
 
 use axum::{
     body::Bytes,
-    extract::State,
+    extract::{rejection::BytesRejection, State},
     http::{header::CONTENT_TYPE, HeaderMap, StatusCode},
     Json,
 };
 use base64::{engine::general_purpose::STANDARD, Engine};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
+use tendermint_rpc::{endpoint::broadcast::tx_sync, error::ErrorDetail, Client};
 use weft_core::{transaction::MAX_TX_BYTES, Hash, TxCode};
 
 use super::{ApiError, ApiState};
@@ -23,7 +27,7 @@ struct JsonTx {
 }
 
 /// An accepted submission.
-#[derive(Serialize)]
+#[derive(Debug, Serialize)]
 pub struct Submitted {
     /// SHA-256 of the tx bytes.
     pub hash: Hash,
@@ -32,100 +36,196 @@ pub struct Submitted {
     pub status: TxStatus,
 }
 
+fn too_large(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "tx_too_large", message)
+}
+
 pub(super) async fn submit(
     State(s): State<ApiState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Submitted>), ApiError> {
+    let body = body.map_err(|r| match ApiError::from(r) {
+        // Over the body limit: the client's transaction is too large.
+        e if e.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(format!(
+            "the request body is over {} bytes; a transaction is at most {MAX_TX_BYTES} bytes",
+            super::MAX_BODY_BYTES
+        )),
+        e => e,
+    })?;
     let tx = decode_body(&headers, &body)?;
-    if tx.is_empty() || tx.len() > MAX_TX_BYTES {
+    if tx.is_empty() {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "tx_size",
-            format!(
-                "a transaction is 1 to {MAX_TX_BYTES} bytes; this one is {}",
-                tx.len()
-            ),
+            StatusCode::BAD_REQUEST,
+            "empty_tx",
+            "the body holds no transaction",
         ));
     }
-    let hash = weft_core::sha256(&tx);
-    let request = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "broadcast_tx_sync",
-        "params": { "tx": STANDARD.encode(&tx) },
-    });
-    let answer: Value = s
-        .http
-        .post(&s.cometbft_rpc)
-        .json(&request)
-        .send()
-        .await
-        .map_err(|e| unreachable_node(&s, e))?
-        .json()
-        .await
-        .map_err(|e| unreachable_node(&s, e))?;
-    if let Some(err) = answer.get("error") {
-        let data = err.get("data").and_then(Value::as_str).unwrap_or_default();
-        let message = format!(
-            "{} {data}",
-            err.get("message")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-        );
-        let (status, code) = if data.contains("already exists in cache") {
-            (StatusCode::CONFLICT, "duplicate")
-        } else if data.contains("mempool is full") {
-            (StatusCode::SERVICE_UNAVAILABLE, "mempool_full")
-        } else {
-            (StatusCode::BAD_GATEWAY, "node_error")
-        };
-        return Err(ApiError::new(status, code, message.trim().to_string())
-            .with_details(json!({ "hash": hash })));
+    if tx.len() > MAX_TX_BYTES {
+        return Err(too_large(format!(
+            "a transaction is at most {MAX_TX_BYTES} bytes; this one is {}",
+            tx.len()
+        )));
     }
-    let result = answer.get("result").cloned().unwrap_or_default();
-    let code = result
-        .get("code")
-        .and_then(Value::as_u64)
-        .unwrap_or(u64::MAX);
-    if code != 0 {
-        let log = result
-            .get("log")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
-        let name = u32::try_from(code)
-            .ok()
-            .and_then(TxCode::from_value)
-            .map(TxCode::name)
-            .unwrap_or("unknown");
-        return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, name, log)
-            .with_details(json!({ "hash": hash, "abci_code": code })));
+    let hash = weft_core::sha256(&tx);
+    if let Some(dup) = duplicate(&s, &hash)? {
+        return Err(dup);
+    }
+    let answer = match s.cometbft.broadcast_tx_sync(tx).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            // CometBFT's own cache refuses a replay with a JSON-RPC error;
+            // what this node knows of the hash says whether it was one.
+            return Err(match duplicate(&s, &hash)? {
+                Some(dup) => dup,
+                None => node_error(&s, &hash, &e),
+            });
+        }
+    };
+    if answer.code.is_err() {
+        return Err(match duplicate(&s, &hash)? {
+            Some(dup) => dup,
+            None => refused(&hash, &answer),
+        });
     }
     let status = mempool::status(&s.storage, &s.mempool, &hash).map_err(ApiError::internal)?;
     Ok((StatusCode::ACCEPTED, Json(Submitted { hash, status })))
 }
 
-fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let is_json = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
-        return Ok(body.to_vec());
-    }
-    let parsed: JsonTx = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("expected {{\"tx\": \"<base64>\"}}: {e}")))?;
-    STANDARD
-        .decode(parsed.tx.as_bytes())
-        .map_err(|e| ApiError::bad_request(format!("tx is not base64: {e}")))
+/// 409 `duplicate` when this node holds `hash` (pending or parked) or has
+/// included it.
+fn duplicate(s: &ApiState, hash: &Hash) -> Result<Option<ApiError>, ApiError> {
+    let status = mempool::status(&s.storage, &s.mempool, hash).map_err(ApiError::internal)?;
+    let (what, details) = match status {
+        TxStatus::Pending => (
+            "pending".to_string(),
+            json!({ "hash": hash, "status": "pending" }),
+        ),
+        TxStatus::Parked { waiting_for_nonce } => (
+            format!("parked (waiting for nonce {waiting_for_nonce})"),
+            json!({ "hash": hash, "status": "parked", "waiting_for_nonce": waiting_for_nonce }),
+        ),
+        TxStatus::Included { height, .. } => (
+            format!("included at height {height}"),
+            json!({ "hash": hash, "status": "included", "height": height }),
+        ),
+        TxStatus::Rejected { .. } | TxStatus::Evicted { .. } | TxStatus::Unknown => {
+            return Ok(None)
+        }
+    };
+    Ok(Some(
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "duplicate",
+            format!("transaction {hash} is already {what}"),
+        )
+        .with_details(details),
+    ))
 }
 
-fn unreachable_node(s: &ApiState, e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_GATEWAY,
-        "cometbft_unreachable",
-        format!(
-            "the local CometBFT at {} did not answer: {e}",
-            s.cometbft_rpc
-        ),
+/// CheckTx refused the transaction: 422 with the code's name (503 when the
+/// pool is full, which passes).
+fn refused(hash: &Hash, answer: &tx_sync::Response) -> ApiError {
+    let code = answer.code.value();
+    let known = TxCode::from_value(code);
+    let status = if known == Some(TxCode::MempoolFull) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    let error = ApiError::new(
+        status,
+        known.map(TxCode::name).unwrap_or("unknown"),
+        answer.log.clone(),
     )
+    .with_details(json!({ "hash": hash, "abci_code": code }));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        error.with_retry_after(1)
+    } else {
+        error
+    }
+}
+
+/// CometBFT did not take the transaction, by the client error's kind:
+/// no answer at all is `cometbft_unreachable`, an answer that is an error
+/// is `node_error` (with the JSON-RPC code or HTTP status). Both are 502:
+/// the node, not the request, is at fault (sizes were checked above).
+fn node_error(s: &ApiState, hash: &Hash, e: &tendermint_rpc::Error) -> ApiError {
+    let unreachable = |what: String| {
+        ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "cometbft_unreachable",
+            format!(
+                "the local CometBFT at {} did not answer: {what}",
+                s.cometbft_rpc
+            ),
+        )
+        .with_details(json!({ "hash": hash }))
+    };
+    match e.detail() {
+        ErrorDetail::Http(_) | ErrorDetail::Io(_) | ErrorDetail::Timeout(_) => {
+            unreachable(e.to_string())
+        }
+        ErrorDetail::Response(r) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "node_error",
+            format!("CometBFT refused the transaction: {}", r.source),
+        )
+        .with_details(json!({ "hash": hash, "rpc_code": r.source.code().value() })),
+        ErrorDetail::HttpRequestFailed(f) => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "node_error",
+            format!(
+                "CometBFT's RPC answered HTTP {} (is its rpc.max_body_bytes below a base64-encoded transaction?)",
+                f.status
+            ),
+        )
+        .with_details(json!({ "hash": hash, "http_status": f.status.as_u16() })),
+        _ => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "node_error",
+            format!("CometBFT's answer could not be read: {e}"),
+        )
+        .with_details(json!({ "hash": hash })),
+    }
+}
+
+/// The transaction bytes: the body itself, or base64 inside JSON.
+fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("<not text>"))
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match content_type.as_deref() {
+        None | Some("application/octet-stream") => Ok(body.to_vec()),
+        Some("application/json") => {
+            let parsed: JsonTx = serde_json::from_slice(body).map_err(|e| {
+                let code = match e.classify() {
+                    serde_json::error::Category::Data => "bad_request",
+                    _ => "bad_json",
+                };
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    code,
+                    format!("expected {{\"tx\": \"<base64>\"}}: {e}"),
+                )
+            })?;
+            STANDARD
+                .decode(parsed.tx.as_bytes())
+                .map_err(|e| ApiError::bad_request(format!("tx is not base64: {e}")))
+        }
+        Some(other) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "content type `{other}`: send application/octet-stream (the signed bytes) or application/json ({{\"tx\": \"<base64>\"}})"
+            ),
+        )),
+    }
 }

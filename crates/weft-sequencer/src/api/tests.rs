@@ -1,41 +1,127 @@
-//! The HTTP API against real storage and mempool, with a stand-in for the
-//! local CometBFT's RPC (unit scope: the e2e tests use the real one).
+//! The HTTP API against a real app, storage and mempool, with a stand-in
+//! for the local CometBFT's RPC (unit scope: the e2e tests use the real one).
 
-use std::sync::{Arc, Mutex};
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
 
 use axum::{
     body::{to_bytes, Body},
+    extract::ConnectInfo,
     http::{Request, StatusCode},
+    response::Response,
     routing::post,
     Json, Router,
 };
+use bytes::Bytes;
 use serde_json::{json, Value};
+use tendermint::{
+    abci::{request::CheckTxKind, response as resp, types::CommitInfo},
+    account, block, consensus, evidence,
+    v0_38::abci::{request, Request as AbciRequest, Response as AbciResponse},
+    Time,
+};
 use tower::ServiceExt;
+use weft_core::{
+    transaction::MAX_TX_BYTES, Action, GenesisAccount, GenesisAppState, RollupId, SigningKey,
+    Transaction,
+};
 
 use super::*;
-use crate::mempool::MempoolConfig;
+use crate::{app::AppConfig, mempool::MempoolConfig, App};
 
-/// A fake CometBFT RPC that answers every broadcast with `answer`.
-async fn fake_cometbft(answer: Value) -> String {
-    let app = Router::new().route("/", post(move || async move { Json(answer) }));
+const CHAIN: &str = "weft-api-test";
+const NOWHERE: &str = "http://127.0.0.1:1";
+
+// ---------------------------------------------------------------- fixtures
+
+/// A CometBFT stand-in answering every JSON-RPC call with `answer` (and
+/// `status`), counting the calls.
+async fn fake_cometbft_with(status: StatusCode, answer: Value) -> (String, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let app = Router::new().route(
+        "/",
+        post(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let answer = answer.clone();
+            async move { (status, Json(answer)) }
+        }),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    (format!("http://{addr}"), calls)
 }
 
-fn state(rpc: String) -> (ApiState, tempfile::TempDir) {
+async fn fake_cometbft(answer: Value) -> (String, Arc<AtomicUsize>) {
+    fake_cometbft_with(StatusCode::OK, answer).await
+}
+
+/// `broadcast_tx_sync`'s answer with `code` and `log`.
+fn check_tx_answer(code: u32, log: &str) -> Value {
+    json!({ "jsonrpc": "2.0", "id": -1, "result": {
+        "code": code, "data": "", "log": log, "codespace": "", "hash": "AB".repeat(32) } })
+}
+
+/// CometBFT's answer to a replay its cache caught.
+fn in_cache_answer() -> Value {
+    json!({ "jsonrpc": "2.0", "id": -1, "error": {
+        "code": -32603, "message": "Internal error", "data": "tx already exists in cache" } })
+}
+
+/// A state whose commit notifications the test sends itself.
+fn state_at(rpc: &str) -> (ApiState, watch::Sender<u64>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let storage = Storage::open(dir.path()).unwrap();
     let pool = Arc::new(Mutex::new(Mempool::new(MempoolConfig::default())));
-    (ApiState::new(storage, pool, rpc, None), dir)
+    let (tx, rx) = watch::channel(0);
+    (
+        ApiState::new(storage, pool, rx, rpc, None).unwrap(),
+        tx,
+        dir,
+    )
 }
 
-async fn call(state: ApiState, req: Request<Body>) -> (StatusCode, Value) {
-    let resp = router(state).oneshot(req).await.unwrap();
+/// A state and what must outlive it (the store; the commit channel,
+/// without which waiters would return at once as if the app had stopped).
+fn state(rpc: &str) -> (ApiState, (watch::Sender<u64>, tempfile::TempDir)) {
+    let (s, tx, d) = state_at(rpc);
+    (s, (tx, d))
+}
+
+fn from(ip: [u8; 4], mut req: Request<Body>) -> Request<Body> {
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from((ip, 40_000))));
+    req
+}
+
+/// A request as a local client sends it (the server adds the peer address).
+fn local(req: Request<Body>) -> Request<Body> {
+    from([127, 0, 0, 1], req)
+}
+
+async fn json_of(resp: Response) -> (StatusCode, Value) {
     let status = resp.status();
     let body = to_bytes(resp.into_body(), usize::MAX).await.unwrap();
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+async fn send(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
+    json_of(app.clone().oneshot(local(req)).await.unwrap()).await
+}
+
+async fn call(state: ApiState, req: Request<Body>) -> (StatusCode, Value) {
+    send(&router(state), req).await
+}
+
+fn get(uri: impl AsRef<str>) -> Request<Body> {
+    Request::get(uri.as_ref()).body(Body::empty()).unwrap()
 }
 
 fn post_json(body: Value) -> Request<Body> {
@@ -45,70 +131,210 @@ fn post_json(body: Value) -> Request<Body> {
         .unwrap()
 }
 
+fn post_raw(tx: impl Into<Body>) -> Request<Body> {
+    Request::post("/v1/tx").body(tx.into()).unwrap()
+}
+
+/// An error body is exactly `{ code, message, ... }` with these.
+fn assert_error(got: &(StatusCode, Value), status: StatusCode, code: &str) {
+    assert_eq!(got.0, status, "{}", got.1);
+    assert_eq!(got.1["code"], code, "{}", got.1);
+    assert!(got.1["message"].is_string(), "{}", got.1);
+}
+
+/// A real app (genesis written, `key` funded) over the same storage and
+/// mempool as an API state whose commit notifications the test sends.
+struct Node {
+    app: App,
+    state: ApiState,
+    commits: watch::Sender<u64>,
+    key: SigningKey,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn new(rpc: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let mut app = App::new(storage.clone(), AppConfig::default()).unwrap();
+        let key = SigningKey::from_seed("api-test");
+        let genesis = GenesisAppState {
+            accounts: vec![GenesisAccount {
+                address: key.address(),
+                balance: 1_000_000_000,
+            }],
+            params: Default::default(),
+        };
+        let r = app.handle(AbciRequest::InitChain(request::InitChain {
+            time: Time::from_unix_timestamp(1_700_000_000, 0).unwrap(),
+            chain_id: CHAIN.into(),
+            consensus_params: consensus_params(),
+            validators: vec![],
+            app_state_bytes: serde_json::to_vec(&genesis).unwrap().into(),
+            initial_height: 1u32.into(),
+        }));
+        assert!(matches!(r, AbciResponse::InitChain(_)));
+        let (commits, rx) = watch::channel(0);
+        let state = ApiState::new(storage, app.mempool(), rx, rpc, None).unwrap();
+        Node {
+            app,
+            state,
+            commits,
+            key,
+            _dir: dir,
+        }
+    }
+
+    fn tx(&self, nonce: u64, data: &[u8]) -> Vec<u8> {
+        Transaction {
+            chain_id: CHAIN.into(),
+            nonce,
+            actions: vec![Action::SubmitRollupData {
+                rollup_id: RollupId::from_name("r"),
+                data: data.to_vec(),
+            }],
+        }
+        .sign(&self.key)
+        .encode()
+    }
+
+    /// CheckTx, as CometBFT runs it on a new transaction.
+    fn check(&mut self, tx: &[u8]) -> resp::CheckTx {
+        match self.app.handle(AbciRequest::CheckTx(request::CheckTx {
+            tx: Bytes::copy_from_slice(tx),
+            kind: CheckTxKind::New,
+        })) {
+            AbciResponse::CheckTx(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Runs and commits `height` with what the pool proposes, caching a
+    /// stand-in signed header for it. Does not notify the API.
+    fn commit(&mut self, height: u32) {
+        let time = Time::from_unix_timestamp(1_700_000_000 + i64::from(height), 0).unwrap();
+        let proposer = account::Id::new([7; 20]);
+        let txs = match self
+            .app
+            .handle(AbciRequest::PrepareProposal(request::PrepareProposal {
+                max_tx_bytes: 1 << 20,
+                txs: vec![],
+                local_last_commit: None,
+                misbehavior: vec![],
+                height: height.into(),
+                time,
+                next_validators_hash: Default::default(),
+                proposer_address: proposer,
+            })) {
+            AbciResponse::PrepareProposal(r) => r.txs,
+            other => panic!("{other:?}"),
+        };
+        let hash = tendermint::Hash::Sha256([height as u8; 32]);
+        let r = self
+            .app
+            .handle(AbciRequest::FinalizeBlock(request::FinalizeBlock {
+                txs,
+                decided_last_commit: CommitInfo {
+                    round: 0u16.into(),
+                    votes: vec![],
+                },
+                misbehavior: vec![],
+                hash,
+                height: height.into(),
+                time,
+                next_validators_hash: Default::default(),
+                proposer_address: proposer,
+            }));
+        assert!(matches!(r, AbciResponse::FinalizeBlock(_)));
+        assert!(matches!(
+            self.app.handle(AbciRequest::Commit),
+            AbciResponse::Commit(_)
+        ));
+        self.state
+            .headers
+            .store_all(&[(u64::from(height), signed_header(height))])
+            .unwrap();
+    }
+
+    /// Tells the API what the app committed.
+    fn notify(&self) {
+        self.commits
+            .send_replace(*self.app.subscribe_commits().borrow());
+    }
+
+    fn router(&self) -> Router {
+        router(self.state.clone())
+    }
+}
+
+fn consensus_params() -> consensus::Params {
+    consensus::Params {
+        block: block::Size {
+            max_bytes: 4 << 20,
+            max_gas: -1,
+            time_iota_ms: 1000,
+        },
+        evidence: evidence::Params {
+            max_age_num_blocks: 100_000,
+            max_age_duration: evidence::Duration(Duration::from_secs(172_800)),
+            max_bytes: 1 << 20,
+        },
+        validator: consensus::params::ValidatorParams {
+            pub_key_types: vec![tendermint::public_key::Algorithm::Ed25519],
+        },
+        version: None,
+        abci: Default::default(),
+    }
+}
+
+/// The API serves cached signed headers verbatim; their content is the
+/// conductor's business (pinned in `headers`' tests).
+fn signed_header(height: u32) -> Value {
+    json!({ "header": { "height": height.to_string() }, "commit": {} })
+}
+
+fn rollup_hex() -> String {
+    RollupId::from_name("r").to_hex()
+}
+
+// ------------------------------------------------------- errors are JSON
+
 #[tokio::test]
 async fn bad_requests_get_json_errors_with_matching_statuses() {
-    let (s, _d) = state("http://127.0.0.1:1".into());
-    let (st, body) = call(
-        s.clone(),
-        Request::get("/v1/tx/not-hex").body(Body::empty()).unwrap(),
-    )
-    .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST);
-    assert_eq!(body["code"], "bad_request");
-    let (st, body) = call(
-        s.clone(),
-        Request::get("/v1/nothing").body(Body::empty()).unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (st, body["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
+    let (s, _d) = state(NOWHERE);
+    let app = router(s);
+    assert_error(
+        &send(&app, get("/v1/tx/not-hex")).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
     );
-    let (st, _) = call(s.clone(), post_json(json!({ "tx": "%%% not base64" }))).await;
-    assert_eq!(st, StatusCode::BAD_REQUEST);
-    let (st, _) = call(s.clone(), post_json(json!({ "tx": "AAAA", "extra": 1 }))).await;
-    assert_eq!(st, StatusCode::BAD_REQUEST, "unknown fields are refused");
-    let (st, _) = call(
-        s.clone(),
-        Request::post("/v1/tx")
-            .header("content-type", "application/json")
-            .body(Body::from("{not json"))
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(st, StatusCode::BAD_REQUEST);
-    // A body over the limit is refused before it is parsed.
-    let huge = vec![0u8; MAX_BODY_BYTES + 1];
-    let resp = router(s.clone())
-        .oneshot(Request::post("/v1/tx").body(Body::from(huge)).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let (st, _) = call(
-        s.clone(),
-        Request::post("/v1/tx").body(Body::empty()).unwrap(),
-    )
-    .await;
-    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE, "an empty tx is not a tx");
+    assert_error(
+        &send(&app, get("/v1/nothing")).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    assert_error(
+        &send(&app, post_json(json!({ "tx": "%%% not base64" }))).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+    assert_error(
+        &send(&app, post_json(json!({ "tx": "AAAA", "extra": 1 }))).await,
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    );
+    assert_error(
+        &send(&app, post_raw(Body::empty())).await,
+        StatusCode::BAD_REQUEST,
+        "empty_tx",
+    );
     // CometBFT down: a clear 502, nothing panics.
-    let (st, body) = call(
-        s.clone(),
-        Request::post("/v1/tx")
-            .body(Body::from(vec![1u8; 10]))
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (st, body["code"].as_str()),
-        (StatusCode::BAD_GATEWAY, Some("cometbft_unreachable"))
+    assert_error(
+        &send(&app, post_raw(vec![1u8; 10])).await,
+        StatusCode::BAD_GATEWAY,
+        "cometbft_unreachable",
     );
-    let (st, body) = call(
-        s,
-        Request::get(format!("/v1/tx/{}", "ab".repeat(32)))
-            .body(Body::empty())
-            .unwrap(),
-    )
-    .await;
+    let (st, body) = send(&app, get(format!("/v1/tx/{}", "ab".repeat(32)))).await;
     assert_eq!(
         (st, body["status"].as_str()),
         (StatusCode::OK, Some("unknown"))
@@ -116,39 +342,527 @@ async fn bad_requests_get_json_errors_with_matching_statuses() {
 }
 
 #[tokio::test]
-async fn check_tx_outcomes_map_to_statuses() {
-    let rejected = fake_cometbft(json!({ "jsonrpc": "2.0", "id": 1,
-        "result": { "code": 4, "log": "signature does not verify", "hash": "AB" } }))
-    .await;
-    let (s, _d) = state(rejected);
-    let (st, body) = call(
-        s,
-        Request::post("/v1/tx")
-            .body(Body::from(vec![9u8; 40]))
-            .unwrap(),
-    )
-    .await;
+async fn framework_rejections_are_json_too() {
+    let (s, _d) = state(NOWHERE);
+    let app = router(s);
+    // Wrong method: 405 with its Allow header, as JSON.
+    let resp = app.clone().oneshot(local(get("/v1/tx"))).await.unwrap();
+    assert!(resp.headers().get("allow").is_some());
+    assert_error(
+        &json_of(resp).await,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+    );
+    // Truncated and malformed JSON bodies.
+    for body in ["{\"tx\": \"AQ", "{not json"] {
+        let req = Request::post("/v1/tx")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        assert_error(&send(&app, req).await, StatusCode::BAD_REQUEST, "bad_json");
+    }
+    // A content type that is neither raw bytes nor JSON.
+    let req = Request::post("/v1/tx")
+        .header("content-type", "text/plain")
+        .body(Body::from("hello"))
+        .unwrap();
+    assert_error(
+        &send(&app, req).await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    );
+    // A path parameter that is not UTF-8.
+    assert_error(
+        &send(&app, get("/v1/tx/%FF%FE")).await,
+        StatusCode::BAD_REQUEST,
+        "bad_path",
+    );
+    // Query strings axum cannot deserialize.
+    let base = format!("/v1/rollups/{}/batches", rollup_hex());
+    for q in ["from=abc", "from=1&surprise=2", "limit=3"] {
+        assert_error(
+            &send(&app, get(format!("{base}?{q}"))).await,
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+        );
+    }
+    assert_error(
+        &send(
+            &app,
+            get(format!("/v1/rollups/{}/stream?from=x", rollup_hex())),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "bad_query",
+    );
+}
+
+#[tokio::test]
+async fn a_request_past_its_timeout_is_a_json_408() {
+    let (s, _d) = state(NOWHERE);
+    let s = s.with_limits(ApiLimits {
+        request_timeout: Duration::from_millis(100),
+        ..ApiLimits::default()
+    });
+    // A long-poll for a height that never comes outlives the timeout.
+    let uri = format!("/v1/rollups/{}/batches?from=1&wait_ms=5000", rollup_hex());
+    assert_error(
+        &call(s, get(uri)).await,
+        StatusCode::REQUEST_TIMEOUT,
+        "timeout",
+    );
+}
+
+// ------------------------------------------------------------- POST /v1/tx
+
+#[tokio::test]
+async fn oversized_transactions_are_413_and_never_reach_cometbft() {
+    let (rpc, calls) = fake_cometbft(check_tx_answer(0, "")).await;
+    let (s, _d) = state(&rpc);
+    let app = router(s);
+    let over = vec![7u8; MAX_TX_BYTES + 1];
+    // Raw bytes within the body limit but over the transaction limit.
+    assert_error(
+        &send(&app, post_raw(over.clone())).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "tx_too_large",
+    );
+    // The same as base64 JSON (also within the body limit).
+    assert_error(
+        &send(&app, post_json(json!({ "tx": STANDARD.encode(&over) }))).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "tx_too_large",
+    );
+    // A body over the limit is refused before it is parsed, as JSON.
+    assert_error(
+        &send(&app, post_raw(vec![0u8; MAX_BODY_BYTES + 1])).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "tx_too_large",
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+
+#[tokio::test]
+async fn check_tx_outcomes_and_node_errors_map_to_statuses() {
+    let (rejected, _) = fake_cometbft(check_tx_answer(4, "signature does not verify")).await;
+    let (s, _d) = state(&rejected);
+    let (st, body) = call(s, post_raw(vec![9u8; 40])).await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["code"], "bad_signature");
     assert_eq!(body["abci_code"], 4);
     assert_eq!(body["message"], "signature does not verify");
     assert_eq!(body["hash"], weft_core::sha256(&[9u8; 40]).to_hex());
 
-    let dup = fake_cometbft(json!({ "jsonrpc": "2.0", "id": 1,
-        "error": { "code": -32603, "message": "Internal error", "data": "tx already exists in cache" } }))
-    .await;
-    let (s, _d) = state(dup);
-    let (st, body) = call(s, post_json(json!({ "tx": "AQID" }))).await;
-    assert_eq!(
-        (st, body["code"].as_str()),
-        (StatusCode::CONFLICT, Some("duplicate"))
-    );
+    // A JSON-RPC error for a transaction this node does not hold is the
+    // node's error, by its code, whatever its text says.
+    let (dup_text, _) = fake_cometbft(in_cache_answer()).await;
+    let (s, _d) = state(&dup_text);
+    let got = call(s, post_json(json!({ "tx": "AQID" }))).await;
+    assert_error(&got, StatusCode::BAD_GATEWAY, "node_error");
+    assert_eq!(got.1["rpc_code"], -32603);
 
-    let accepted =
-        fake_cometbft(json!({ "jsonrpc": "2.0", "id": 1, "result": { "code": 0, "log": "" } }))
-            .await;
-    let (s, _d) = state(accepted);
+    // An HTTP failure of the RPC itself.
+    let (http_500, _) = fake_cometbft_with(StatusCode::INTERNAL_SERVER_ERROR, json!({})).await;
+    let (s, _d) = state(&http_500);
+    let got = call(s, post_raw(vec![1u8; 8])).await;
+    assert_error(&got, StatusCode::BAD_GATEWAY, "node_error");
+    assert_eq!(got.1["http_status"], 500);
+
+    let (accepted, _) = fake_cometbft(check_tx_answer(0, "")).await;
+    let (s, _d) = state(&accepted);
     let (st, body) = call(s, post_json(json!({ "tx": "AQID" }))).await;
     assert_eq!(st, StatusCode::ACCEPTED);
     assert_eq!(body["hash"], weft_core::sha256(&[1, 2, 3]).to_hex());
+}
+
+#[tokio::test]
+async fn a_replay_of_a_held_or_included_tx_is_a_duplicate_by_hash() {
+    // CometBFT would accept anything: the node's own records decide.
+    let (rpc, calls) = fake_cometbft(check_tx_answer(0, "")).await;
+    let mut node = Node::new(&rpc);
+    let tx = node.tx(0, b"hello");
+    let hash = weft_core::sha256(&tx);
+    assert!(node.check(&tx).code.is_ok());
+    let app = node.router();
+    let got = send(&app, post_raw(tx.clone())).await;
+    assert_error(&got, StatusCode::CONFLICT, "duplicate");
+    assert_eq!(got.1["hash"], hash.to_hex());
+    assert_eq!(got.1["status"], "pending");
+    assert_eq!(
+        got.1["message"],
+        format!("transaction {hash} is already pending")
+    );
+    // Parked: a nonce gap.
+    let later = node.tx(5, b"later");
+    assert!(node.check(&later).code.is_ok());
+    let got = send(&app, post_raw(later)).await;
+    assert_error(&got, StatusCode::CONFLICT, "duplicate");
+    assert_eq!(got.1["status"], "parked");
+    // Included at height 1.
+    node.commit(1);
+    let got = send(&app, post_json(json!({ "tx": STANDARD.encode(&tx) }))).await;
+    assert_error(&got, StatusCode::CONFLICT, "duplicate");
+    assert_eq!(
+        (got.1["status"].as_str(), got.1["height"].as_u64()),
+        (Some("included"), Some(1))
+    );
+    assert_eq!(
+        got.1["message"],
+        format!("transaction {hash} is already included at height 1")
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "decided before forwarding");
+}
+
+#[tokio::test]
+async fn a_replay_refused_by_cometbft_is_a_duplicate_when_the_node_holds_it() {
+    // The race the pre-check cannot see: CometBFT admits the tx (through
+    // another submission) while this one is on its way, then refuses this
+    // one from its cache.
+    let node = Node::new(NOWHERE);
+    let tx = node.tx(0, b"raced");
+    let hash = weft_core::sha256(&tx);
+    let pool = node.state.mempool.clone();
+    let admitted = Arc::new(Mutex::new(Some(node.app)));
+    let racing = admitted.clone();
+    let tx_for_cometbft = tx.clone();
+    let cometbft = Router::new().route(
+        "/",
+        post(move || {
+            let mut app = racing.lock().unwrap().take().unwrap();
+            let r = app.handle(AbciRequest::CheckTx(request::CheckTx {
+                tx: Bytes::from(tx_for_cometbft.clone()),
+                kind: CheckTxKind::New,
+            }));
+            assert!(matches!(r, AbciResponse::CheckTx(ref c) if c.code.is_ok()));
+            *racing.lock().unwrap() = Some(app);
+            async { Json(in_cache_answer()) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rpc = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, cometbft).await });
+    let (state, _tx, _d) = state_at(&rpc);
+    let state = ApiState {
+        mempool: pool,
+        storage: node.state.storage.clone(),
+        ..state
+    };
+    let got = call(state, post_raw(tx)).await;
+    assert_error(&got, StatusCode::CONFLICT, "duplicate");
+    assert_eq!(got.1["hash"], hash.to_hex());
+}
+
+// ------------------------------------------------------------- accounts
+
+#[tokio::test]
+async fn an_account_shows_the_nonce_after_its_pending_transactions() {
+    let mut node = Node::new(NOWHERE);
+    let t0 = node.tx(0, b"a");
+    assert!(node.check(&t0).code.is_ok());
+    node.commit(1);
+    // Committed nonce 1; two more pending.
+    for n in [1, 2] {
+        let t = node.tx(n, b"b");
+        assert!(node.check(&t).code.is_ok());
+    }
+    let addr = node.key.address();
+    let (st, body) = send(&node.router(), get(format!("/v1/accounts/{addr}"))).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["nonce"].as_u64(), body["pending_nonce"].as_u64()),
+        (Some(1), Some(3))
+    );
+    // The ABCI query answers the same.
+    let q = match node.app.handle(AbciRequest::Query(request::Query {
+        data: Bytes::new(),
+        path: format!("account/{addr}"),
+        height: 0u32.into(),
+        prove: false,
+    })) {
+        AbciResponse::Query(q) => q,
+        other => panic!("{other:?}"),
+    };
+    let view: Value = serde_json::from_slice(&q.value).unwrap();
+    assert_eq!(
+        (view["nonce"].as_u64(), view["pending_nonce"].as_u64()),
+        (Some(1), Some(3))
+    );
+}
+
+// ------------------------------------------------------ heights and batches
+
+#[tokio::test]
+async fn a_height_not_committed_is_the_same_404_everywhere() {
+    let mut node = Node::new(NOWHERE);
+    node.commit(1);
+    node.commit(2);
+    let app = node.router();
+    for uri in [
+        "/v1/validators/5".to_string(),
+        format!("/v1/rollups/{}/batches/5", rollup_hex()),
+    ] {
+        let got = send(&app, get(&uri)).await;
+        assert_error(&got, StatusCode::NOT_FOUND, "not_committed");
+        assert_eq!(
+            got.1["message"], "height 5 is not committed yet (latest 2)",
+            "{uri}"
+        );
+    }
+    let (st, body) = send(&app, get(format!("/v1/rollups/{}/batches/2", rollup_hex()))).await;
+    assert_eq!((st, body["height"].as_u64()), (StatusCode::OK, Some(2)));
+}
+
+#[tokio::test]
+async fn hostile_heights_are_400_not_a_panic() {
+    let mut node = Node::new(NOWHERE);
+    node.commit(1);
+    let app = node.router();
+    let r = rollup_hex();
+    let max = u64::MAX;
+    let beyond = i64::MAX as u64 + 1;
+    for uri in [
+        format!("/v1/rollups/{r}/batches?from={max}&limit=500"),
+        format!("/v1/rollups/{r}/batches?from={}&limit=10", max - 3),
+        format!("/v1/rollups/{r}/batches?from={beyond}"),
+        format!("/v1/rollups/{r}/batches?from=0"),
+        format!("/v1/rollups/{r}/batches/{max}"),
+        format!("/v1/rollups/{r}/batches/0"),
+        format!("/v1/rollups/{r}/stream?from={max}"),
+        format!("/v1/validators/{beyond}"),
+    ] {
+        assert_error(
+            &send(&app, get(&uri)).await,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        );
+    }
+    // The largest height CometBFT could have is merely not committed.
+    let got = send(
+        &app,
+        get(format!("/v1/rollups/{r}/batches?from={}", MAX_HEIGHT)),
+    )
+    .await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(got.1["items"], json!([]));
+}
+
+#[tokio::test]
+async fn a_long_poll_wakes_on_a_commit_notification_not_by_polling() {
+    let mut node = Node::new(NOWHERE);
+    node.commit(1);
+    node.notify();
+    let app = node.router();
+    let uri = format!("/v1/rollups/{}/batches?from=2&wait_ms=400", rollup_hex());
+    // Height 2 lands in storage during the wait, but nobody announces it:
+    // a request that polled storage would find it; this one waits it out.
+    let waiting = tokio::spawn({
+        let app = app.clone();
+        let uri = uri.clone();
+        async move { send(&app, get(uri)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    node.commit(2);
+    let (st, body) = waiting.await.unwrap();
+    assert_eq!((st, body["items"].clone()), (StatusCode::OK, json!([])));
+    // Announced: a waiting request answers at once.
+    node.commit(3);
+    let uri = format!("/v1/rollups/{}/batches?from=3&wait_ms=10000", rollup_hex());
+    let started = std::time::Instant::now();
+    let waiting = tokio::spawn(async move { send(&app, get(uri)).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    node.notify();
+    let (st, body) = waiting.await.unwrap();
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["items"][0]["height"], 3);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Reads SSE events from a streaming body until `n` have arrived.
+async fn next_events(body: &mut axum::body::BodyDataStream, n: usize) -> Vec<(String, Value)> {
+    use futures::StreamExt;
+    let mut text = String::new();
+    let mut events = Vec::new();
+    while events.len() < n {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
+            .await
+            .expect("an event within 5 s")
+            .expect("the stream stays open")
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let mut kind = String::new();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(k) = line.strip_prefix("event:") {
+                    kind = k.trim().to_string();
+                } else if let Some(d) = line.strip_prefix("data:") {
+                    data.push_str(d.trim());
+                }
+            }
+            if !kind.is_empty() {
+                events.push((kind, serde_json::from_str(&data).unwrap_or(Value::Null)));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test]
+async fn a_stream_sends_each_height_when_its_commit_is_announced() {
+    let mut node = Node::new(NOWHERE);
+    let app = node.router();
+    let resp = app
+        .clone()
+        .oneshot(local(get(format!(
+            "/v1/rollups/{}/stream?from=1",
+            rollup_hex()
+        ))))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body().into_data_stream();
+    // Committed but not announced: nothing is sent (a polling stream would
+    // send height 1 within 25 ms).
+    node.commit(1);
+    use futures::StreamExt;
+    let quiet = tokio::time::timeout(Duration::from_millis(300), body.next()).await;
+    assert!(quiet.is_err(), "no event before the announcement");
+    node.notify();
+    let events = next_events(&mut body, 1).await;
+    assert_eq!(events[0].0, "batch");
+    assert_eq!(events[0].1["height"], 1);
+    node.commit(2);
+    node.commit(3);
+    node.notify();
+    let events = next_events(&mut body, 2).await;
+    let heights: Vec<_> = events.iter().map(|(_, e)| e["height"].clone()).collect();
+    assert_eq!(heights, [json!(2), json!(3)]);
+}
+
+#[tokio::test]
+async fn streams_over_the_cap_are_refused_until_one_closes() {
+    let (s, _d) = state(NOWHERE);
+    let s = s.with_limits(ApiLimits {
+        max_streams: 2,
+        ..ApiLimits::default()
+    });
+    let app = router(s);
+    let uri = format!("/v1/rollups/{}/stream?from=1", rollup_hex());
+    let first = app.clone().oneshot(local(get(&uri))).await.unwrap();
+    let second = app.clone().oneshot(local(get(&uri))).await.unwrap();
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let refused = app.clone().oneshot(local(get(&uri))).await.unwrap();
+    assert!(refused.headers().get("retry-after").is_some());
+    assert_error(
+        &json_of(refused).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too_many_streams",
+    );
+    drop(first);
+    let again = app.clone().oneshot(local(get(&uri))).await.unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
+    drop(second);
+}
+
+// ----------------------------------------------------------------- limits
+
+#[tokio::test]
+async fn a_client_over_its_rate_is_429_with_retry_after_and_others_are_not() {
+    let (s, _d) = state(NOWHERE);
+    let s = s.with_limits(ApiLimits {
+        rate_limit_per_second: 1,
+        rate_limit_burst: 3,
+        ..ApiLimits::default()
+    });
+    let app = router(s);
+    let remote = [203, 0, 113, 7];
+    for _ in 0..3 {
+        let resp = app
+            .clone()
+            .oneshot(from(remote, get("/health")))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    let resp = app
+        .clone()
+        .oneshot(from(remote, get("/health")))
+        .await
+        .unwrap();
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_error(
+        &json_of(resp).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    );
+    // Another address has its own quota; loopback is exempt by default.
+    let other = app
+        .clone()
+        .oneshot(from([203, 0, 113, 8], get("/health")))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::OK);
+    for _ in 0..20 {
+        let resp = app.clone().oneshot(local(get("/health"))).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn loopback_is_limited_when_configured_and_no_peer_means_no_service() {
+    let (s, _d) = state(NOWHERE);
+    let s = s.with_limits(ApiLimits {
+        rate_limit_per_second: 1,
+        rate_limit_burst: 1,
+        rate_limit_loopback: true,
+        ..ApiLimits::default()
+    });
+    let app = router(s);
+    assert_eq!(send(&app, get("/health")).await.0, StatusCode::OK);
+    assert_error(
+        &send(&app, get("/health")).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    );
+    // Served without connect info, the limiter cannot key a request: it
+    // refuses rather than let everything through unlimited.
+    let resp = app.clone().oneshot(get("/health")).await.unwrap();
+    assert_error(
+        &json_of(resp).await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+    );
+}
+
+#[tokio::test]
+async fn requests_over_the_in_flight_cap_are_shed_with_503() {
+    let (s, _d) = state(NOWHERE);
+    let s = s.with_limits(ApiLimits {
+        max_concurrent_requests: 1,
+        ..ApiLimits::default()
+    });
+    let app = router(s);
+    // One long-poll holds the only slot...
+    let uri = format!("/v1/rollups/{}/batches?from=1&wait_ms=1000", rollup_hex());
+    let holding = tokio::spawn({
+        let app = app.clone();
+        async move { send(&app, get(uri)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // ...so another request is answered at once, not queued.
+    let resp = app.clone().oneshot(local(get("/health"))).await.unwrap();
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_error(
+        &json_of(resp).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+    );
+    assert_eq!(holding.await.unwrap().0, StatusCode::OK);
+    assert_eq!(send(&app, get("/health")).await.0, StatusCode::OK);
 }

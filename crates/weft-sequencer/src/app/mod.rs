@@ -91,6 +91,9 @@ pub struct App {
     processed: Option<(Hash, BlockExecution<Snapshot>)>,
     /// The executed height awaiting Commit.
     pending: Option<PendingCommit>,
+    /// The last committed height, published after each Commit (API streams
+    /// and the signed-header follower wait on it instead of polling).
+    commits: tokio::sync::watch::Sender<u64>,
 }
 
 /// A failure that leaves no safe way forward: the process must stop rather
@@ -117,6 +120,7 @@ impl App {
     ) -> Result<Self, StorageError> {
         storage.create_tables(|txn| components.create_tables(txn))?;
         let chain_id = Arc::new(OnceLock::new());
+        let commits = tokio::sync::watch::Sender::new(storage.committed()?.map_or(0, |c| c.height));
         if let Some(c) = storage.committed()? {
             let _ = chain_id.set(c.chain_id);
         }
@@ -140,6 +144,7 @@ impl App {
             signatures,
             processed: None,
             pending: None,
+            commits,
         })
     }
 
@@ -410,6 +415,8 @@ impl App {
                 self.storage
                     .commit(self.chain_id(), pending)
                     .unwrap_or_else(|e| fatal("Commit", e));
+                // Published only once durable: a woken reader finds it stored.
+                self.commits.send_replace(height);
                 tracing::info!(height, txs = self.executed.len(), "committed");
                 // The mempool moves on with the new state; CometBFT's recheck follows.
                 let snapshot = self
@@ -445,6 +452,11 @@ impl App {
     /// The shared mempool (the API reads statuses from it).
     pub fn mempool(&self) -> Arc<Mutex<Mempool>> {
         self.mempool.clone()
+    }
+
+    /// The last committed height, updated right after each Commit.
+    pub fn subscribe_commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 }
 

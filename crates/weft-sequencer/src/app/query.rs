@@ -54,7 +54,7 @@ fn route(
     match parts.as_slice() {
         ["account", addr] => {
             let address: Address = addr.parse().map_err(|e| format!("{e}"))?;
-            let view = accounts::query::account(storage, &address, height).map_err(|e| e.to_string())?;
+            let view = accounts::query::account(storage, Some(pool), &address, height).map_err(|e| e.to_string())?;
             Ok((to_json(&view)?, view.height))
         }
         ["batch", rollup, h] => {

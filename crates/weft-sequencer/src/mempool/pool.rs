@@ -415,6 +415,17 @@ impl Mempool {
         self.finals.get(hash).map(|(s, _)| s.clone())
     }
 
+    /// The nonce that follows `addr`'s last pending transaction: its
+    /// committed nonce (as this pool last saw it) plus the length of its
+    /// gap-free run of queued transactions. `None` when the account has no
+    /// pending transaction here (parked ones do not count: a wallet that
+    /// used this nonce would only widen the gap).
+    pub fn pending_nonce(&self, addr: &Address) -> Option<u64> {
+        let queue = self.accounts.get(addr)?;
+        let gap = queue.gap();
+        (gap > queue.base).then_some(gap)
+    }
+
     /// Each account's executable run of transactions, in nonce order.
     pub fn pending_runs(&self) -> impl Iterator<Item = Vec<&Entry>> + '_ {
         self.accounts.values().map(move |q| {

@@ -409,3 +409,25 @@ fn a_status_recorded_again_outlives_its_older_record() {
     );
     assert!(pool.status(&Hash([3; 32])).is_some());
 }
+
+#[test]
+fn the_pending_nonce_follows_the_gap_free_run() {
+    let a = SigningKey::from_seed("a");
+    let b = SigningKey::from_seed("b");
+    let s = state(&[(&a, 1_000_000), (&b, 1_000_000)]);
+    let mut pool = Mempool::new(config());
+    let now = Instant::now();
+    assert_eq!(pool.pending_nonce(&a.address()), None, "nothing held");
+    admit(&mut pool, &s, &a, 0, now).unwrap();
+    admit(&mut pool, &s, &a, 1, now).unwrap();
+    // Committed nonce 0 plus two pending transactions.
+    assert_eq!(pool.pending_nonce(&a.address()), Some(2));
+    // A parked nonce does not move it; filling the gap does.
+    admit(&mut pool, &s, &a, 3, now).unwrap();
+    assert_eq!(pool.pending_nonce(&a.address()), Some(2));
+    admit(&mut pool, &s, &a, 2, now).unwrap();
+    assert_eq!(pool.pending_nonce(&a.address()), Some(4));
+    // Only parked transactions: nothing pending.
+    admit(&mut pool, &s, &b, 1, now).unwrap();
+    assert_eq!(pool.pending_nonce(&b.address()), None);
+}
