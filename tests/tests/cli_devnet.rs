@@ -93,6 +93,30 @@ async fn devnet_tx_and_verified_batch_query_through_the_cli() -> Result<()> {
             .context("committed height")?;
         ensure!(tx["committed"]["code"] == 0, "tx failed in block: {tx}");
 
+        // Two transactions in a row from one key, the first still pending
+        // when the second is signed: the CLI takes the account's pending
+        // nonce, as a wallet would, so neither is refused as a duplicate.
+        let mut nonces = Vec::new();
+        for data in ["6f6e65", "74776f"] {
+            let (ok, sent, err) = weft(&[
+                "--json",
+                "tx",
+                "submit-rollup-data",
+                "--devnet",
+                devnet_arg,
+                "--rollup",
+                "cli-rollup",
+                "--data",
+                data,
+            ])?;
+            ensure!(ok, "back-to-back submission refused: {sent} {err}");
+            nonces.push(sent["nonce"].as_u64().context("nonce in report")?);
+        }
+        ensure!(
+            nonces[1] == nonces[0] + 1,
+            "the second transaction signs the next pending nonce: {nonces:?}"
+        );
+
         let (ok, batch, err) = weft(&[
             "--json",
             "query",

@@ -21,7 +21,16 @@ use serde_json::Value;
 use tendermint_rpc::{Client, HttpClient, Paging};
 use tokio::sync::watch;
 
-use crate::storage::{Storage, StorageError, SIGNED_HEADERS, VALIDATOR_SETS};
+use redb::TableDefinition;
+
+use crate::storage::{read_table, Storage, StorageError};
+
+/// Signed headers (CometBFT `/commit` JSON) by height.
+pub(crate) const SIGNED_HEADERS: TableDefinition<u64, &[u8]> =
+    TableDefinition::new("signed_headers");
+/// Validator sets by their hash (a header's `validators_hash`, 32 bytes).
+pub(crate) const VALIDATOR_SETS: TableDefinition<&[u8], &[u8]> =
+    TableDefinition::new("validator_sets");
 
 /// How long one CometBFT RPC call may take.
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,6 +94,11 @@ impl Headers {
             .timeout(RPC_TIMEOUT)
             .build()
             .map_err(url_err)?;
+        storage.create_tables(|txn| {
+            txn.open_table(SIGNED_HEADERS)?;
+            txn.open_table(VALIDATOR_SETS)?;
+            Ok(())
+        })?;
         Ok(Headers { storage, client })
     }
 
@@ -294,7 +308,9 @@ impl Headers {
     fn first_missing(&self) -> Result<u64, StorageError> {
         use redb::ReadableTable;
         let txn = self.storage.read()?;
-        let t = txn.open_table(SIGNED_HEADERS)?;
+        let Some(t) = read_table(&txn, SIGNED_HEADERS)? else {
+            return Ok(1);
+        };
         let last = t.last()?.map(|(k, _)| k.value()).unwrap_or(0);
         Ok(last + 1)
     }
@@ -426,7 +442,9 @@ fn set_hash(set: &Value) -> Option<Vec<u8>> {
 
 /// A cached validator set by hash.
 fn cached_set(txn: &ReadTransaction, hash: &[u8]) -> Result<Option<Value>, StorageError> {
-    let t = txn.open_table(VALIDATOR_SETS)?;
+    let Some(t) = read_table(txn, VALIDATOR_SETS)? else {
+        return Ok(None);
+    };
     let v = t.get(hash)?;
     v.map(|v| {
         serde_json::from_slice(v.value())
@@ -437,7 +455,9 @@ fn cached_set(txn: &ReadTransaction, hash: &[u8]) -> Result<Option<Value>, Stora
 
 /// A cached signed header.
 pub fn cached(txn: &ReadTransaction, height: u64) -> Result<Option<Value>, StorageError> {
-    let t = txn.open_table(SIGNED_HEADERS)?;
+    let Some(t) = read_table(txn, SIGNED_HEADERS)? else {
+        return Ok(None);
+    };
     let v = t.get(height)?;
     v.map(|v| {
         serde_json::from_slice(v.value())

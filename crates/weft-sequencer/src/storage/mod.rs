@@ -7,10 +7,10 @@
 //! - `state`: latest value of every readable state key (fast reads, and
 //!   ordered prefix scans).
 //! - `jmt_nodes`, `jmt_values`: the JMT itself; value history by version.
-//! - `signed_headers`, `validator_sets`: caches of CometBFT's commits and
-//!   sets for the batch API (written outside the consensus commit).
 //!
-//! Components declare their own non-authenticated tables (block records,
+//! Everything else declares its own tables next to the code that writes
+//! them: components (block records, batches, tx locations) and the
+//! signed-header cache (`headers`). Components their own non-authenticated tables (block records,
 //! batches, tx locations) next to the code that writes them, and the app
 //! creates them at start-up through [`Storage::create_tables`].
 
@@ -32,11 +32,6 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 pub(crate) const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 pub(crate) const JMT_NODES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_nodes");
 pub(crate) const JMT_VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("jmt_values");
-pub(crate) const SIGNED_HEADERS: TableDefinition<u64, &[u8]> =
-    TableDefinition::new("signed_headers");
-/// Validator sets by their hash (a header's `validators_hash`, 32 bytes).
-pub(crate) const VALIDATOR_SETS: TableDefinition<&[u8], &[u8]> =
-    TableDefinition::new("validator_sets");
 
 const META_HEIGHT: &str = "last_height";
 const META_APP_HASH: &str = "last_app_hash";
@@ -110,8 +105,6 @@ impl Storage {
         for t in [JMT_NODES, JMT_VALUES] {
             txn.open_table(t)?;
         }
-        txn.open_table(SIGNED_HEADERS)?;
-        txn.open_table(VALIDATOR_SETS)?;
         txn.commit()?;
         Ok(Storage { db: Arc::new(db) })
     }
