@@ -2,7 +2,7 @@
 //! component extends, and `StateDelta`, the in-memory overlay a block (and
 //! each transaction inside it) writes into before anything is committed.
 
-use std::collections::BTreeMap;
+use std::{cell::RefCell, collections::BTreeMap};
 
 use super::StorageError;
 
@@ -61,6 +61,10 @@ pub struct StateDelta<S> {
     base: S,
     block: BTreeMap<String, Option<Vec<u8>>>,
     tx: Option<BTreeMap<String, Option<Vec<u8>>>>,
+    /// Values read from `base`, which never changes under the overlay:
+    /// components read their parameters (and hot accounts) for every
+    /// transaction, and a second read is a map lookup, not a store read.
+    read_cache: RefCell<BTreeMap<String, Option<Vec<u8>>>>,
 }
 
 impl<S: StateRead> StateDelta<S> {
@@ -70,6 +74,7 @@ impl<S: StateRead> StateDelta<S> {
             base,
             block: BTreeMap::new(),
             tx: None,
+            read_cache: RefCell::new(BTreeMap::new()),
         }
     }
 
@@ -113,7 +118,14 @@ impl<S: StateRead> StateRead for StateDelta<S> {
         if let Some(v) = self.block.get(key) {
             return Ok(v.clone());
         }
-        self.base.get_raw(key)
+        if let Some(v) = self.read_cache.borrow().get(key) {
+            return Ok(v.clone());
+        }
+        let v = self.base.get_raw(key)?;
+        self.read_cache
+            .borrow_mut()
+            .insert(key.to_string(), v.clone());
+        Ok(v)
     }
 
     fn prefix_raw(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
@@ -165,6 +177,38 @@ mod tests {
         v.into_iter()
             .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
             .collect()
+    }
+
+    #[test]
+    fn base_reads_are_cached_and_never_shadow_writes() {
+        use std::cell::Cell;
+        struct Counting(Cell<usize>);
+        impl StateRead for Counting {
+            fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+                self.0.set(self.0.get() + 1);
+                Ok((key == "p").then(|| b"base".to_vec()))
+            }
+            fn prefix_raw(&self, _: &str) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+                Ok(Vec::new())
+            }
+        }
+        let mut d = StateDelta::new(Counting(Cell::new(0)));
+        for _ in 0..3 {
+            assert_eq!(d.get_raw("p").unwrap(), Some(b"base".to_vec()));
+            assert_eq!(d.get_raw("absent").unwrap(), None);
+        }
+        assert_eq!(d.base.0.get(), 2, "one store read per key");
+        d.begin_tx();
+        d.put_raw("p".into(), b"new".to_vec());
+        assert_eq!(d.get_raw("p").unwrap(), Some(b"new".to_vec()));
+        d.discard_tx();
+        assert_eq!(d.get_raw("p").unwrap(), Some(b"base".to_vec()));
+        d.delete("p".into());
+        assert_eq!(
+            d.get_raw("p").unwrap(),
+            None,
+            "a deletion wins over the cache"
+        );
     }
 
     #[test]
