@@ -131,14 +131,17 @@ impl Components {
         Components(list.into())
     }
 
-    /// Weft's components: chain facts, accounts, fees, rollups and the
-    /// transaction index (keeping `tx_index_retention_blocks` heights).
+    /// Weft's components: chain facts, accounts, fees, rollups, staking
+    /// and the transaction index (keeping `tx_index_retention_blocks`
+    /// heights). Staking runs after accounts (its genesis self-bonds debit
+    /// funded accounts) and after fees.
     pub fn standard(tx_index_retention_blocks: u64) -> Self {
         Components::new(vec![
             Arc::new(crate::chain::Chain),
             Arc::new(crate::accounts::Accounts),
             Arc::new(crate::fees::Fees),
             Arc::new(crate::rollups::Rollups),
+            Arc::new(crate::staking::Staking),
             Arc::new(crate::mempool::TxIndex {
                 retention_blocks: tx_index_retention_blocks,
             }),
