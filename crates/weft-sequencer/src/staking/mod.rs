@@ -77,9 +77,9 @@ impl Component for Staking {
                     .stored("amount", EventValue::Amount(released)),
             );
         }
-        // `epoch_blocks` is positive (genesis checks it); `max(1)` keeps a
-        // corrupt 0 from dividing by zero.
-        if ctx.height % params.epoch_blocks.max(1) == 0 {
+        // `epoch_blocks` is positive (genesis checks it); a 0 would never
+        // match a positive height rather than divide by zero.
+        if ctx.height.is_multiple_of(params.epoch_blocks) {
             end_epoch(state, &params, ctx.height, out)?;
         }
         Ok(())

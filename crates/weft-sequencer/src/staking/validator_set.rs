@@ -90,7 +90,7 @@ pub fn active_set(
             power,
         })
         .collect();
-    set.sort_by(|a, b| a.consensus_key.cmp(&b.consensus_key));
+    set.sort_by_key(|v| v.consensus_key);
     set
 }
 
