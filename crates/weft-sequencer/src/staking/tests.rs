@@ -492,3 +492,48 @@ fn state_writes_stay_under_the_staking_prefix() {
         "{keys:?}"
     );
 }
+
+#[test]
+fn a_signed_delegation_through_the_block_path_moves_power_at_the_epoch() {
+    use crate::{proposal::BlockExecution, storage::StateWrite, transaction::check_stateless};
+    use weft_core::Transaction;
+
+    let base = genesis(&app_state(Some(params())));
+    let fee = ChainParams::default().base_fee;
+    let tx = Transaction {
+        chain_id: "staking".into(),
+        nonce: 0,
+        actions: vec![Action::Delegate {
+            validator: addr("v1"),
+            amount: 400,
+        }],
+    }
+    .sign(&key("d0"));
+    let checked = check_stateless(&tx.encode(), "staking").unwrap();
+    // Height 2 is an epoch: the delegation and the new power land in the
+    // same block, as in PrepareProposal, ProcessProposal and FinalizeBlock.
+    let mut exec =
+        BlockExecution::new(&base, Components::standard(0), BlockContext::at_height(2)).unwrap();
+    exec.apply(&checked).unwrap();
+    let block = exec.finish().unwrap();
+    assert_eq!(block.end.validator_updates, vec![(consensus("v1"), 500)]);
+    // The committed state after the block: genesis, then the block's
+    // changes on top.
+    let mut after = StateDelta::new(EmptyState);
+    for (k, v) in genesis(&app_state(Some(params()))).into_changes() {
+        if let Some(v) = v {
+            after.put_raw(k, v);
+        }
+    }
+    for (k, v) in block.changes {
+        match v {
+            Some(v) => after.put_raw(k, v),
+            None => after.delete(k),
+        }
+    }
+    assert_eq!(
+        after.account(&addr("d0")).unwrap().balance,
+        BALANCE - 400 - fee
+    );
+    assert_eq!(supply(&after), 4 * BALANCE, "the fee is in the pool");
+}
