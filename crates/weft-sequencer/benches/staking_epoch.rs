@@ -61,7 +61,8 @@ fn state() -> StateDelta<EmptyState> {
             commission_bps: 500,
             approved: true,
             bonded: bonded[v as usize] + self_bond,
-        });
+        })
+        .unwrap();
         s.put_consensus_key_owner(&consensus_key, &operator);
     }
     // The previous epoch's set, before the stakes above moved.

@@ -63,7 +63,7 @@ fn bond(
     let held = held.checked_add(amount).ok_or_else(overflow)?;
     validator.bonded = validator.bonded.checked_add(amount).ok_or_else(overflow)?;
     state.put_delegation(delegator, &validator.operator, held);
-    state.put_validator(validator);
+    state.put_validator(validator)?;
     Ok(())
 }
 
@@ -94,7 +94,7 @@ fn unbond(
         ))
     })?;
     state.put_delegation(delegator, &validator.operator, left);
-    state.put_validator(validator);
+    state.put_validator(validator)?;
     Ok(())
 }
 
@@ -175,7 +175,7 @@ impl ActionHandler for RegisterValidator<'_> {
             // Approval is governance's decision, never the candidate's.
             approved: false,
             bonded: 0,
-        });
+        })?;
         state.put_consensus_key_owner(self.consensus_key, &tx.signer);
         effects.events.push(
             Event::new("staking.register_validator")

@@ -114,7 +114,7 @@ fn init_staking(
             commission_bps: v.commission_bps,
             approved: true,
             bonded: v.self_bond,
-        });
+        })?;
         state.put_consensus_key_owner(&v.consensus_key, &v.operator);
         state.put_delegation(&v.operator, &v.operator, v.self_bond);
     }
@@ -131,7 +131,10 @@ pub fn compute_active_set<S: StateRead + ?Sized>(
     params: &StakingParams,
 ) -> Result<Vec<state::ActiveValidator>, StorageError> {
     let mut candidates = Vec::new();
-    for v in state.validators()? {
+    for operator in state.approved_operators()? {
+        let v = state
+            .validator(&operator)?
+            .ok_or_else(|| StorageError::Corrupt(state::approved_key(&operator)))?;
         if !v.approved || v.bonded == 0 {
             continue;
         }

@@ -138,7 +138,8 @@ mod tests {
                 commission_bps: 100,
                 approved,
                 bonded,
-            });
+            })
+            .unwrap();
         }
         s.put_active_set(&[
             ActiveValidator {

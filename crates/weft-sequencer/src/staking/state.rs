@@ -17,6 +17,16 @@ pub const VALIDATORS_PREFIX: &str = "staking/validators/";
 pub const UNBONDING_PREFIX: &str = "staking/unbonding/";
 /// The active set as last sent to CometBFT (or set at genesis).
 pub const ACTIVE_SET: &str = "staking/active_set";
+/// Prefix of the approved set's index.
+pub const APPROVED_PREFIX: &str = "staking/approved/";
+
+/// `staking/approved/<operator hex>`: present iff the validator is
+/// approved. The epoch transition reads this index, not every candidate:
+/// registering is open to anyone, so the number of candidates is not
+/// bounded, while the approved set is bounded by governance.
+pub fn approved_key(operator: &Address) -> String {
+    format!("{APPROVED_PREFIX}{}", operator.to_hex())
+}
 
 /// `staking/validators/<operator hex>`.
 pub fn validator_key(operator: &Address) -> String {
@@ -119,6 +129,18 @@ pub trait StakingRead: StateRead {
             .collect()
     }
 
+    /// The operators of approved validators, by address.
+    fn approved_operators(&self) -> Result<Vec<Address>, StorageError> {
+        self.prefix_raw(APPROVED_PREFIX)?
+            .into_iter()
+            .map(|(k, _)| {
+                k.strip_prefix(APPROVED_PREFIX)
+                    .and_then(address_of_hex)
+                    .ok_or(StorageError::Corrupt(k))
+            })
+            .collect()
+    }
+
     /// The operator using a consensus key, if any.
     fn consensus_key_owner(&self, key: &[u8; 32]) -> Result<Option<Address>, StorageError> {
         let k = consensus_key_key(key);
@@ -187,9 +209,19 @@ impl<S: StateRead + ?Sized> StakingRead for S {}
 
 /// Typed writes of staking state.
 pub trait StakingWrite: StateWrite {
-    /// Stores a validator record.
-    fn put_validator(&mut self, v: &Validator) {
+    /// Stores a validator record, and its entry in the approved index
+    /// (present iff `approved`), so the two never disagree. A deletion is
+    /// written only for an entry that exists, so an unapproved candidate's
+    /// updates do not touch the index.
+    fn put_validator(&mut self, v: &Validator) -> Result<(), StorageError> {
         self.put_raw(validator_key(&v.operator), encode_stored(v));
+        let key = approved_key(&v.operator);
+        if v.approved {
+            self.put_raw(key, Vec::new());
+        } else if self.get_raw(&key)?.is_some() {
+            self.delete(key);
+        }
+        Ok(())
     }
 
     /// Records that `operator` uses `key`.
@@ -259,6 +291,7 @@ mod tests {
         insta::assert_snapshot!([
             validator_key(&a),
             consensus_key_key(&[7; 32]),
+            approved_key(&a),
             delegation_key(&b, &a),
             unbonding_key(42, &b, &a),
             ACTIVE_SET.to_string(),

@@ -165,6 +165,14 @@ fn assert_bonded_matches_delegations(s: &dyn StateRead) {
             *sums.entry(v).or_default() += amount;
         }
     }
+    let approved: Vec<Address> = s
+        .validators()
+        .unwrap()
+        .iter()
+        .filter(|v| v.approved)
+        .map(|v| v.operator)
+        .collect();
+    assert_eq!(s.approved_operators().unwrap(), approved, "the approved index");
     for v in s.validators().unwrap() {
         assert_eq!(
             sums.get(&v.operator).copied().unwrap_or(0),
