@@ -366,7 +366,7 @@ pub(crate) fn release_unbonded(
             ExecError::Storage(s) => s,
             ExecError::Rejected(r) => StorageError::Corrupt(format!("releasing {key}: {r}")),
         })?;
-        state.delete(key);
+        state.delete_unbonding_entry(height, &entry);
         released = released.saturating_add(entry.amount);
     }
     Ok(released)

@@ -109,6 +109,34 @@ pub fn delegations<S: StateRead + ?Sized>(
         .collect())
 }
 
+/// Stake on its way back to an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnbondingView {
+    /// The validator the stake left.
+    pub validator: Address,
+    /// Amount returned (decimal string).
+    #[serde(with = "weft_core::genesis::amount_string")]
+    pub amount: Amount,
+    /// The height at whose end it returns to the balance.
+    pub completion_height: u64,
+}
+
+/// Every unbonding entry of `delegator`, soonest first.
+pub fn unbonding<S: StateRead + ?Sized>(
+    state: &S,
+    delegator: &Address,
+) -> Result<Vec<UnbondingView>, StorageError> {
+    Ok(state
+        .unbonding_of(delegator)?
+        .into_iter()
+        .map(|(completion_height, e)| UnbondingView {
+            validator: e.validator,
+            amount: e.amount,
+            completion_height,
+        })
+        .collect())
+}
+
 fn share_bps(power: u64, total: u64) -> u64 {
     if total == 0 {
         return 0;

@@ -68,6 +68,23 @@ pub fn unbonding_key(height: u64, delegator: &Address, validator: &Address) -> S
     )
 }
 
+/// `staking/unbonding_by_delegator/<delegator hex>/`: the index of one
+/// account's unbonding entries, so a wallet's query does not scan the
+/// whole queue.
+pub fn unbonding_by_delegator_prefix(delegator: &Address) -> String {
+    format!("staking/unbonding_by_delegator/{}/", delegator.to_hex())
+}
+
+/// `staking/unbonding_by_delegator/<delegator>/<height>/<validator>`:
+/// empty; present iff the entry under [`unbonding_key`] exists.
+pub fn unbonding_by_delegator_key(height: u64, delegator: &Address, validator: &Address) -> String {
+    format!(
+        "{}{height:020}/{}",
+        unbonding_by_delegator_prefix(delegator),
+        validator.to_hex()
+    )
+}
+
 /// A registered validator candidate.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Validator {
@@ -196,6 +213,27 @@ pub trait StakingRead: StateRead {
             .collect()
     }
 
+    /// Every unbonding entry of `delegator` with its completion height,
+    /// soonest first.
+    fn unbonding_of(&self, delegator: &Address) -> Result<Vec<(u64, UnbondingEntry)>, StorageError> {
+        let prefix = unbonding_by_delegator_prefix(delegator);
+        let mut out = Vec::new();
+        for (k, _) in self.prefix_raw(&prefix)? {
+            let corrupt = || StorageError::Corrupt(k.clone());
+            let (height, validator) = k
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.split_once('/'))
+                .ok_or_else(corrupt)?;
+            let height: u64 = height.parse().map_err(|_| corrupt())?;
+            let validator = address_of_hex(validator).ok_or_else(corrupt)?;
+            let entry = self
+                .unbonding_entry(height, delegator, &validator)?
+                .ok_or_else(corrupt)?;
+            out.push((height, entry));
+        }
+        Ok(out)
+    }
+
     /// The active set, by consensus key (empty before staking starts).
     fn active_set(&self) -> Result<Vec<ActiveValidator>, StorageError> {
         self.get_raw(ACTIVE_SET)?
@@ -239,12 +277,27 @@ pub trait StakingWrite: StateWrite {
         }
     }
 
-    /// Stores an unbonding entry completing at `height`.
+    /// Stores an unbonding entry completing at `height`, with its
+    /// delegator index entry.
     fn put_unbonding_entry(&mut self, height: u64, entry: &UnbondingEntry) {
         self.put_raw(
             unbonding_key(height, &entry.delegator, &entry.validator),
             encode_stored(entry),
         );
+        self.put_raw(
+            unbonding_by_delegator_key(height, &entry.delegator, &entry.validator),
+            Vec::new(),
+        );
+    }
+
+    /// Deletes an unbonding entry and its delegator index entry.
+    fn delete_unbonding_entry(&mut self, height: u64, entry: &UnbondingEntry) {
+        self.delete(unbonding_key(height, &entry.delegator, &entry.validator));
+        self.delete(unbonding_by_delegator_key(
+            height,
+            &entry.delegator,
+            &entry.validator,
+        ));
     }
 
     /// Stores the active set (sorted by consensus key).
@@ -294,6 +347,7 @@ mod tests {
             approved_key(&a),
             delegation_key(&b, &a),
             unbonding_key(42, &b, &a),
+            unbonding_by_delegator_key(42, &b, &a),
             ACTIVE_SET.to_string(),
             hex::encode(encode_stored(&v)),
             hex::encode(encode_stored(&e)),

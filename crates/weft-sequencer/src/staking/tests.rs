@@ -153,6 +153,13 @@ fn supply(s: &dyn StateRead) -> Amount {
                 .amount
         })
         .sum();
+    // The delegator index holds exactly the queue's entries.
+    let indexed: Amount = ["v0", "v1", "d0", "d1"]
+        .iter()
+        .flat_map(|k| s.unbonding_of(&addr(k)).unwrap())
+        .map(|(_, e)| e.amount)
+        .sum();
+    assert_eq!(indexed, unbonding, "the delegator index matches the queue");
     balances + bonded + unbonding + fees::pool(s).unwrap()
 }
 
@@ -339,6 +346,14 @@ fn the_staking_lifecycle_through_blocks() {
     assert_eq!(s.delegation(&addr("d1"), &v0).unwrap(), 0);
     assert!(s.delegations_of(&addr("d1")).unwrap() == vec![(v1, 30)]);
     assert_eq!(s.unbonding_at(6).unwrap().len(), 1);
+    assert_eq!(
+        super::query::unbonding(&s, &addr("d1")).unwrap(),
+        vec![super::query::UnbondingView {
+            validator: v0,
+            amount: 20,
+            completion_height: 6
+        }]
+    );
     end(&mut s, 3);
 
     // Height 4 (epoch): v0 back to 100, v1 at 130.
@@ -351,6 +366,7 @@ fn the_staking_lifecycle_through_blocks() {
     let end_6 = block(&mut s, 6);
     assert_eq!(s.account(&addr("d1")).unwrap().balance, before + 20, "released");
     assert!(s.unbonding_at(6).unwrap().is_empty());
+    assert!(super::query::unbonding(&s, &addr("d1")).unwrap().is_empty());
     assert!(end_6.validator_updates.is_empty(), "nothing changed");
     assert!(end_6
         .events
@@ -472,6 +488,7 @@ proptest! {
             block(&mut s, height);
         }
         prop_assert!(s.prefix_raw(UNBONDING_PREFIX).unwrap().is_empty());
+        prop_assert!(s.prefix_raw("staking/unbonding_by_delegator/").unwrap().is_empty());
         prop_assert_eq!(supply(&s), initial);
     }
 }
