@@ -1,7 +1,8 @@
 //! The staking epoch transition at scale: 150 approved candidates and
 //! 100,000 delegations in state, measured as the staking component's
 //! `end_block` at an epoch height (active set recomputed, capped, diffed
-//! against the previous set, stored).
+//! against the previous set, stored), over an in-memory state and over
+//! the real committed store (redb), as FinalizeBlock runs it.
 //!
 //! The transition reads validator totals, not delegations, so its cost
 //! should not grow with the number of delegations; the delegations are in
@@ -18,6 +19,7 @@ use weft_sequencer::{
         Staking,
     },
     storage::{delta::EmptyState, StateDelta},
+    Storage,
 };
 
 const CANDIDATES: u32 = 150;
@@ -93,5 +95,29 @@ fn epoch(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, epoch);
+fn epoch_over_the_store(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = Storage::open(dir.path()).unwrap();
+    let pending = storage
+        .prepare_commit(0, state().into_changes(), vec![])
+        .unwrap();
+    storage.commit("bench", pending).unwrap();
+    let ctx = BlockContext::at_height(100);
+    c.bench_function("staking_epoch/150_candidates_100k_delegations/redb", |b| {
+        b.iter_batched(
+            || StateDelta::new(storage.snapshot().unwrap()),
+            |mut delta| {
+                let mut out = EndBlock::default();
+                Staking
+                    .end_block(&mut delta, &ctx, &BlockSummary::default(), &mut out)
+                    .unwrap();
+                assert!(!out.validator_updates.is_empty());
+                out
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, epoch, epoch_over_the_store);
 criterion_main!(benches);
