@@ -36,13 +36,21 @@ pub enum TxCode {
     /// Recheck: the transaction left the mempool (expired or evicted); its
     /// status says why.
     Evicted = 12,
+    /// A staking action names a validator that is not registered.
+    UnknownValidator = 13,
+    /// Undelegating or redelegating more than the signer has bonded to
+    /// that validator.
+    InsufficientStake = 14,
+    /// The signer already operates a validator, or the consensus key is
+    /// already used by one.
+    ValidatorExists = 15,
     /// The node failed internally (storage); retrying elsewhere may work.
     Internal = 99,
 }
 
 impl TxCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [TxCode; 14] = [
+    pub const ALL: [TxCode; 17] = [
         TxCode::Ok,
         TxCode::Malformed,
         TxCode::InvalidTransaction,
@@ -56,6 +64,9 @@ impl TxCode {
         TxCode::Duplicate,
         TxCode::MempoolFull,
         TxCode::Evicted,
+        TxCode::UnknownValidator,
+        TxCode::InsufficientStake,
+        TxCode::ValidatorExists,
         TxCode::Internal,
     ];
 
@@ -85,6 +96,9 @@ impl TxCode {
             TxCode::Duplicate => "duplicate",
             TxCode::MempoolFull => "mempool_full",
             TxCode::Evicted => "evicted",
+            TxCode::UnknownValidator => "unknown_validator",
+            TxCode::InsufficientStake => "insufficient_stake",
+            TxCode::ValidatorExists => "validator_exists",
             TxCode::Internal => "internal",
         }
     }

@@ -4,7 +4,11 @@
 use borsh::{BorshDeserialize, BorshSerialize};
 use serde::{Deserialize, Serialize};
 
-use crate::{keys::Address, Amount};
+use crate::{
+    keys::Address,
+    transaction::{check_validator_description, is_valid_consensus_key},
+    Amount,
+};
 
 /// Chain parameters kept in authenticated state (governance changes them in
 /// a later issue).
@@ -59,6 +63,98 @@ pub struct GenesisAccount {
     pub balance: Amount,
 }
 
+/// The staking component's parameters (kept in state under
+/// `staking/params`, versioned by the component).
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StakingParams {
+    /// Blocks between `Undelegate` and the funds' return: long enough for
+    /// evidence of misbehavior to arrive while the stake is still slashable.
+    pub unbonding_blocks: u64,
+    /// The active validator set is recomputed when `height % epoch_blocks
+    /// == 0`; between epochs it does not move.
+    pub epoch_blocks: u64,
+    /// Most validators in the active set.
+    pub max_validators: u32,
+    /// Largest share of total voting power one validator may hold, in
+    /// basis points (10000 = no cap).
+    pub max_power_share_bps: u16,
+    /// Least self-delegation an approved candidate needs to be in the
+    /// active set (its operator's own skin in the game).
+    #[serde(with = "amount_string")]
+    pub min_self_bond: Amount,
+}
+
+impl Default for StakingParams {
+    fn default() -> Self {
+        StakingParams {
+            // About 7 days at one block per 5 s.
+            unbonding_blocks: 120_960,
+            // About 1 hour at one block per 5 s.
+            epoch_blocks: 720,
+            max_validators: 100,
+            max_power_share_bps: 2_000,
+            min_self_bond: 1_000_000,
+        }
+    }
+}
+
+impl StakingParams {
+    /// Why these parameters cannot run a chain, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.unbonding_blocks == 0 {
+            return Err("staking.params.unbonding_blocks must be positive".into());
+        }
+        if self.epoch_blocks == 0 {
+            return Err("staking.params.epoch_blocks must be positive".into());
+        }
+        if self.max_validators == 0 {
+            return Err("staking.params.max_validators must be positive".into());
+        }
+        if self.max_power_share_bps == 0 || self.max_power_share_bps > 10_000 {
+            return Err("staking.params.max_power_share_bps must be 1 to 10000".into());
+        }
+        Ok(())
+    }
+}
+
+/// A validator approved at genesis, self-bonded from its operator's
+/// genesis balance (so total supply is what `accounts` lists).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisValidator {
+    /// The operator's account; must be a funded genesis account.
+    pub operator: Address,
+    /// The ed25519 key CometBFT signs with, as 64 hex digits.
+    #[serde(with = "crate::transaction::hex_32")]
+    pub consensus_key: [u8; 32],
+    /// Display name.
+    pub name: String,
+    /// Website (may be empty).
+    #[serde(default)]
+    pub website: String,
+    /// Commission in basis points.
+    #[serde(default)]
+    pub commission_bps: u16,
+    /// Moved from the operator's balance into its own self-delegation.
+    #[serde(with = "amount_string")]
+    pub self_bond: Amount,
+}
+
+/// The optional `staking` section: the approved validators and their
+/// self-bonds, and the staking parameters. Absent, the chain runs without
+/// staking (no staking state, staking actions refused, no validator
+/// updates), exactly as before the section existed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisStaking {
+    /// Staking parameters; each missing field takes its default.
+    #[serde(default)]
+    pub params: StakingParams,
+    /// The initial approved set; at least one.
+    pub validators: Vec<GenesisValidator>,
+}
+
 /// The `app_state` object of CometBFT's genesis.json.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +164,9 @@ pub struct GenesisAppState {
     /// Chain parameters.
     #[serde(default)]
     pub params: ChainParams,
+    /// Staking, if this chain has it (see [`GenesisStaking`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staking: Option<GenesisStaking>,
 }
 
 /// Why a genesis is refused.
@@ -86,6 +185,13 @@ impl GenesisAppState {
     pub fn from_json(bytes: &[u8]) -> Result<Self, GenesisError> {
         let state: GenesisAppState = serde_json::from_slice(bytes)?;
         let mut seen = std::collections::BTreeSet::new();
+        // Total supply must fit an Amount: then no balance, stake or
+        // unbonding entry can overflow while supply is conserved.
+        state
+            .accounts
+            .iter()
+            .try_fold(0 as Amount, |t, a| t.checked_add(a.balance))
+            .ok_or_else(|| GenesisError::Invalid("total supply overflows u128".into()))?;
         for a in &state.accounts {
             if !seen.insert(a.address) {
                 return Err(GenesisError::Invalid(format!(
@@ -99,7 +205,61 @@ impl GenesisAppState {
                 "max_rollup_data_per_tx must be positive".into(),
             ));
         }
+        if let Some(staking) = &state.staking {
+            staking.check(&state.accounts).map_err(GenesisError::Invalid)?;
+        }
         Ok(state)
+    }
+}
+
+impl GenesisStaking {
+    /// Why this section cannot start a chain over `accounts`, if it
+    /// cannot: bad parameters, no validators, a duplicate operator or
+    /// consensus key, an invalid key or description, or a self-bond its
+    /// operator's genesis balance does not cover.
+    pub fn check(&self, accounts: &[GenesisAccount]) -> Result<(), String> {
+        self.params.check()?;
+        if self.validators.is_empty() {
+            return Err("staking.validators must list at least one validator".into());
+        }
+        let mut operators = std::collections::BTreeSet::new();
+        let mut keys = std::collections::BTreeSet::new();
+        for v in &self.validators {
+            if !operators.insert(v.operator) {
+                return Err(format!("validator operator {} listed twice", v.operator));
+            }
+            if !keys.insert(v.consensus_key) {
+                return Err(format!(
+                    "consensus key {} listed twice",
+                    hex::encode(v.consensus_key)
+                ));
+            }
+            if !is_valid_consensus_key(&v.consensus_key) {
+                return Err(format!(
+                    "validator {}: consensus key is not a valid ed25519 key",
+                    v.operator
+                ));
+            }
+            check_validator_description(&v.name, &v.website, v.commission_bps)
+                .map_err(|e| format!("validator {}: {e}", v.operator))?;
+            if v.self_bond == 0 || v.self_bond < self.params.min_self_bond {
+                return Err(format!(
+                    "validator {}: self_bond {} is below min_self_bond {} (and must be positive)",
+                    v.operator, v.self_bond, self.params.min_self_bond
+                ));
+            }
+            let balance = accounts
+                .iter()
+                .find(|a| a.address == v.operator)
+                .map_or(0, |a| a.balance);
+            if balance < v.self_bond {
+                return Err(format!(
+                    "validator {}: self_bond {} exceeds the operator's genesis balance {balance}",
+                    v.operator, v.self_bond
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -165,6 +325,49 @@ mod tests {
             SigningKey::from_seed("alice").address(),
             "genesis/README.md and docs/protocol.md name the seed `alice`"
         );
+    }
+
+    #[test]
+    fn staking_section_is_optional_and_checked() {
+        let op = SigningKey::from_seed("op").address();
+        let key = hex::encode(SigningKey::from_seed("op-consensus").public_key().0);
+        let without = format!(r#"{{"accounts":[{{"address":"{op}","balance":"5000000"}}]}}"#);
+        let g = GenesisAppState::from_json(without.as_bytes()).unwrap();
+        assert_eq!(g.staking, None);
+        // Absent stays absent when written back: existing genesis files
+        // (and what is derived from them) do not change.
+        assert!(!serde_json::to_string(&g).unwrap().contains("staking"));
+
+        let with = |validators: &str, params: &str| {
+            format!(
+                r#"{{"accounts":[{{"address":"{op}","balance":"5000000"}}],"staking":{{{params}"validators":[{validators}]}}}}"#
+            )
+        };
+        let v = |bond: &str| {
+            format!(
+                r#"{{"operator":"{op}","consensus_key":"{key}","name":"op","self_bond":"{bond}"}}"#
+            )
+        };
+        let g = GenesisAppState::from_json(with(&v("2000000"), "").as_bytes()).unwrap();
+        let s = g.staking.unwrap();
+        assert_eq!(s.params, StakingParams::default());
+        assert_eq!(s.validators[0].self_bond, 2_000_000);
+        let refused = [
+            with(&v("6000000"), ""),                       // more than the balance
+            with(&v("10"), ""),                            // below min_self_bond
+            with("", ""),                                  // no validators
+            with(&format!("{},{}", v("2000000"), v("1000000")), ""), // twice
+            with(&v("2000000"), r#""params":{"epoch_blocks":0},"#),
+            with(&v("2000000"), r#""params":{"max_power_share_bps":10001},"#),
+            with(
+                // No curve point has y = 2.
+                &v("2000000").replace(&key, &format!("02{}", "00".repeat(31))),
+                "",
+            ),
+        ];
+        for json in refused {
+            assert!(GenesisAppState::from_json(json.as_bytes()).is_err(), "{json}");
+        }
     }
 
     #[test]

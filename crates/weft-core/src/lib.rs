@@ -17,7 +17,9 @@ pub mod transaction;
 pub use block::{BlockCommitments, RollupBatch, RollupBatchProof};
 pub use codes::TxCode;
 pub use encoding::DecodeError;
-pub use genesis::{ChainParams, GenesisAccount, GenesisAppState};
+pub use genesis::{
+    ChainParams, GenesisAccount, GenesisAppState, GenesisStaking, GenesisValidator, StakingParams,
+};
 pub use hash::{sha256, Hash};
 pub use keys::{Address, KeyFile, PublicKey, Signature, SigningKey};
 pub use rollup::RollupId;

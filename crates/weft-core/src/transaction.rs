@@ -20,6 +20,12 @@ pub const MAX_TX_BYTES: usize = 1024 * 1024;
 pub const MAX_ACTIONS: usize = 64;
 /// CometBFT's own limit on chain id length.
 pub const MAX_CHAIN_ID_LEN: usize = 50;
+/// Longest validator name, in bytes (names are shown in lists and logs).
+pub const MAX_VALIDATOR_NAME_LEN: usize = 64;
+/// Longest validator website, in bytes.
+pub const MAX_VALIDATOR_WEBSITE_LEN: usize = 128;
+/// Commission is in basis points of a validator's rewards: 10000 = 100 %.
+pub const MAX_COMMISSION_BPS: u16 = 10_000;
 
 /// What a signature is over: each kind of signed object has its own tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +76,87 @@ pub enum Action {
         #[serde(with = "base64_bytes")]
         data: Vec<u8>,
     },
+    /// Register the signer as the operator of a validator candidate.
+    /// Appended after the existing variants so their borsh tags stay.
+    RegisterValidator {
+        /// The ed25519 key CometBFT signs blocks with (not the operator's
+        /// account key: an operator can keep that one offline).
+        #[serde(with = "hex_32")]
+        consensus_key: [u8; 32],
+        /// Display name: 1 to `MAX_VALIDATOR_NAME_LEN` bytes, no control
+        /// characters.
+        name: String,
+        /// Website: at most `MAX_VALIDATOR_WEBSITE_LEN` bytes, no control
+        /// characters; may be empty.
+        website: String,
+        /// Share of rewards kept by the operator, in basis points (at most
+        /// `MAX_COMMISSION_BPS`).
+        commission_bps: u16,
+    },
+    /// Bond the signer's funds to a validator (named by its operator
+    /// address). A self-bond is a delegation from the operator's account.
+    Delegate {
+        /// The validator's operator address.
+        validator: Address,
+        /// Amount to bond.
+        #[serde(with = "crate::genesis::amount_string")]
+        amount: Amount,
+    },
+    /// Start unbonding: the amount leaves the validator now and returns to
+    /// the signer's balance after the unbonding period.
+    Undelegate {
+        /// The validator's operator address.
+        validator: Address,
+        /// Amount to unbond.
+        #[serde(with = "crate::genesis::amount_string")]
+        amount: Amount,
+    },
+    /// Move bonded stake from one validator to another without unbonding.
+    Redelegate {
+        /// The validator the stake leaves.
+        from: Address,
+        /// The validator the stake joins.
+        to: Address,
+        /// Amount to move.
+        #[serde(with = "crate::genesis::amount_string")]
+        amount: Amount,
+    },
+}
+
+/// Whether `key` can be a CometBFT consensus key: a canonical ed25519
+/// point that is not of small order (a weak key would let anyone forge
+/// that validator's votes).
+pub fn is_valid_consensus_key(key: &[u8; 32]) -> bool {
+    ed25519_dalek::VerifyingKey::from_bytes(key).is_ok_and(|k| !k.is_weak())
+}
+
+/// Why a validator's description is refused, if it is: the rules shared by
+/// `RegisterValidator` and genesis.
+pub fn check_validator_description(
+    name: &str,
+    website: &str,
+    commission_bps: u16,
+) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_VALIDATOR_NAME_LEN {
+        return Err(format!(
+            "validator name must be 1 to {MAX_VALIDATOR_NAME_LEN} bytes"
+        ));
+    }
+    if website.len() > MAX_VALIDATOR_WEBSITE_LEN {
+        return Err(format!(
+            "validator website must be at most {MAX_VALIDATOR_WEBSITE_LEN} bytes"
+        ));
+    }
+    // Control characters would let a name rewrite terminal output or logs.
+    if name.chars().chain(website.chars()).any(char::is_control) {
+        return Err("validator name and website must not hold control characters".into());
+    }
+    if commission_bps > MAX_COMMISSION_BPS {
+        return Err(format!(
+            "commission of {commission_bps} bps is above {MAX_COMMISSION_BPS}"
+        ));
+    }
+    Ok(())
 }
 
 /// The unsigned body of a transaction.
@@ -114,7 +201,11 @@ impl Transaction {
             .iter()
             .map(|a| match a {
                 Action::SubmitRollupData { data, .. } => data.len() as u64,
-                Action::Transfer { .. } => 0,
+                Action::Transfer { .. }
+                | Action::RegisterValidator { .. }
+                | Action::Delegate { .. }
+                | Action::Undelegate { .. }
+                | Action::Redelegate { .. } => 0,
             })
             .sum()
     }
@@ -178,6 +269,13 @@ impl SignedTransaction {
                 Action::SubmitRollupData { data, .. } if data.is_empty() => {
                     return Err(TxError::Invalid(format!("action {i}: empty rollup data")));
                 }
+                Action::Delegate { amount, .. }
+                | Action::Undelegate { amount, .. }
+                | Action::Redelegate { amount, .. }
+                    if *amount == 0 =>
+                {
+                    return Err(TxError::Invalid(format!("action {i}: stake amount of zero")));
+                }
                 _ => {}
             }
         }
@@ -206,6 +304,25 @@ pub mod base64_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
         STANDARD.decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// serde helper: 32 bytes as lower-case hex (consensus keys).
+pub mod hex_32 {
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    /// Serialize as 64 hex digits.
+    pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    /// Deserialize from 64 hex digits.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        let bytes = hex::decode(&s).map_err(de::Error::custom)?;
+        bytes
+            .try_into()
+            .map_err(|_| de::Error::custom("expected 32 bytes (64 hex digits)"))
     }
 }
 
@@ -303,6 +420,59 @@ mod tests {
     }
 
     #[test]
+    fn staking_variants_take_the_next_tags_and_round_trip() {
+        let v = SigningKey::from_seed("validator").address();
+        let actions = [
+            Action::RegisterValidator {
+                consensus_key: SigningKey::from_seed("consensus").public_key().0,
+                name: "v".into(),
+                website: String::new(),
+                commission_bps: 500,
+            },
+            Action::Delegate {
+                validator: v,
+                amount: 1,
+            },
+            Action::Undelegate {
+                validator: v,
+                amount: 1,
+            },
+            Action::Redelegate {
+                from: v,
+                to: v,
+                amount: 1,
+            },
+        ];
+        for (tag, a) in (2u8..).zip(actions) {
+            let bytes = encode(&a);
+            assert_eq!(bytes[0], tag, "{a:?}");
+            assert_eq!(decode_strict::<Action>(&bytes, 1024).unwrap(), a);
+            let json = serde_json::to_string(&a).unwrap();
+            assert_eq!(serde_json::from_str::<Action>(&json).unwrap(), a);
+        }
+    }
+
+    #[test]
+    fn consensus_keys_and_descriptions() {
+        assert!(is_valid_consensus_key(
+            &SigningKey::from_seed("c").public_key().0
+        ));
+        // The identity point (y = 1) is of small order; no point has y = 2.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        assert!(!is_valid_consensus_key(&identity));
+        let mut off_curve = [0u8; 32];
+        off_curve[0] = 2;
+        assert!(!is_valid_consensus_key(&off_curve));
+        assert!(check_validator_description("ok", "", 10_000).is_ok());
+        assert!(check_validator_description("", "", 0).is_err());
+        assert!(check_validator_description(&"n".repeat(65), "", 0).is_err());
+        assert!(check_validator_description("n", &"w".repeat(129), 0).is_err());
+        assert!(check_validator_description("a\u{1b}[2J", "", 0).is_err());
+        assert!(check_validator_description("n", "", 10_001).is_err());
+    }
+
+    #[test]
     fn structure_rules() {
         let key = SigningKey::from_seed("alice");
         let mk = |actions: Vec<Action>, chain: &str| {
@@ -324,6 +494,11 @@ mod tests {
             data: vec![],
         };
         assert!(mk(vec![d], "c").check_structure().is_err());
+        let zero_stake = Action::Delegate {
+            validator: key.address(),
+            amount: 0,
+        };
+        assert!(mk(vec![zero_stake], "c").check_structure().is_err());
         let ok = Action::Transfer {
             to: key.address(),
             amount: 1,

@@ -8,8 +8,11 @@ use weft_core::{
     block::{COMMITMENTS_ITEM_LEN, COMMITMENTS_MAGIC, COMMITMENTS_VERSION},
     keys::ADDRESS_PREFIX,
     merkle::MAX_AUNTS,
-    transaction::{SigningDomain, MAX_ACTIONS, MAX_CHAIN_ID_LEN, MAX_TX_BYTES},
-    ChainParams, TxCode,
+    transaction::{
+        SigningDomain, MAX_ACTIONS, MAX_CHAIN_ID_LEN, MAX_COMMISSION_BPS, MAX_TX_BYTES,
+        MAX_VALIDATOR_NAME_LEN, MAX_VALIDATOR_WEBSITE_LEN,
+    },
+    ChainParams, StakingParams, TxCode,
 };
 
 fn protocol_doc() -> String {
@@ -110,6 +113,47 @@ fn tags_and_prefixes_are_in_the_protocol_page() {
         assert!(
             doc.contains(&format!("`{text}`")),
             "docs/protocol.md must spell `{text}` exactly"
+        );
+    }
+}
+
+#[test]
+fn staking_limits_and_parameter_defaults_are_documented() {
+    let doc = protocol_doc();
+    for (name, value) in [
+        ("MAX_VALIDATOR_NAME_LEN", MAX_VALIDATOR_NAME_LEN),
+        ("MAX_VALIDATOR_WEBSITE_LEN", MAX_VALIDATOR_WEBSITE_LEN),
+        ("MAX_COMMISSION_BPS", usize::from(MAX_COMMISSION_BPS)),
+    ] {
+        assert_documented(&doc, name, &value.to_string());
+    }
+    // CometBFT's `MaxTotalVotingPower`.
+    assert_documented(&doc, "MAX_TOTAL_POWER", &(i64::MAX / 8).to_string());
+    let governance = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/governance.md"),
+    )
+    .expect("docs/governance.md exists");
+    // Destructured so a new parameter cannot be added without a line here.
+    let StakingParams {
+        unbonding_blocks,
+        epoch_blocks,
+        max_validators,
+        max_power_share_bps,
+        min_self_bond,
+    } = StakingParams::default();
+    for (name, value) in [
+        ("unbonding_blocks", unbonding_blocks.to_string()),
+        ("epoch_blocks", epoch_blocks.to_string()),
+        ("max_validators", max_validators.to_string()),
+        ("max_power_share_bps", max_power_share_bps.to_string()),
+        ("min_self_bond", min_self_bond.to_string()),
+    ] {
+        assert_documented(&doc, name, &value);
+        assert!(
+            governance
+                .lines()
+                .any(|l| l.contains(&format!("`{name}`")) && has_number(l, &value)),
+            "docs/governance.md must state {name} = {value} on one line"
         );
     }
 }

@@ -69,6 +69,7 @@ fn app(keys: &[SigningKey]) -> (App, tempfile::TempDir) {
             max_txs_per_account_per_block: 1_000,
             ..ChainParams::default()
         },
+        staking: None,
     };
     app.handle(Request::InitChain(request::InitChain {
         time: Time::from_unix_timestamp(1_700_000_000, 0).unwrap(),

@@ -7,6 +7,7 @@ use crate::{
     accounts::actions::Transfer,
     component::{ActionHandler, HandledAction},
     rollups::actions::SubmitRollupData,
+    staking::actions::{Delegate, Redelegate, RegisterValidator, Undelegate},
 };
 
 impl HandledAction for Action {
@@ -20,6 +21,30 @@ impl HandledAction for Action {
             Action::SubmitRollupData { rollup_id, data } => {
                 f(&SubmitRollupData { rollup_id, data })
             }
+            Action::RegisterValidator {
+                consensus_key,
+                name,
+                website,
+                commission_bps,
+            } => f(&RegisterValidator {
+                consensus_key,
+                name,
+                website,
+                commission_bps: *commission_bps,
+            }),
+            Action::Delegate { validator, amount } => f(&Delegate {
+                validator,
+                amount: *amount,
+            }),
+            Action::Undelegate { validator, amount } => f(&Undelegate {
+                validator,
+                amount: *amount,
+            }),
+            Action::Redelegate { from, to, amount } => f(&Redelegate {
+                from,
+                to,
+                amount: *amount,
+            }),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod headers;
 pub mod mempool;
 pub mod proposal;
 pub mod rollups;
+pub mod staking;
 pub mod storage;
 pub mod transaction;
 

@@ -23,6 +23,7 @@ pub fn state(
             })
             .collect(),
         params,
+        staking: None,
     };
     let mut s = StateDelta::new(EmptyState);
     crate::app::standard_components(0)

@@ -155,6 +155,7 @@ mod tests {
                 balance: 1_000_000_000_000_000_000,
             }],
             params: ChainParams::default(),
+            staking: None,
         };
         let validators: Vec<_> = (0..4).map(validator).collect();
         let g = build_genesis(&init_genesis(), "weft-test", &validators, &app_state).unwrap();

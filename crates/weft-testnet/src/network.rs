@@ -284,6 +284,7 @@ impl Testnet {
         let app_state = GenesisAppState {
             accounts,
             params: cfg.params.clone(),
+            staking: None,
         };
         // Refuse here what the sequencer would refuse at InitChain.
         let app_state_json =

@@ -57,15 +57,18 @@ impl Default for AppConfig {
     }
 }
 
-/// Weft's components in hook order: chain facts, accounts, fees, rollups
-/// and the transaction index (keeping `tx_index_retention_blocks`
-/// heights). The one list a new component is added to.
+/// Weft's components in hook order: chain facts, accounts, fees, rollups,
+/// staking and the transaction index (keeping `tx_index_retention_blocks`
+/// heights). Staking runs after accounts (its genesis self-bonds debit
+/// funded accounts) and after fees. The one list a new component is added
+/// to.
 pub fn standard_components(tx_index_retention_blocks: u64) -> Components {
     Components::new(vec![
         Arc::new(crate::chain::Chain),
         Arc::new(crate::accounts::Accounts),
         Arc::new(crate::fees::Fees),
         Arc::new(crate::rollups::Rollups),
+        Arc::new(crate::staking::Staking),
         Arc::new(crate::mempool::TxIndex {
             retention_blocks: tx_index_retention_blocks,
         }),

@@ -158,6 +158,7 @@ fn genesis(key: &SigningKey) -> StateDelta<EmptyState> {
             balance: 12,
         }],
         params: Default::default(),
+        staking: None,
     };
     let mut state = StateDelta::new(EmptyState);
     components()

@@ -1,0 +1,188 @@
+//! Staking: validator candidates, delegations, unbonding, and the active
+//! validator set with its voting power, recomputed once per epoch.
+//!
+//! Staking is on only when genesis has a `staking` section. Without one
+//! the component writes nothing, refuses staking actions and emits no
+//! validator update, so such a chain runs (and hashes) exactly as before.
+//!
+//! Who may validate is governance's decision; here a candidate is
+//! approved only if genesis listed it. How much an approved validator
+//! weighs is its bonded stake, capped by `max_power_share_bps`.
+
+pub mod actions;
+pub mod query;
+pub mod state;
+pub mod validator_set;
+
+#[cfg(test)]
+mod tests;
+
+use weft_core::{GenesisStaking, StakingParams};
+
+use crate::{
+    accounts::actions::debit,
+    component::{
+        BlockContext, BlockSummary, Component, ComponentParams, EndBlock, Event, EventValue,
+        Genesis, ParamsRead, ParamsWrite,
+    },
+    error::{ExecError, StorageError},
+    storage::{StateRead, StateWrite},
+};
+use state::{StakingRead, StakingWrite, Validator};
+use validator_set::Candidate;
+
+/// Where the staking parameters live.
+pub const PARAMS_KEY: &str = "staking/params";
+
+impl ComponentParams for StakingParams {
+    const KEY: &'static str = PARAMS_KEY;
+    const VERSION: u8 = 1;
+}
+
+/// The staking component.
+pub struct Staking;
+
+impl Component for Staking {
+    fn name(&self) -> &'static str {
+        "staking"
+    }
+
+    fn init_chain(
+        &self,
+        state: &mut dyn StateWrite,
+        genesis: &Genesis<'_>,
+    ) -> Result<(), StorageError> {
+        match &genesis.app_state.staking {
+            None => Ok(()),
+            Some(staking) => init_staking(state, staking, genesis),
+        }
+    }
+
+    fn end_block(
+        &self,
+        state: &mut dyn StateWrite,
+        ctx: &BlockContext,
+        _block: &BlockSummary,
+        out: &mut EndBlock,
+    ) -> Result<(), StorageError> {
+        if state.get_raw(PARAMS_KEY)?.is_none() {
+            return Ok(());
+        }
+        let params: StakingParams = state.component_params()?;
+        let released = actions::release_unbonded(state, ctx.height)?;
+        if released > 0 {
+            out.events.push(
+                Event::new("staking.unbonding_released")
+                    .stored("height", EventValue::U64(ctx.height))
+                    .stored("amount", EventValue::Amount(released)),
+            );
+        }
+        // `epoch_blocks` is positive (genesis checks it); a 0 would never
+        // match a positive height rather than divide by zero.
+        if ctx.height.is_multiple_of(params.epoch_blocks) {
+            end_epoch(state, &params, ctx.height, out)?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes genesis validators with their self-bonds (debited from their
+/// operators' genesis balances) and the initial active set.
+fn init_staking(
+    state: &mut dyn StateWrite,
+    staking: &GenesisStaking,
+    genesis: &Genesis<'_>,
+) -> Result<(), StorageError> {
+    // `GenesisAppState::from_json` already checked this; checking again
+    // keeps a hand-built genesis from writing a half-valid state.
+    staking
+        .check(&genesis.app_state.accounts)
+        .map_err(|e| StorageError::Corrupt(format!("genesis staking section: {e}")))?;
+    state.put_component_params(&staking.params);
+    for v in &staking.validators {
+        debit(state, &v.operator, v.self_bond).map_err(|e| match e {
+            ExecError::Storage(s) => s,
+            ExecError::Rejected(r) => {
+                StorageError::Corrupt(format!("genesis self-bond of {}: {r}", v.operator))
+            }
+        })?;
+        state.put_validator(&Validator {
+            operator: v.operator,
+            consensus_key: v.consensus_key,
+            name: v.name.clone(),
+            website: v.website.clone(),
+            commission_bps: v.commission_bps,
+            approved: true,
+            bonded: v.self_bond,
+        })?;
+        state.put_consensus_key_owner(&v.consensus_key, &v.operator);
+        state.put_delegation(&v.operator, &v.operator, v.self_bond);
+    }
+    // The set CometBFT must start with. InitChain does not return it yet,
+    // so genesis.json's validators must match it (see docs/governance.md).
+    let set = compute_active_set(state, &staking.params)?;
+    state.put_active_set(&set);
+    Ok(())
+}
+
+/// The active set the current stakes give, by consensus key.
+pub fn compute_active_set<S: StateRead + ?Sized>(
+    state: &S,
+    params: &StakingParams,
+) -> Result<Vec<state::ActiveValidator>, StorageError> {
+    let mut candidates = Vec::new();
+    for operator in state.approved_operators()? {
+        let v = state
+            .validator(&operator)?
+            .ok_or_else(|| StorageError::Corrupt(state::approved_key(&operator)))?;
+        if !v.approved || v.bonded == 0 {
+            continue;
+        }
+        if state.delegation(&v.operator, &v.operator)? < params.min_self_bond {
+            continue;
+        }
+        candidates.push(Candidate {
+            consensus_key: v.consensus_key,
+            operator: v.operator,
+            stake: v.bonded,
+        });
+    }
+    Ok(validator_set::active_set(
+        candidates,
+        params.max_validators,
+        params.max_power_share_bps,
+    ))
+}
+
+/// The epoch transition: recompute the active set and hand CometBFT the
+/// difference. If no candidate qualifies, the previous set stays (a chain
+/// without validators cannot make another block).
+fn end_epoch(
+    state: &mut dyn StateWrite,
+    params: &StakingParams,
+    height: u64,
+    out: &mut EndBlock,
+) -> Result<(), StorageError> {
+    let prev = state.active_set()?;
+    let next = compute_active_set(&*state, params)?;
+    if next.is_empty() {
+        out.events.push(
+            Event::new("staking.epoch")
+                .stored("height", EventValue::U64(height))
+                .stored("kept_previous_set", EventValue::U64(1)),
+        );
+        return Ok(());
+    }
+    let updates = validator_set::updates(&prev, &next);
+    out.events.push(
+        Event::new("staking.epoch")
+            .stored("height", EventValue::U64(height))
+            .stored("validators", EventValue::U64(next.len() as u64))
+            .stored("updates", EventValue::U64(updates.len() as u64)),
+    );
+    out.validator_updates.extend(updates);
+    if prev != next {
+        state.put_active_set(&next);
+    }
+    Ok(())
+}
