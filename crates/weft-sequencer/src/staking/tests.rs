@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     accounts::AccountsRead,
-    component::{BlockContext, BlockSummary, Components, EndBlock, Genesis, HandledAction, TxContext},
+    component::{BlockContext, BlockSummary, EndBlock, Genesis, HandledAction, TxContext},
     error::ExecError,
     fees,
     storage::{delta::EmptyState, StateDelta, StateRead},
@@ -72,7 +72,7 @@ fn app_state(staking: Option<StakingParams>) -> GenesisAppState {
 
 fn genesis(app_state: &GenesisAppState) -> StateDelta<EmptyState> {
     let mut s = StateDelta::new(EmptyState);
-    Components::standard(0)
+    crate::app::standard_components(0)
         .init_chain(
             &mut s,
             &Genesis {
@@ -115,13 +115,13 @@ fn act<S: StateRead>(s: &mut StateDelta<S>, signer: &str, action: Action) -> Res
 /// Runs every component's begin hook for `height`.
 fn begin<S: StateRead>(s: &mut StateDelta<S>, height: u64) {
     let ctx = BlockContext::at_height(height);
-    Components::standard(0).begin_block(s, &ctx).unwrap();
+    crate::app::standard_components(0).begin_block(s, &ctx).unwrap();
 }
 
 /// Runs every component's end hook for `height`.
 fn end<S: StateRead>(s: &mut StateDelta<S>, height: u64) -> EndBlock {
     let ctx = BlockContext::at_height(height);
-    Components::standard(0)
+    crate::app::standard_components(0)
         .end_block(s, &ctx, &BlockSummary::default())
         .unwrap()
 }
@@ -538,7 +538,7 @@ fn a_signed_delegation_through_the_block_path_moves_power_at_the_epoch() {
     // Height 2 is an epoch: the delegation and the new power land in the
     // same block, as in PrepareProposal, ProcessProposal and FinalizeBlock.
     let mut exec =
-        BlockExecution::new(&base, Components::standard(0), BlockContext::at_height(2)).unwrap();
+        BlockExecution::new(&base, crate::app::standard_components(0), BlockContext::at_height(2)).unwrap();
     exec.apply(&checked).unwrap();
     let block = exec.finish().unwrap();
     assert_eq!(block.end.validator_updates, vec![(consensus("v1"), 500)]);
