@@ -206,7 +206,9 @@ impl GenesisAppState {
             ));
         }
         if let Some(staking) = &state.staking {
-            staking.check(&state.accounts).map_err(GenesisError::Invalid)?;
+            staking
+                .check(&state.accounts)
+                .map_err(GenesisError::Invalid)?;
         }
         Ok(state)
     }
@@ -353,9 +355,9 @@ mod tests {
         assert_eq!(s.params, StakingParams::default());
         assert_eq!(s.validators[0].self_bond, 2_000_000);
         let refused = [
-            with(&v("6000000"), ""),                       // more than the balance
-            with(&v("10"), ""),                            // below min_self_bond
-            with("", ""),                                  // no validators
+            with(&v("6000000"), ""), // more than the balance
+            with(&v("10"), ""),      // below min_self_bond
+            with("", ""),            // no validators
             with(&format!("{},{}", v("2000000"), v("1000000")), ""), // twice
             with(&v("2000000"), r#""params":{"epoch_blocks":0},"#),
             with(&v("2000000"), r#""params":{"max_power_share_bps":10001},"#),
@@ -366,7 +368,10 @@ mod tests {
             ),
         ];
         for json in refused {
-            assert!(GenesisAppState::from_json(json.as_bytes()).is_err(), "{json}");
+            assert!(
+                GenesisAppState::from_json(json.as_bytes()).is_err(),
+                "{json}"
+            );
         }
     }
 
