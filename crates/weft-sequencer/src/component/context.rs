@@ -152,32 +152,34 @@ impl BlockContext {
     }
 }
 
+fn vote(validator: &types::Validator, sig: &types::BlockSignatureInfo) -> CommitVote {
+    CommitVote {
+        validator: validator.address,
+        power: validator.power.value(),
+        signed: sig.is_signed(),
+    }
+}
+
 fn commit(c: &CommitInfo) -> LastCommit {
     LastCommit {
         round: c.round.value(),
         votes: c
             .votes
             .iter()
-            .map(|v| CommitVote {
-                validator: v.validator.address,
-                power: v.validator.power.value(),
-                signed: v.sig_info.is_signed(),
-            })
+            .map(|v| vote(&v.validator, &v.sig_info))
             .collect(),
     }
 }
 
+// The proposer's view carries vote extensions too; the context keeps what
+// a decided block's commit has, so both convert to the same value.
 fn extended_commit(c: &ExtendedCommitInfo) -> LastCommit {
     LastCommit {
         round: c.round.value(),
         votes: c
             .votes
             .iter()
-            .map(|v| CommitVote {
-                validator: v.validator.address,
-                power: v.validator.power.value(),
-                signed: v.sig_info.is_signed(),
-            })
+            .map(|v| vote(&v.validator, &v.sig_info))
             .collect(),
     }
 }
