@@ -164,6 +164,7 @@ impl Node {
                 balance: 1_000_000_000,
             }],
             params: Default::default(),
+            ..Default::default()
         };
         let r = app.handle(AbciRequest::InitChain(request::InitChain {
             time: Time::from_unix_timestamp(1_700_000_000, 0).unwrap(),
