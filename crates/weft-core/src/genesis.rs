@@ -461,7 +461,10 @@ mod tests {
         let gov = g.governance.unwrap();
         assert_eq!(gov.quorum_bps, 5_000);
         assert_eq!(gov.min_deposit, 7);
-        assert_eq!(gov.voting_period_blocks, GovernanceParams::default().voting_period_blocks);
+        assert_eq!(
+            gov.voting_period_blocks,
+            GovernanceParams::default().voting_period_blocks
+        );
         for bad in [
             format!(r#"{accounts},"governance":{{}}"#),
             format!(r#"{accounts},{staking},"governance":{{"quorum_bps":0}}"#),

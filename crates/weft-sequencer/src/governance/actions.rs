@@ -83,7 +83,10 @@ impl Propose<'_> {
 impl ActionHandler for Propose<'_> {
     fn check_stateless(&self) -> Result<(), Rejection> {
         if self.deposit == 0 {
-            return Err(Rejection::new(TxCode::InvalidTransaction, "deposit of zero"));
+            return Err(Rejection::new(
+                TxCode::InvalidTransaction,
+                "deposit of zero",
+            ));
         }
         self.kind
             .check()

@@ -138,7 +138,10 @@ fn finish(
     out.events.push(
         Event::new("governance.proposal_finished")
             .stored("proposal_id", EventValue::U64(id))
-            .stored("kind", EventValue::Text(actions::kind_name(&proposal.kind).into()))
+            .stored(
+                "kind",
+                EventValue::Text(actions::kind_name(&proposal.kind).into()),
+            )
             .stored("outcome", EventValue::Text(status_name(status).into()))
             .stored("effect", EventValue::Text(effect.into()))
             .stored("yes", EventValue::Amount(t.yes))

@@ -65,7 +65,9 @@ pub enum ProposalStatus {
 }
 
 /// Stake behind each option, and the stake that could have voted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize,
+)]
 pub struct Tally {
     /// Stake voting yes.
     #[serde(with = "weft_core::genesis::amount_string")]

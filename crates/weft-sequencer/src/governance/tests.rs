@@ -7,8 +7,8 @@
 use proptest::prelude::*;
 use weft_core::{
     Action, Address, Amount, ChainParams, GenesisAccount, GenesisAppState, GenesisStaking,
-    GenesisValidator, GovernanceParams, Hash, ProposalKind, SigningKey, StakingParams,
-    Transaction, TxCode, VoteOption,
+    GenesisValidator, GovernanceParams, Hash, ProposalKind, SigningKey, StakingParams, Transaction,
+    TxCode, VoteOption,
 };
 
 use super::{
@@ -327,7 +327,10 @@ fn admission_then_removal_reach_cometbft_at_the_next_epoch() {
     let (end, _) = c.block(vec![]);
     assert_eq!(finished(&end), vec!["passed"]);
     let p = query::proposal(&c.state, 1).unwrap().unwrap();
-    assert_eq!((p.tally.yes, p.tally.no, p.tally.total_bonded), (400, 200, 600));
+    assert_eq!(
+        (p.tally.yes, p.tally.no, p.tally.total_bonded),
+        (400, 200, 600)
+    );
     assert!(!c.state.validator(&addr("cand")).unwrap().unwrap().approved);
     // Height 12 is an epoch but governance runs after staking: the
     // removal reaches CometBFT at height 16.
@@ -385,7 +388,11 @@ fn a_veto_burns_the_deposit() {
     assert_eq!(c.balance("d1"), before - 80 - fee);
     assert_eq!(c.state.burned().unwrap(), 80);
     assert_eq!(c.state.escrowed().unwrap(), 0);
-    assert_eq!(supply(&c.state), initial, "burned deposits are accounted for");
+    assert_eq!(
+        supply(&c.state),
+        initial,
+        "burned deposits are accounted for"
+    );
 }
 
 #[test]
@@ -397,7 +404,12 @@ fn a_passed_parameter_change_replaces_the_staking_parameters() {
     };
     c.block(vec![(
         "v0",
-        propose(ProposalKind::ChangeStakingParams { params: next.clone() }, 50),
+        propose(
+            ProposalKind::ChangeStakingParams {
+                params: next.clone(),
+            },
+            50,
+        ),
     )]);
     c.block(vec![
         ("v0", vote(0, VoteOption::Yes)),
@@ -520,7 +532,10 @@ fn without_staking_governance_writes_nothing_and_refuses_its_actions() {
         GovernanceParams::default()
     );
     let s = genesis(&app_state(true, Some(gov_params())));
-    assert_eq!(s.component_params::<GovernanceParams>().unwrap(), gov_params());
+    assert_eq!(
+        s.component_params::<GovernanceParams>().unwrap(),
+        gov_params()
+    );
 }
 
 /// Runs one action as a transaction of `signer` without fees (stateless
