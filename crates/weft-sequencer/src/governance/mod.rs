@@ -105,7 +105,7 @@ fn finish(
 ) -> Result<(), StorageError> {
     let mut proposal = state
         .proposal(id)?
-        .ok_or_else(|| StorageError::Corrupt(state::queue_key(0, id)))?;
+        .ok_or_else(|| StorageError::Corrupt(state::proposal_key(id)))?;
     if proposal.status != ProposalStatus::Voting {
         return Err(StorageError::Corrupt(format!(
             "proposal {id} is queued but not open"

@@ -700,3 +700,220 @@ proptest! {
         prop_assert!(first == second, "the same sequence gave different states");
     }
 }
+
+/// Governance through the real app and store, without CometBFT: a
+/// genesis whose JSON has staking and governance sections, CheckTx codes
+/// for the governance actions, and the outcome event in FinalizeBlock.
+mod through_the_app {
+    use bytes::Bytes;
+    use tendermint::{
+        abci::{request::CheckTxKind, response::ProcessProposal, types::CommitInfo},
+        account, block, consensus, evidence,
+        v0_38::abci::{request, response as resp, Request, Response},
+        Time,
+    };
+    use weft_core::{Action, ProposalKind, SigningKey, Transaction, TxCode, VoteOption};
+
+    use super::{app_state, gov_params, key, BALANCE, CHAIN};
+    use crate::{
+        app::{App, AppConfig},
+        Storage,
+    };
+
+    fn consensus_params() -> consensus::Params {
+        consensus::Params {
+            block: block::Size {
+                max_bytes: 4 << 20,
+                max_gas: -1,
+                time_iota_ms: 1000,
+            },
+            evidence: evidence::Params {
+                max_age_num_blocks: 100_000,
+                max_age_duration: evidence::Duration(std::time::Duration::from_secs(172_800)),
+                max_bytes: 1 << 20,
+            },
+            validator: consensus::params::ValidatorParams {
+                pub_key_types: vec![tendermint::public_key::Algorithm::Ed25519],
+            },
+            version: None,
+            abci: Default::default(),
+        }
+    }
+
+    fn check(app: &mut App, tx: &[u8]) -> u32 {
+        match app.handle(Request::CheckTx(request::CheckTx {
+            tx: Bytes::copy_from_slice(tx),
+            kind: CheckTxKind::New,
+        })) {
+            Response::CheckTx(r) => r.code.value(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn run_block(app: &mut App, height: u32, offered: Vec<Bytes>) -> resp::FinalizeBlock {
+        let time = Time::from_unix_timestamp(1_700_000_000 + i64::from(height), 0).unwrap();
+        let proposer = account::Id::new([7; 20]);
+        let txs = match app.handle(Request::PrepareProposal(request::PrepareProposal {
+            max_tx_bytes: 1 << 20,
+            txs: offered,
+            local_last_commit: None,
+            misbehavior: vec![],
+            height: height.into(),
+            time,
+            next_validators_hash: Default::default(),
+            proposer_address: proposer,
+        })) {
+            Response::PrepareProposal(r) => r.txs,
+            other => panic!("{other:?}"),
+        };
+        let hash = tendermint::Hash::Sha256([height as u8; 32]);
+        let accepted = app.handle(Request::ProcessProposal(request::ProcessProposal {
+            txs: txs.clone(),
+            proposed_last_commit: None,
+            misbehavior: vec![],
+            hash,
+            height: height.into(),
+            time,
+            next_validators_hash: Default::default(),
+            proposer_address: proposer,
+        }));
+        assert!(matches!(
+            accepted,
+            Response::ProcessProposal(ProcessProposal::Accept)
+        ));
+        let fin = match app.handle(Request::FinalizeBlock(request::FinalizeBlock {
+            txs,
+            decided_last_commit: CommitInfo {
+                round: 0u16.into(),
+                votes: vec![],
+            },
+            misbehavior: vec![],
+            hash,
+            height: height.into(),
+            time,
+            next_validators_hash: Default::default(),
+            proposer_address: proposer,
+        })) {
+            Response::FinalizeBlock(r) => r,
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(app.handle(Request::Commit), Response::Commit(_)));
+        fin
+    }
+
+    fn signed(signer: &SigningKey, nonce: u64, action: Action) -> Vec<u8> {
+        Transaction {
+            chain_id: CHAIN.into(),
+            nonce,
+            actions: vec![action],
+        }
+        .sign(signer)
+        .encode()
+    }
+
+    #[test]
+    fn propose_and_vote_through_check_tx_and_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut app = App::new(Storage::open(dir.path()).unwrap(), AppConfig::default()).unwrap();
+        let genesis = app_state(true, Some(gov_params()));
+        let r = app.handle(Request::InitChain(request::InitChain {
+            time: Time::from_unix_timestamp(1_700_000_000, 0).unwrap(),
+            chain_id: CHAIN.into(),
+            consensus_params: consensus_params(),
+            validators: vec![],
+            app_state_bytes: serde_json::to_vec(&genesis).unwrap().into(),
+            initial_height: 1u32.into(),
+        }));
+        assert!(matches!(r, Response::InitChain(_)));
+
+        let text = || ProposalKind::Text {
+            title: "hello".into(),
+            description: String::new(),
+        };
+        let d1 = key("d1");
+        let low = signed(
+            &d1,
+            0,
+            Action::Propose {
+                kind: text(),
+                deposit: 49,
+            },
+        );
+        assert_eq!(check(&mut app, &low), TxCode::InvalidTransaction.value());
+        let broke = signed(
+            &d1,
+            0,
+            Action::Propose {
+                kind: text(),
+                deposit: BALANCE,
+            },
+        );
+        assert_eq!(check(&mut app, &broke), TxCode::InsufficientFunds.value());
+        let early = signed(
+            &d1,
+            0,
+            Action::Vote {
+                proposal_id: 0,
+                option: VoteOption::Yes,
+            },
+        );
+        assert_eq!(check(&mut app, &early), TxCode::UnknownProposal.value());
+        let propose = signed(
+            &d1,
+            0,
+            Action::Propose {
+                kind: text(),
+                deposit: 50,
+            },
+        );
+        assert_eq!(check(&mut app, &propose), TxCode::Ok.value());
+        let fin = run_block(&mut app, 1, vec![Bytes::from(propose)]);
+        assert!(fin.tx_results[1].code.is_ok(), "{}", fin.tx_results[1].log);
+        assert!(fin.tx_results[1]
+            .events
+            .iter()
+            .any(|e| e.kind == "governance.propose"));
+
+        // Voting ends at the end of height 1 + 3.
+        let votes: Vec<Bytes> = ["v0", "v1"]
+            .iter()
+            .map(|s| {
+                Bytes::from(signed(
+                    &key(s),
+                    0,
+                    Action::Vote {
+                        proposal_id: 0,
+                        option: VoteOption::Yes,
+                    },
+                ))
+            })
+            .collect();
+        for v in &votes {
+            assert_eq!(check(&mut app, v), TxCode::Ok.value());
+        }
+        let fin = run_block(&mut app, 2, votes);
+        assert!(fin.tx_results.iter().skip(1).all(|r| r.code.is_ok()));
+        run_block(&mut app, 3, vec![]);
+        let fin = run_block(&mut app, 4, vec![]);
+        let done = fin
+            .events
+            .iter()
+            .find(|e| e.kind == "governance.proposal_finished")
+            .expect("the outcome event");
+        let outcome = done
+            .attributes
+            .iter()
+            .find(|a| a.key_bytes() == b"outcome")
+            .unwrap();
+        assert_eq!(outcome.value_bytes(), b"passed");
+        let late = signed(
+            &key("v2"),
+            0,
+            Action::Vote {
+                proposal_id: 0,
+                option: VoteOption::No,
+            },
+        );
+        assert_eq!(check(&mut app, &late), TxCode::VotingClosed.value());
+    }
+}
