@@ -428,6 +428,74 @@ fn a_passed_parameter_change_replaces_the_staking_parameters() {
 }
 
 #[test]
+fn proposals_ending_together_run_in_id_order_and_a_stale_one_does_nothing() {
+    let mut c = with_candidate();
+    let initial = supply(&c.state);
+    // Two admissions of the same candidate, both ending at height 5.
+    let (_, codes) = c.block(vec![
+        ("d1", propose(admit("cand"), 50)),
+        ("d0", propose(admit("cand"), 60)),
+    ]);
+    assert_eq!(codes, vec![TxCode::Ok; 2]);
+    c.block(vec![
+        ("v0", vote(1, VoteOption::Yes)),
+        ("v1", vote(1, VoteOption::Yes)),
+        ("v0", vote(0, VoteOption::Yes)),
+        ("v1", vote(0, VoteOption::Yes)),
+    ]);
+    c.until(4);
+    let (end, _) = c.block(vec![]);
+    let effects: Vec<(String, String)> = end
+        .events
+        .iter()
+        .filter(|e| e.kind == "governance.proposal_finished")
+        .map(|e| {
+            (
+                e.get("proposal_id").unwrap().to_string(),
+                e.get("effect").unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        effects,
+        vec![
+            ("0".to_string(), "applied".to_string()),
+            ("1".to_string(), "no_effect".to_string()),
+        ]
+    );
+    assert!(c.state.validator(&addr("cand")).unwrap().unwrap().approved);
+    assert_eq!(c.state.escrowed().unwrap(), 0, "both deposits returned");
+    assert_eq!(supply(&c.state), initial);
+}
+
+#[test]
+fn state_writes_stay_under_the_expected_prefixes() {
+    let mut c = with_candidate();
+    let base = c.state.prefix_raw("").unwrap();
+    c.block(vec![("d1", propose(admit("cand"), 50))]);
+    c.block(vec![
+        ("v0", vote(0, VoteOption::Yes)),
+        ("v1", vote(0, VoteOption::Yes)),
+    ]);
+    c.until(5);
+    let after = c.state.prefix_raw("").unwrap();
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|kv| !base.contains(kv))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(changed.iter().any(|k| k.starts_with("governance/")));
+    assert!(
+        changed.iter().all(
+            |k| ["governance/", "staking/", "accounts/", "chain/", "fees/"]
+                .iter()
+                .any(|p| k.starts_with(p))
+        ),
+        "{changed:?}"
+    );
+}
+
+#[test]
 fn refusals_and_their_codes() {
     let mut c = with_candidate();
     let (_, codes) = c.block(vec![
