@@ -178,6 +178,14 @@ pub enum ProposalKind {
         /// characters other than line feeds.
         description: String,
     },
+    /// Replace the governance parameters (the voting rules) as a whole;
+    /// they must pass `GovernanceParams::check`. Proposals already open
+    /// keep their end height; the new thresholds apply to every tally
+    /// from the next block on.
+    ChangeGovernanceParams {
+        /// The new parameters.
+        params: crate::genesis::GovernanceParams,
+    },
 }
 
 impl ProposalKind {
@@ -186,6 +194,7 @@ impl ProposalKind {
         match self {
             ProposalKind::AdmitValidator { .. } | ProposalKind::RemoveValidator { .. } => Ok(()),
             ProposalKind::ChangeStakingParams { params } => params.check(),
+            ProposalKind::ChangeGovernanceParams { params } => params.check(),
             ProposalKind::Text { title, description } => {
                 if title.is_empty() || title.len() > MAX_PROPOSAL_TITLE_LEN {
                     return Err(format!(

@@ -14,7 +14,7 @@ use weft_core::{
     encoding,
     merkle::{self, Proof},
     transaction::SigningDomain,
-    Action, Hash, ProposalKind, RollupId, SignedTransaction, SigningKey, StakingParams,
+    Action, GovernanceParams, Hash, ProposalKind, RollupId, SignedTransaction, SigningKey, StakingParams,
     Transaction, VoteOption,
 };
 
@@ -197,6 +197,23 @@ fn sample_transactions() -> Vec<(&'static str, &'static str, Transaction)> {
                         option: VoteOption::NoWithVeto,
                     },
                 ],
+            },
+        ),
+        (
+            "governance: change the voting rules (the defaults with a quorum of 50 %)",
+            "alice",
+            Transaction {
+                chain_id: CHAIN_ID.into(),
+                nonce: 4,
+                actions: vec![Action::Propose {
+                    kind: ProposalKind::ChangeGovernanceParams {
+                        params: GovernanceParams {
+                            quorum_bps: 5_000,
+                            ..GovernanceParams::default()
+                        },
+                    },
+                    deposit: 10_000_000,
+                }],
             },
         ),
     ]

@@ -74,7 +74,9 @@ impl Propose<'_> {
                     return Err(invalid(format!("{operator} is not approved")));
                 }
             }
-            ProposalKind::ChangeStakingParams { .. } | ProposalKind::Text { .. } => {}
+            ProposalKind::ChangeStakingParams { .. }
+            | ProposalKind::ChangeGovernanceParams { .. }
+            | ProposalKind::Text { .. } => {}
         }
         Ok(params)
     }
@@ -152,6 +154,7 @@ pub fn kind_name(kind: &ProposalKind) -> &'static str {
         ProposalKind::AdmitValidator { .. } => "admit_validator",
         ProposalKind::RemoveValidator { .. } => "remove_validator",
         ProposalKind::ChangeStakingParams { .. } => "change_staking_params",
+        ProposalKind::ChangeGovernanceParams { .. } => "change_governance_params",
         ProposalKind::Text { .. } => "text",
     }
 }

@@ -196,6 +196,13 @@ fn execute(state: &mut dyn StateWrite, kind: &ProposalKind) -> Result<&'static s
             state.put_component_params::<StakingParams>(params);
             Ok("applied")
         }
+        ProposalKind::ChangeGovernanceParams { params } => {
+            if params.check().is_err() {
+                return Ok("no_effect");
+            }
+            state.put_component_params::<GovernanceParams>(params);
+            Ok("applied")
+        }
         ProposalKind::Text { .. } => Ok("none"),
     }
 }

@@ -496,6 +496,44 @@ fn state_writes_stay_under_the_expected_prefixes() {
 }
 
 #[test]
+fn a_passed_voting_rule_change_applies_to_later_tallies() {
+    let mut c = with_candidate();
+    let stricter = GovernanceParams {
+        quorum_bps: 10_000,
+        ..gov_params()
+    };
+    c.block(vec![(
+        "v0",
+        propose(
+            ProposalKind::ChangeGovernanceParams {
+                params: stricter.clone(),
+            },
+            50,
+        ),
+    )]);
+    c.block(vec![
+        ("v0", vote(0, VoteOption::Yes)),
+        ("v1", vote(0, VoteOption::Yes)),
+    ]);
+    c.until(4);
+    let (end, _) = c.block(vec![]);
+    assert_eq!(finished(&end), vec!["passed"]);
+    assert_eq!(
+        c.state.component_params::<GovernanceParams>().unwrap(),
+        stricter
+    );
+    // The same votes no longer reach the (now total) quorum.
+    c.block(vec![("v0", propose(admit("cand"), 50))]);
+    c.block(vec![
+        ("v0", vote(1, VoteOption::Yes)),
+        ("v1", vote(1, VoteOption::Yes)),
+    ]);
+    c.until(8);
+    let (end, _) = c.block(vec![]);
+    assert_eq!(finished(&end), vec!["no_quorum"]);
+}
+
+#[test]
 fn refusals_and_their_codes() {
     let mut c = with_candidate();
     let (_, codes) = c.block(vec![
@@ -535,6 +573,18 @@ fn refusals_and_their_codes() {
                 50,
             ),
         ),
+        (
+            "d1",
+            propose(
+                ProposalKind::ChangeGovernanceParams {
+                    params: GovernanceParams {
+                        quorum_bps: 10_001,
+                        ..gov_params()
+                    },
+                },
+                50,
+            ),
+        ),
         // Unknown, already approved, not approved.
         ("d1", propose(admit("d0"), 50)),
         ("d1", propose(admit("v0"), 50)),
@@ -556,6 +606,7 @@ fn refusals_and_their_codes() {
     assert_eq!(
         codes,
         vec![
+            InvalidTransaction,
             InvalidTransaction,
             InvalidTransaction,
             InvalidTransaction,
@@ -647,7 +698,7 @@ fn op() -> impl Strategy<Value = Op> {
     let who = 0..SEEDS.len();
     let validator = 0..4usize;
     prop_oneof![
-        (who.clone(), 0u8..4, 40u128..200).prop_map(|(i, k, d)| Op::Propose(i, k, d)),
+        (who.clone(), 0u8..5, 40u128..200).prop_map(|(i, k, d)| Op::Propose(i, k, d)),
         (who.clone(), 0u64..6, 0u8..4).prop_map(|(i, p, o)| Op::Vote(i, p, o)),
         (who.clone(), validator.clone(), 1u128..300).prop_map(|(i, v, a)| Op::Delegate(i, v, a)),
         (who, validator, 1u128..300).prop_map(|(i, v, a)| Op::Undelegate(i, v, a)),
@@ -697,6 +748,12 @@ fn run(ops: &[Op]) -> Result<crate::storage::StateChanges, TestCaseError> {
                         params: StakingParams {
                             max_validators: 3,
                             ..staking_params()
+                        },
+                    },
+                    3 => ProposalKind::ChangeGovernanceParams {
+                        params: GovernanceParams {
+                            quorum_bps: 2_000,
+                            ..gov_params()
                         },
                     },
                     _ => ProposalKind::Text {
