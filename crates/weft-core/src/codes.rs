@@ -44,13 +44,17 @@ pub enum TxCode {
     /// The signer already operates a validator, or the consensus key is
     /// already used by one.
     ValidatorExists = 15,
+    /// A vote names a proposal that does not exist.
+    UnknownProposal = 16,
+    /// A vote on a proposal whose voting period is over.
+    VotingClosed = 17,
     /// The node failed internally (storage); retrying elsewhere may work.
     Internal = 99,
 }
 
 impl TxCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [TxCode; 17] = [
+    pub const ALL: [TxCode; 19] = [
         TxCode::Ok,
         TxCode::Malformed,
         TxCode::InvalidTransaction,
@@ -67,6 +71,8 @@ impl TxCode {
         TxCode::UnknownValidator,
         TxCode::InsufficientStake,
         TxCode::ValidatorExists,
+        TxCode::UnknownProposal,
+        TxCode::VotingClosed,
         TxCode::Internal,
     ];
 
@@ -99,6 +105,8 @@ impl TxCode {
             TxCode::UnknownValidator => "unknown_validator",
             TxCode::InsufficientStake => "insufficient_stake",
             TxCode::ValidatorExists => "validator_exists",
+            TxCode::UnknownProposal => "unknown_proposal",
+            TxCode::VotingClosed => "voting_closed",
             TxCode::Internal => "internal",
         }
     }

@@ -118,6 +118,64 @@ impl StakingParams {
     }
 }
 
+/// The governance component's parameters (kept in state under
+/// `governance/params`, versioned by the component). Basis points are of
+/// 10000.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GovernanceParams {
+    /// Blocks a proposal is open for votes: submitted at height `h`, it
+    /// is tallied (and, if passed, executed) at the end of block
+    /// `h + voting_period_blocks`.
+    pub voting_period_blocks: u64,
+    /// Least deposit a proposal escrows.
+    #[serde(with = "amount_string")]
+    pub min_deposit: Amount,
+    /// Least share of total bonded stake that must vote (any option) for
+    /// the outcome to count.
+    pub quorum_bps: u16,
+    /// Least share of the non-abstaining voted stake that must vote yes.
+    pub pass_threshold_bps: u16,
+    /// Share of the voted stake voting no-with-veto at which the proposal
+    /// is vetoed and its deposit burned.
+    pub veto_threshold_bps: u16,
+}
+
+impl Default for GovernanceParams {
+    fn default() -> Self {
+        GovernanceParams {
+            // About 7 days at one block per 5 s.
+            voting_period_blocks: 120_960,
+            min_deposit: 10_000_000,
+            quorum_bps: 3_340,
+            pass_threshold_bps: 5_000,
+            veto_threshold_bps: 3_340,
+        }
+    }
+}
+
+impl GovernanceParams {
+    /// Why these parameters cannot run governance, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.voting_period_blocks == 0 {
+            return Err("governance.voting_period_blocks must be positive".into());
+        }
+        if self.min_deposit == 0 {
+            return Err("governance.min_deposit must be positive".into());
+        }
+        for (name, v) in [
+            ("quorum_bps", self.quorum_bps),
+            ("pass_threshold_bps", self.pass_threshold_bps),
+            ("veto_threshold_bps", self.veto_threshold_bps),
+        ] {
+            if v == 0 || v > 10_000 {
+                return Err(format!("governance.{name} must be 1 to 10000"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A validator approved at genesis, self-bonded from its operator's
 /// genesis balance (so total supply is what `accounts` lists).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +225,12 @@ pub struct GenesisAppState {
     /// Staking, if this chain has it (see [`GenesisStaking`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staking: Option<GenesisStaking>,
+    /// Governance parameters. Governance runs exactly when staking does
+    /// (votes weigh by stake): with a staking section, an absent
+    /// governance section means the defaults; without one, a governance
+    /// section is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub governance: Option<GovernanceParams>,
 }
 
 /// Why a genesis is refused.
@@ -209,6 +273,14 @@ impl GenesisAppState {
             staking
                 .check(&state.accounts)
                 .map_err(GenesisError::Invalid)?;
+        }
+        if let Some(governance) = &state.governance {
+            if state.staking.is_none() {
+                return Err(GenesisError::Invalid(
+                    "a governance section needs a staking section (votes weigh by stake)".into(),
+                ));
+            }
+            governance.check().map_err(GenesisError::Invalid)?;
         }
         Ok(state)
     }
@@ -372,6 +444,41 @@ mod tests {
                 GenesisAppState::from_json(json.as_bytes()).is_err(),
                 "{json}"
             );
+        }
+    }
+
+    #[test]
+    fn governance_section_needs_staking_and_is_checked() {
+        let op = SigningKey::from_seed("op").address();
+        let key = hex::encode(SigningKey::from_seed("op-consensus").public_key().0);
+        let accounts = format!(r#""accounts":[{{"address":"{op}","balance":"5000000"}}]"#);
+        let staking = format!(
+            r#""staking":{{"validators":[{{"operator":"{op}","consensus_key":"{key}","name":"op","self_bond":"2000000"}}]}}"#
+        );
+        let parse = |body: String| GenesisAppState::from_json(format!("{{{body}}}").as_bytes());
+        let g = parse(format!("{accounts},{staking}")).unwrap();
+        assert_eq!(g.governance, None);
+        assert!(!serde_json::to_string(&g).unwrap().contains("governance"));
+        let g = parse(format!(
+            r#"{accounts},{staking},"governance":{{"quorum_bps":5000,"min_deposit":"7"}}"#
+        ))
+        .unwrap();
+        let gov = g.governance.unwrap();
+        assert_eq!(gov.quorum_bps, 5_000);
+        assert_eq!(gov.min_deposit, 7);
+        assert_eq!(
+            gov.voting_period_blocks,
+            GovernanceParams::default().voting_period_blocks
+        );
+        for bad in [
+            format!(r#"{accounts},"governance":{{}}"#),
+            format!(r#"{accounts},{staking},"governance":{{"quorum_bps":0}}"#),
+            format!(r#"{accounts},{staking},"governance":{{"veto_threshold_bps":10001}}"#),
+            format!(r#"{accounts},{staking},"governance":{{"voting_period_blocks":0}}"#),
+            format!(r#"{accounts},{staking},"governance":{{"min_deposit":"0"}}"#),
+            format!(r#"{accounts},{staking},"governance":{{"unknown":1}}"#),
+        ] {
+            assert!(parse(bad.clone()).is_err(), "{bad}");
         }
     }
 

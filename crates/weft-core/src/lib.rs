@@ -18,12 +18,13 @@ pub use block::{BlockCommitments, RollupBatch, RollupBatchProof};
 pub use codes::TxCode;
 pub use encoding::DecodeError;
 pub use genesis::{
-    ChainParams, GenesisAccount, GenesisAppState, GenesisStaking, GenesisValidator, StakingParams,
+    ChainParams, GenesisAccount, GenesisAppState, GenesisStaking, GenesisValidator,
+    GovernanceParams, StakingParams,
 };
 pub use hash::{sha256, Hash};
 pub use keys::{Address, KeyFile, PublicKey, Signature, SigningKey};
 pub use rollup::RollupId;
-pub use transaction::{Action, SignedTransaction, Transaction};
+pub use transaction::{Action, ProposalKind, SignedTransaction, Transaction, VoteOption};
 
 /// The native asset's amount type. Balances and fees never overflow it in
 /// practice; arithmetic on it is always checked.

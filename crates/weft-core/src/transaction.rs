@@ -26,6 +26,10 @@ pub const MAX_VALIDATOR_NAME_LEN: usize = 64;
 pub const MAX_VALIDATOR_WEBSITE_LEN: usize = 128;
 /// Commission is in basis points of a validator's rewards: 10000 = 100 %.
 pub const MAX_COMMISSION_BPS: u16 = 10_000;
+/// Longest title of a text proposal, in bytes.
+pub const MAX_PROPOSAL_TITLE_LEN: usize = 128;
+/// Longest description of a text proposal, in bytes.
+pub const MAX_PROPOSAL_DESCRIPTION_LEN: usize = 4_096;
 
 /// What a signature is over: each kind of signed object has its own tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +125,125 @@ pub enum Action {
         #[serde(with = "crate::genesis::amount_string")]
         amount: Amount,
     },
+    /// Submit a governance proposal, escrowing `deposit` from the signer's
+    /// balance until the proposal's voting period ends. Appended after the
+    /// staking variants (tag 6).
+    Propose {
+        /// What the proposal does if it passes.
+        kind: ProposalKind,
+        /// Escrowed deposit: at least the governance `min_deposit`;
+        /// returned at the end unless the proposal is vetoed (then burned).
+        #[serde(with = "crate::genesis::amount_string")]
+        deposit: Amount,
+    },
+    /// Vote on a proposal in its voting period; a later vote of the same
+    /// signer replaces an earlier one (tag 7).
+    Vote {
+        /// The proposal's id.
+        proposal_id: u64,
+        /// The signer's choice.
+        option: VoteOption,
+    },
+}
+
+/// What a governance proposal does if it passes.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type", deny_unknown_fields)]
+pub enum ProposalKind {
+    /// Admit a registered candidate (named by its operator) to the
+    /// approved set; it enters the active set at the next epoch if its
+    /// stake earns it a place.
+    AdmitValidator {
+        /// The candidate's operator address.
+        operator: Address,
+    },
+    /// Take a validator out of the approved set; it leaves the active set
+    /// at the next epoch.
+    RemoveValidator {
+        /// The validator's operator address.
+        operator: Address,
+    },
+    /// Replace the staking parameters as a whole (every field is given, so
+    /// what voters read is exactly what takes effect); they must pass
+    /// `StakingParams::check`.
+    ChangeStakingParams {
+        /// The new parameters.
+        params: crate::genesis::StakingParams,
+    },
+    /// A signalling proposal: executes nothing.
+    Text {
+        /// 1 to `MAX_PROPOSAL_TITLE_LEN` bytes, no control characters.
+        title: String,
+        /// At most `MAX_PROPOSAL_DESCRIPTION_LEN` bytes, no control
+        /// characters other than line feeds.
+        description: String,
+    },
+    /// Replace the governance parameters (the voting rules) as a whole;
+    /// they must pass `GovernanceParams::check`. Proposals already open
+    /// keep their end height; the new thresholds apply to every tally
+    /// from the next block on.
+    ChangeGovernanceParams {
+        /// The new parameters.
+        params: crate::genesis::GovernanceParams,
+    },
+}
+
+impl ProposalKind {
+    /// Why this proposal is malformed, if it is: rules that need no state.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            ProposalKind::AdmitValidator { .. } | ProposalKind::RemoveValidator { .. } => Ok(()),
+            ProposalKind::ChangeStakingParams { params } => params.check(),
+            ProposalKind::ChangeGovernanceParams { params } => params.check(),
+            ProposalKind::Text { title, description } => {
+                if title.is_empty() || title.len() > MAX_PROPOSAL_TITLE_LEN {
+                    return Err(format!(
+                        "proposal title must be 1 to {MAX_PROPOSAL_TITLE_LEN} bytes"
+                    ));
+                }
+                if description.len() > MAX_PROPOSAL_DESCRIPTION_LEN {
+                    return Err(format!(
+                        "proposal description must be at most {MAX_PROPOSAL_DESCRIPTION_LEN} bytes"
+                    ));
+                }
+                if title.chars().any(char::is_control)
+                    || description.chars().any(|c| c.is_control() && c != '\n')
+                {
+                    return Err(
+                        "proposal title and description must not hold control characters".into(),
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A voter's choice on a proposal.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum VoteOption {
+    /// For.
+    Yes,
+    /// Against.
+    No,
+    /// Counts towards quorum, not towards the pass threshold.
+    Abstain,
+    /// Against, and if enough voting power says so, the deposit is burned.
+    NoWithVeto,
 }
 
 /// Whether `key` can be a CometBFT consensus key: a canonical ed25519
@@ -205,7 +328,9 @@ impl Transaction {
                 | Action::RegisterValidator { .. }
                 | Action::Delegate { .. }
                 | Action::Undelegate { .. }
-                | Action::Redelegate { .. } => 0,
+                | Action::Redelegate { .. }
+                | Action::Propose { .. }
+                | Action::Vote { .. } => 0,
             })
             .sum()
     }
@@ -277,6 +402,13 @@ impl SignedTransaction {
                     return Err(TxError::Invalid(format!(
                         "action {i}: stake amount of zero"
                     )));
+                }
+                Action::Propose { deposit, .. } if *deposit == 0 => {
+                    return Err(TxError::Invalid(format!("action {i}: deposit of zero")));
+                }
+                Action::Propose { kind, .. } => {
+                    kind.check()
+                        .map_err(|e| TxError::Invalid(format!("action {i}: {e}")))?;
                 }
                 _ => {}
             }

@@ -70,6 +70,7 @@ fn app(keys: &[SigningKey]) -> (App, tempfile::TempDir) {
             ..ChainParams::default()
         },
         staking: None,
+        governance: None,
     };
     app.handle(Request::InitChain(request::InitChain {
         time: Time::from_unix_timestamp(1_700_000_000, 0).unwrap(),

@@ -6,6 +6,7 @@ use weft_core::Action;
 use crate::{
     accounts::actions::Transfer,
     component::{ActionHandler, HandledAction},
+    governance::actions::{Propose, Vote},
     rollups::actions::SubmitRollupData,
     staking::actions::{Delegate, Redelegate, RegisterValidator, Undelegate},
 };
@@ -44,6 +45,17 @@ impl HandledAction for Action {
                 from,
                 to,
                 amount: *amount,
+            }),
+            Action::Propose { kind, deposit } => f(&Propose {
+                kind,
+                deposit: *deposit,
+            }),
+            Action::Vote {
+                proposal_id,
+                option,
+            } => f(&Vote {
+                proposal_id: *proposal_id,
+                option: *option,
             }),
         }
     }

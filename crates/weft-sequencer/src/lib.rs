@@ -15,6 +15,7 @@ pub mod component;
 pub mod config;
 pub mod error;
 pub mod fees;
+pub mod governance;
 pub mod headers;
 pub mod mempool;
 pub mod proposal;

@@ -24,6 +24,7 @@ pub fn state(
             .collect(),
         params,
         staking: None,
+        governance: None,
     };
     let mut s = StateDelta::new(EmptyState);
     crate::app::standard_components(0)

@@ -156,6 +156,7 @@ mod tests {
             }],
             params: ChainParams::default(),
             staking: None,
+            governance: None,
         };
         let validators: Vec<_> = (0..4).map(validator).collect();
         let g = build_genesis(&init_genesis(), "weft-test", &validators, &app_state).unwrap();

@@ -285,6 +285,7 @@ impl Testnet {
             accounts,
             params: cfg.params.clone(),
             staking: None,
+            governance: None,
         };
         // Refuse here what the sequencer would refuse at InitChain.
         let app_state_json =

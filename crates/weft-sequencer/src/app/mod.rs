@@ -58,9 +58,11 @@ impl Default for AppConfig {
 }
 
 /// Weft's components in hook order: chain facts, accounts, fees, rollups,
-/// staking and the transaction index (keeping `tx_index_retention_blocks`
-/// heights). Staking runs after accounts (its genesis self-bonds debit
-/// funded accounts) and after fees. The one list a new component is added
+/// staking, governance and the transaction index (keeping
+/// `tx_index_retention_blocks` heights). Staking runs after accounts (its
+/// genesis self-bonds debit funded accounts) and after fees; governance
+/// after staking (a validator admitted at an epoch boundary waits for the
+/// next epoch). The one list a new component is added
 /// to.
 pub fn standard_components(tx_index_retention_blocks: u64) -> Components {
     Components::new(vec![
@@ -69,6 +71,7 @@ pub fn standard_components(tx_index_retention_blocks: u64) -> Components {
         Arc::new(crate::fees::Fees),
         Arc::new(crate::rollups::Rollups),
         Arc::new(crate::staking::Staking),
+        Arc::new(crate::governance::Governance),
         Arc::new(crate::mempool::TxIndex {
             retention_blocks: tx_index_retention_blocks,
         }),

@@ -48,6 +48,7 @@ fn init(app: &mut App, funded: &[&SigningKey]) -> Hash {
             .collect(),
         params: Default::default(),
         staking: None,
+        governance: None,
     };
     let r = app.handle(Request::InitChain(request::InitChain {
         time: Time::from_unix_timestamp(1_700_000_000, 0).unwrap(),

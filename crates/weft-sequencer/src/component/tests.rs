@@ -159,6 +159,7 @@ fn genesis(key: &SigningKey) -> StateDelta<EmptyState> {
         }],
         params: Default::default(),
         staking: None,
+        governance: None,
     };
     let mut state = StateDelta::new(EmptyState);
     components()

@@ -5,9 +5,11 @@
 //! the component writes nothing, refuses staking actions and emits no
 //! validator update, so such a chain runs (and hashes) exactly as before.
 //!
-//! Who may validate is governance's decision; here a candidate is
-//! approved only if genesis listed it. How much an approved validator
-//! weighs is its bonded stake, capped by `max_power_share_bps`.
+//! Who may validate is governance's decision: a candidate is approved if
+//! genesis listed it or a passed proposal admitted it (the governance
+//! component sets `Validator::approved` through [`state::StakingWrite`]).
+//! How much an approved validator weighs is its bonded stake, capped by
+//! `max_power_share_bps`.
 
 pub mod actions;
 pub mod query;

@@ -98,8 +98,8 @@ pub struct Validator {
     pub website: String,
     /// Commission in basis points.
     pub commission_bps: u16,
-    /// Whether governance (for now: genesis) admitted it to the approved
-    /// set; an unapproved candidate never enters the active set.
+    /// Whether genesis or a passed governance proposal admitted it to the
+    /// approved set; an unapproved candidate never enters the active set.
     pub approved: bool,
     /// Total bonded to it: the sum of its delegations.
     pub bonded: Amount,

@@ -67,6 +67,7 @@ fn app_state(staking: Option<StakingParams>) -> GenesisAppState {
                 })
                 .to_vec(),
         }),
+        governance: None,
     }
 }
 
