@@ -821,4 +821,32 @@ mod tests {
         );
         assert_eq!(validate(&doc).unwrap().vote_extensions_enable_height, 7);
     }
+
+    // genesis/README.md documents both files; they must stay valid, and
+    // the DEV ONLY example's keys must stay the public-seed ones it names.
+    #[test]
+    fn the_genesis_files_in_the_repository_are_valid() {
+        let parse = |text: &str| -> Value { serde_json::from_str(text).unwrap() };
+        let devnet = parse(include_str!("../../../genesis/devnet-4.json"));
+        let s = validate(&devnet).unwrap();
+        assert_eq!(s.validators, 4);
+        assert!(s.chain_id.contains("dev-only"));
+        let staking = s.app_state.staking.unwrap();
+        for (i, v) in staking.validators.iter().enumerate() {
+            let seed = |what: &str| SigningKey::from_seed(&format!("weft-devnet-4/{what}{i}"));
+            assert_eq!(v.consensus_key, seed("validator").public_key().0);
+            assert_eq!(v.operator, seed("operator").address());
+            assert!(devnet["validators"][i]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("DEV-ONLY-"));
+        }
+        let template = parse(include_str!("../../../genesis/testnet-template.json"));
+        let s = validate(&template).unwrap();
+        assert_eq!(s.chain_id, "weft-testnet-1");
+        assert!(template["validators"][0]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("REPLACE-ME"));
+    }
 }
