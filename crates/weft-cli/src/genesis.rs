@@ -127,7 +127,10 @@ pub fn run(command: GenesisCommand, out: Output) -> Result<bool> {
             force,
         } => {
             if path.exists() && !force {
-                bail!("{} already exists; pass --force to overwrite it", path.display());
+                bail!(
+                    "{} already exists; pass --force to overwrite it",
+                    path.display()
+                );
             }
             let doc = g::new_genesis(&NewGenesis {
                 chain_id: chain_id.clone(),
@@ -218,12 +221,18 @@ pub fn run(command: GenesisCommand, out: Output) -> Result<bool> {
                     validators: Vec::new(),
                 });
                 if staking.validators.iter().any(|v| v.operator == operator) {
-                    bail!("app_state.staking.validators: operator {operator} already has a validator");
+                    bail!(
+                        "app_state.staking.validators: operator {operator} already has a validator"
+                    );
                 }
                 staking.validators.push(weft_core::GenesisValidator {
                     operator,
                     consensus_key: key,
-                    name: if name.is_empty() { validator.address.clone() } else { name.clone() },
+                    name: if name.is_empty() {
+                        validator.address.clone()
+                    } else {
+                        name.clone()
+                    },
                     website,
                     commission_bps,
                     self_bond,
@@ -250,16 +259,21 @@ pub fn run(command: GenesisCommand, out: Output) -> Result<bool> {
             set_param(&mut app, &name, &value).map_err(anyhow::Error::msg)?;
             g::set_app_state(&mut doc, &app)?;
             write(&genesis, &doc)?;
-            out.emit(&json!({ "file": genesis, "name": name, "value": value }), || {
-                format!("set {name} = {value}")
-            });
+            out.emit(
+                &json!({ "file": genesis, "name": name, "value": value }),
+                || format!("set {name} = {value}"),
+            );
         }
         GenesisCommand::Validate { file } => {
             let doc = read(&file)?;
             return Ok(match g::validate(&doc) {
                 Ok(s) => {
                     let supply: Amount = s.app_state.accounts.iter().map(|a| a.balance).sum();
-                    let staking = s.app_state.staking.as_ref().map_or(0, |st| st.validators.len());
+                    let staking = s
+                        .app_state
+                        .staking
+                        .as_ref()
+                        .map_or(0, |st| st.validators.len());
                     out.emit(
                         &json!({
                             "valid": true,
@@ -314,10 +328,10 @@ pub fn run(command: GenesisCommand, out: Output) -> Result<bool> {
 }
 
 fn from_key_file(file: &Path, name: &str) -> Result<GenesisValidator> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("reading {}", file.display()))?;
-    let json: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not JSON", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let json: Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
     let v = GenesisValidator::from_priv_validator_key(&json, name)
         .with_context(|| format!("reading {}", file.display()))?;
     // Recompute the address from the key rather than trust the file.

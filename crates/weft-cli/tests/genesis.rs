@@ -45,8 +45,15 @@ fn build_edit_and_validate() {
     let key = "Oe4AyooHiz+pp1kgy+Y1kkbNcezGV1WYXF0mz16cdwQ=";
 
     let (ok, v) = weft(&[
-        "genesis", "new", "--chain-id", "weft-cli-test", "--out", f, "--force",
-        "--vote-extensions-enable-height", "3",
+        "genesis",
+        "new",
+        "--chain-id",
+        "weft-cli-test",
+        "--out",
+        f,
+        "--force",
+        "--vote-extensions-enable-height",
+        "3",
     ]);
     assert!(ok, "{v}");
     // No validators yet: refused, naming the field.
@@ -56,23 +63,50 @@ fn build_edit_and_validate() {
 
     assert!(weft(&["genesis", "add-account", "--genesis", f, alice, "5000000"]).0);
     let (ok, v) = weft(&["genesis", "add-account", "--genesis", f, alice, "1"]);
-    assert!(!ok && v["error"].as_str().unwrap().contains("already funded"), "{v}");
+    assert!(
+        !ok && v["error"].as_str().unwrap().contains("already funded"),
+        "{v}"
+    );
     let (ok, v) = weft(&["genesis", "add-account", "--genesis", f, "weft1bogus", "1"]);
     assert!(!ok, "{v}");
 
     let (ok, v) = weft(&[
-        "genesis", "add-validator", "--genesis", f, "--pubkey", key, "--power", "2000000",
-        "--name", "v0", "--operator", alice, "--self-bond", "2000000",
+        "genesis",
+        "add-validator",
+        "--genesis",
+        f,
+        "--pubkey",
+        key,
+        "--power",
+        "2000000",
+        "--name",
+        "v0",
+        "--operator",
+        alice,
+        "--self-bond",
+        "2000000",
     ]);
     assert!(ok, "{v}");
-    let (ok, _) = weft(&["genesis", "add-validator", "--genesis", f, "--pubkey", key, "--power", "1"]);
+    let (ok, _) = weft(&[
+        "genesis",
+        "add-validator",
+        "--genesis",
+        f,
+        "--pubkey",
+        key,
+        "--power",
+        "1",
+    ]);
     assert!(!ok, "a key twice is refused");
 
     assert!(weft(&["genesis", "set-param", "--genesis", f, "base_fee", "5"]).0);
     let (ok, v) = weft(&["genesis", "set-param", "--genesis", f, "bogus", "5"]);
     assert!(!ok);
     let e = v["error"].as_str().unwrap();
-    assert!(e.contains("unknown parameter `bogus`") && e.contains("staking.min_self_bond"), "{e}");
+    assert!(
+        e.contains("unknown parameter `bogus`") && e.contains("staking.min_self_bond"),
+        "{e}"
+    );
 
     let (ok, v) = weft(&["genesis", "validate", f]);
     assert!(ok, "{v}");

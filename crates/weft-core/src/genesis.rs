@@ -206,7 +206,9 @@ impl GenesisAppState {
             ));
         }
         if let Some(staking) = &state.staking {
-            staking.check(&state.accounts).map_err(GenesisError::Invalid)?;
+            staking
+                .check(&state.accounts)
+                .map_err(GenesisError::Invalid)?;
         }
         Ok(state)
     }
@@ -408,7 +410,10 @@ impl GenesisAppState {
             if let Some(first) = seen.insert(a.address, i) {
                 return Err(GenesisFieldError::new(
                     format!("app_state.accounts[{i}].address"),
-                    format!("account {} is already listed at accounts[{first}]", a.address),
+                    format!(
+                        "account {} is already listed at accounts[{first}]",
+                        a.address
+                    ),
                 ));
             }
         }
@@ -443,7 +448,10 @@ impl GenesisAppState {
             if earlier.iter().any(|e| e.consensus_key == v.consensus_key) {
                 return Err(GenesisFieldError::new(
                     at("consensus_key"),
-                    format!("consensus key {} listed twice", hex::encode(v.consensus_key)),
+                    format!(
+                        "consensus key {} listed twice",
+                        hex::encode(v.consensus_key)
+                    ),
                 ));
             }
             if !is_valid_consensus_key(&v.consensus_key) {
@@ -572,9 +580,9 @@ mod tests {
         assert_eq!(s.params, StakingParams::default());
         assert_eq!(s.validators[0].self_bond, 2_000_000);
         let refused = [
-            with(&v("6000000"), ""),                       // more than the balance
-            with(&v("10"), ""),                            // below min_self_bond
-            with("", ""),                                  // no validators
+            with(&v("6000000"), ""), // more than the balance
+            with(&v("10"), ""),      // below min_self_bond
+            with("", ""),            // no validators
             with(&format!("{},{}", v("2000000"), v("1000000")), ""), // twice
             with(&v("2000000"), r#""params":{"epoch_blocks":0},"#),
             with(&v("2000000"), r#""params":{"max_power_share_bps":10001},"#),
@@ -585,7 +593,10 @@ mod tests {
             ),
         ];
         for json in refused {
-            assert!(GenesisAppState::from_json(json.as_bytes()).is_err(), "{json}");
+            assert!(
+                GenesisAppState::from_json(json.as_bytes()).is_err(),
+                "{json}"
+            );
         }
     }
 
@@ -623,12 +634,18 @@ mod tests {
         let mut g = GenesisAppState::default();
         set_param(&mut g, "base_fee", "7").unwrap();
         set_param(&mut g, "max_rollup_data_per_tx", "99").unwrap();
-        assert_eq!((g.params.base_fee, g.params.max_rollup_data_per_tx), (7, 99));
+        assert_eq!(
+            (g.params.base_fee, g.params.max_rollup_data_per_tx),
+            (7, 99)
+        );
         assert!(g.staking.is_none());
         set_param(&mut g, "staking.min_self_bond", "5").unwrap();
         assert_eq!(g.staking.as_ref().unwrap().params.min_self_bond, 5);
         let e = set_param(&mut g, "bogus", "1").unwrap_err();
-        assert!(e.contains("unknown parameter `bogus`") && e.contains("base_fee"), "{e}");
+        assert!(
+            e.contains("unknown parameter `bogus`") && e.contains("base_fee"),
+            "{e}"
+        );
         assert!(e.contains("staking.epoch_blocks"), "{e}");
         assert!(set_param(&mut g, "staking.bogus", "1").is_err());
         assert!(set_param(&mut g, "base_fee", "-1").is_err());

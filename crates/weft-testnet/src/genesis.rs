@@ -156,10 +156,7 @@ pub fn new_genesis(opts: &NewGenesis) -> Result<Value> {
     Ok(doc)
 }
 
-fn object_mut<'a>(
-    v: &'a mut Value,
-    what: &str,
-) -> Result<&'a mut serde_json::Map<String, Value>> {
+fn object_mut<'a>(v: &'a mut Value, what: &str) -> Result<&'a mut serde_json::Map<String, Value>> {
     v.as_object_mut()
         .ok_or_else(|| TestnetError::json("genesis.json", format!("{what} is not a JSON object")))
 }
@@ -172,8 +169,10 @@ pub fn set_vote_extensions_enable_height(doc: &mut Value, height: u64) -> Result
     object_mut(params, "consensus_params")?
         .entry("abci")
         .or_insert_with(|| json!({}));
-    object_mut(&mut params["abci"], "consensus_params.abci")?
-        .insert("vote_extensions_enable_height".into(), json!(height.to_string()));
+    object_mut(&mut params["abci"], "consensus_params.abci")?.insert(
+        "vote_extensions_enable_height".into(),
+        json!(height.to_string()),
+    );
     Ok(())
 }
 
@@ -506,7 +505,9 @@ pub fn validate(doc: &Value) -> Result<GenesisSummary, GenesisFieldError> {
             .ok_or_else(|| {
                 GenesisFieldError::new(
                     at("power"),
-                    format!("total voting power exceeds CometBFT's maximum {MAX_TOTAL_VOTING_POWER}"),
+                    format!(
+                        "total voting power exceeds CometBFT's maximum {MAX_TOTAL_VOTING_POWER}"
+                    ),
                 )
             })?;
     }
@@ -517,8 +518,8 @@ pub fn validate(doc: &Value) -> Result<GenesisSummary, GenesisFieldError> {
         ));
     }
 
-    let app_state: GenesisAppState = serde_path_to_error::deserialize(&shape.app_state)
-        .map_err(|e| {
+    let app_state: GenesisAppState =
+        serde_path_to_error::deserialize(&shape.app_state).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." {
                 "app_state".into()
@@ -598,7 +599,9 @@ mod tests {
     }
 
     fn key(i: u8) -> [u8; 32] {
-        SigningKey::from_seed(&format!("validator{i}")).public_key().0
+        SigningKey::from_seed(&format!("validator{i}"))
+            .public_key()
+            .0
     }
 
     fn validator(i: u8) -> GenesisValidator {
@@ -694,7 +697,10 @@ mod tests {
     #[test]
     fn the_fixture_is_valid() {
         let s = validate(&fixture()).unwrap();
-        assert_eq!((s.validators, s.total_power, s.app_state.accounts.len()), (2, 20, 1));
+        assert_eq!(
+            (s.validators, s.total_power, s.app_state.accounts.len()),
+            (2, 20, 1)
+        );
         assert_eq!(s.vote_extensions_enable_height, 0);
     }
 
