@@ -3,8 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
+use tendermint::block::{Header, Height};
+use tendermint_rpc::{Client, HttpClient, HttpClientUrl};
 use weft_cli::rpc::NodeClient;
 use weft_core::{GenesisAccount, Hash, SigningKey};
 use weft_testnet::{Testnet, TestnetConfig};
@@ -93,42 +95,54 @@ impl TestNetwork {
     }
 }
 
-/// `GET <rpc>/<method>?<query>` → JSON-RPC `result`.
-pub async fn rpc_get(rpc_url: &str, method: &str, query: &[(&str, String)]) -> Result<Value> {
-    let body: Value = reqwest::Client::new()
-        .get(format!("{rpc_url}/{method}"))
-        .query(query)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await?
-        .json()
-        .await?;
-    match body.get("result") {
-        Some(r) => Ok(r.clone()),
-        None => bail!("{method} at {rpc_url}: {body}"),
-    }
+/// How long one CometBFT RPC request may take.
+const RPC_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A CometBFT RPC client for the node at `rpc_url`: the project's one
+/// CometBFT client, `tendermint_rpc::HttpClient`.
+pub fn rpc_client(rpc_url: &str) -> Result<HttpClient> {
+    let url: HttpClientUrl = rpc_url
+        .parse()
+        .map_err(|e| rpc_error("parsing the RPC URL", rpc_url, e))?;
+    HttpClient::builder(url)
+        .timeout(RPC_TIMEOUT)
+        .build()
+        .map_err(|e| rpc_error("building an RPC client", rpc_url, e))
 }
 
-/// The block header at `height` on the node at `rpc_url`.
-pub async fn header(rpc_url: &str, height: u64) -> Result<Value> {
-    let r = rpc_get(rpc_url, "block", &[("height", height.to_string())]).await?;
-    Ok(r["block"]["header"].clone())
+/// A failed RPC call as an error naming the call and the node; the
+/// message is the error's chain without its tracer's source locations.
+fn rpc_error(what: &str, rpc_url: &str, e: tendermint_rpc::Error) -> anyhow::Error {
+    anyhow!("{what} at {rpc_url}: {:#}", e.trace())
+}
+
+/// `height` as CometBFT's height type (which refuses values past
+/// `i64::MAX`).
+fn block_height(height: u64) -> Result<Height> {
+    Height::try_from(height).with_context(|| format!("{height} is not a block height"))
+}
+
+/// The block header at height `at` on the node at `rpc_url` (`/header`).
+pub async fn header(rpc_url: &str, at: u64) -> Result<Header> {
+    let r = rpc_client(rpc_url)?
+        .header(block_height(at)?)
+        .await
+        .map_err(|e| rpc_error("header", rpc_url, e))?;
+    Ok(r.header)
 }
 
 /// The app hash a node's header at `height` carries (the state after
-/// `height - 1`).
+/// `height - 1`), as upper-case hex like CometBFT's JSON.
 pub async fn app_hash_in_header(rpc_url: &str, height: u64) -> Result<String> {
-    Ok(header(rpc_url, height).await?["app_hash"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string())
+    Ok(header(rpc_url, height).await?.app_hash.to_string())
 }
 
 /// The block's `data_hash`.
 pub async fn data_hash(rpc_url: &str, height: u64) -> Result<Hash> {
-    let h = header(rpc_url, height).await?;
-    let s = h["data_hash"].as_str().context("data_hash")?;
-    Hash::from_hex(s).with_context(|| format!("data_hash {s}"))
+    match header(rpc_url, height).await?.data_hash {
+        Some(tendermint::Hash::Sha256(bytes)) => Ok(Hash(bytes)),
+        Some(tendermint::Hash::None) | None => bail!("block {height} has no data_hash"),
+    }
 }
 
 /// Polls `f` until it yields `Some`, or fails after `timeout`.
@@ -149,20 +163,14 @@ where
     }
 }
 
-/// The raw CometBFT txs of the block at `height` (item 0 = commitments).
-pub async fn block_txs(rpc_url: &str, height: u64) -> Result<Vec<Vec<u8>>> {
-    use base64::Engine;
-    let r = rpc_get(rpc_url, "block", &[("height", height.to_string())]).await?;
-    let txs = r["block"]["data"]["txs"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    txs.iter()
-        .map(|t| {
-            let s = t.as_str().context("tx is not a string")?;
-            Ok(base64::engine::general_purpose::STANDARD.decode(s)?)
-        })
-        .collect()
+/// The raw CometBFT txs of the block at height `at` (item 0 =
+/// commitments).
+pub async fn block_txs(rpc_url: &str, at: u64) -> Result<Vec<Vec<u8>>> {
+    let r = rpc_client(rpc_url)?
+        .block(block_height(at)?)
+        .await
+        .map_err(|e| rpc_error("block", rpc_url, e))?;
+    Ok(r.block.data)
 }
 
 /// A transaction's status as the node at `client` reports it.

@@ -1,7 +1,18 @@
-//! Following committed blocks on one node: a websocket subscription to
-//! CometBFT's `NewBlockHeader` events gives the moment each height commits
-//! (on the local monotonic clock), then `GET /block` gives its
-//! transactions, which are matched by hash to the step's transactions.
+//! Following committed blocks on one node through `tendermint-rpc`: a
+//! websocket subscription to CometBFT's `NewBlock` events gives the moment
+//! each height commits (on the local monotonic clock) and its transactions,
+//! which are matched by hash to the step's transactions.
+//!
+//! Events are hints (PITFALLS 10: CometBFT cancels a subscription whose
+//! buffer fills, and connections drop): whenever a height arrives after a
+//! gap, or no event arrives for [`QUIET`], the missing heights are fetched
+//! over HTTP (`block`) and stamped with the time the gap was noticed (an
+//! upper bound). A cancelled or dropped subscription is replaced by a new
+//! connection.
+//!
+//! `NewBlock` rather than `NewBlockHeader`: tendermint-rpc 0.40 only decodes
+//! `NewBlock` and `Tx` events and silently drops the others, and the
+//! `NewBlock` event already carries the transactions the follower needs.
 
 use std::{
     collections::HashMap,
@@ -9,22 +20,29 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_tungstenite::tungstenite::Message;
-use base64::{engine::general_purpose::STANDARD, Engine};
-use futures::{SinkExt, StreamExt};
-use serde::Deserialize;
+use futures::StreamExt;
 use sha2::{Digest, Sha256};
+use tendermint::block::Height;
+use tendermint_rpc::{
+    event::{Event, EventData},
+    query::EventType,
+    Client, HttpClient, Subscription, SubscriptionClient, WebSocketClient,
+};
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{BenchError, Result};
+
+/// With no event for this long, the follower asks the node for its latest
+/// height over HTTP (in case the subscription died silently).
+pub const QUIET: Duration = Duration::from_secs(3);
 
 /// A committed block as the follower saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlockSeen {
     /// Height.
     pub height: u64,
-    /// When its `NewBlockHeader` event arrived (or, for a height whose
-    /// event was missed, when a later one did).
+    /// When its `NewBlock` event arrived (or, for a height whose event was
+    /// missed, when the gap was noticed: a later event or a quiet poll).
     pub at: Instant,
     /// Transactions in it (for Weft, the commitments item included).
     pub txs: usize,
@@ -47,6 +65,8 @@ struct Shared {
     step: Option<StepInclusions>,
     blocks: Vec<BlockSeen>,
     last_height: u64,
+    /// Heights fetched over HTTP because their event was missed.
+    backfilled: usize,
     last_error: Option<String>,
 }
 
@@ -57,52 +77,27 @@ pub struct BlockFollower {
     tasks: Vec<JoinHandle<()>>,
 }
 
-#[derive(Deserialize)]
-struct BlockResponse {
-    result: BlockResult,
-}
-
-#[derive(Deserialize)]
-struct BlockResult {
-    block: Block,
-}
-
-#[derive(Deserialize)]
-struct Block {
-    data: BlockData,
-}
-
-#[derive(Deserialize)]
-struct BlockData {
-    #[serde(default)]
-    txs: Option<Vec<String>>,
-}
-
 impl BlockFollower {
     /// Subscribes on the node at `rpc_url` (`http://host:port`) and waits
     /// until the subscription is confirmed.
     pub async fn start(rpc_url: &str) -> Result<Self> {
-        let ws_url = format!(
-            "{}/websocket",
-            rpc_url.trim_end_matches('/').replacen("http", "ws", 1)
-        );
-        let shared = Arc::new(Mutex::new(Shared::default()));
-        let (heights_tx, heights_rx) = mpsc::unbounded_channel();
-        let socket = subscribe(&ws_url).await?;
-        let reader = tokio::spawn(read_events(ws_url, socket, heights_tx, shared.clone()));
-        let http = reqwest::Client::builder()
+        let rpc_url = rpc_url.trim_end_matches('/');
+        let ws_url = format!("{}/websocket", rpc_url.replacen("http", "ws", 1));
+        let url = rpc_url
+            .parse()
+            .map_err(|e| BenchError::rpc(rpc_url, brief(&e)))?;
+        let http = HttpClient::builder(url)
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| BenchError::rpc(rpc_url, e))?;
-        let fetcher = tokio::spawn(fetch_blocks(
-            http,
-            rpc_url.trim_end_matches('/').to_string(),
-            heights_rx,
-            shared.clone(),
-        ));
+            .map_err(|e| BenchError::rpc(rpc_url, brief(&e)))?;
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let (hints_tx, hints_rx) = mpsc::unbounded_channel();
+        let connection = Connection::open(&ws_url).await?;
+        let reader = tokio::spawn(read_events(ws_url, connection, hints_tx, shared.clone()));
+        let recorder = tokio::spawn(record_blocks(http, hints_rx, shared.clone()));
         Ok(BlockFollower {
             shared,
-            tasks: vec![reader, fetcher],
+            tasks: vec![reader, recorder],
         })
     }
 
@@ -150,6 +145,12 @@ impl BlockFollower {
         self.lock().last_height
     }
 
+    /// How many heights were fetched over HTTP because their event was
+    /// missed.
+    pub fn backfilled(&self) -> usize {
+        self.lock().backfilled
+    }
+
     /// The latest websocket or fetch error, if any.
     pub fn last_error(&self) -> Option<String> {
         self.lock().last_error.clone()
@@ -177,82 +178,136 @@ impl Drop for BlockFollower {
     }
 }
 
-type Socket = async_tungstenite::WebSocketStream<async_tungstenite::tokio::ConnectStream>;
+/// A committed height as an event (with its transactions) or a quiet poll
+/// (height only) reported it.
+#[derive(Debug)]
+struct Hint {
+    height: u64,
+    at: Instant,
+    txs: Option<Vec<Vec<u8>>>,
+}
 
-/// Connects and subscribes to `NewBlockHeader`, waiting for the ack.
-async fn subscribe(ws_url: &str) -> Result<Socket> {
-    let err = |m: String| BenchError::Websocket {
-        url: ws_url.to_string(),
-        message: m,
-    };
-    let (mut socket, _) = async_tungstenite::tokio::connect_async(ws_url)
-        .await
-        .map_err(|e| err(e.to_string()))?;
-    let request = r#"{"jsonrpc":"2.0","method":"subscribe","id":1,"params":{"query":"tm.event='NewBlockHeader'"}}"#;
-    socket
-        .send(Message::Text(request.into()))
-        .await
-        .map_err(|e| err(e.to_string()))?;
-    let ack = tokio::time::timeout(Duration::from_secs(10), socket.next())
-        .await
-        .map_err(|_| err("no answer to subscribe".into()))?;
-    match ack {
-        Some(Ok(Message::Text(text))) if !text.contains("\"error\"") => Ok(socket),
-        other => Err(err(format!("subscribe refused: {other:?}"))),
+/// One websocket connection with its `NewBlock` subscription.
+struct Connection {
+    /// Kept so the driver keeps running; dropped with the connection.
+    _client: WebSocketClient,
+    driver: JoinHandle<()>,
+    subscription: Subscription,
+}
+
+impl Connection {
+    /// Connects, spawns the driver and subscribes (waiting for the ack).
+    async fn open(ws_url: &str) -> Result<Self> {
+        let err = |m: String| BenchError::Websocket {
+            url: ws_url.to_string(),
+            message: m,
+        };
+        let (client, driver) = WebSocketClient::new(ws_url)
+            .await
+            .map_err(|e| err(brief(&e)))?;
+        let driver = tokio::spawn(async move {
+            if let Err(e) = driver.run().await {
+                tracing::debug!(
+                    error = brief(&e),
+                    "block follower: websocket driver stopped"
+                );
+            }
+        });
+        let subscribe = client.subscribe(EventType::NewBlock.into());
+        let subscription = match tokio::time::timeout(Duration::from_secs(10), subscribe).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                driver.abort();
+                return Err(err(format!("subscribe refused: {}", brief(&e))));
+            }
+            Err(_) => {
+                driver.abort();
+                return Err(err("no answer to subscribe".into()));
+            }
+        };
+        Ok(Connection {
+            _client: client,
+            driver,
+            subscription,
+        })
     }
 }
 
-/// The height in a `NewBlockHeader` event message.
-pub fn event_height(text: &str) -> Option<u64> {
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    v.pointer("/result/data/value/header/height")?
-        .as_str()?
-        .parse()
-        .ok()
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Dropping the client alone leaves the driver pinging forever.
+        self.driver.abort();
+    }
 }
 
-/// Reads events, forwarding `(height, arrival)`; reconnects on failure.
+/// The height and transactions of a `NewBlock` event.
+fn new_block(event: Event) -> Option<(u64, Vec<Vec<u8>>)> {
+    match event.data {
+        EventData::NewBlock {
+            block: Some(block), ..
+        }
+        | EventData::LegacyNewBlock {
+            block: Some(block), ..
+        } => Some((block.header.height.value(), block.data)),
+        _ => None,
+    }
+}
+
+/// Reads events, forwarding each block as a [`Hint`] stamped on arrival;
+/// reconnects and resubscribes when the subscription ends or is cancelled.
 async fn read_events(
     ws_url: String,
-    mut socket: Socket,
-    heights: mpsc::UnboundedSender<(u64, Instant)>,
+    mut connection: Connection,
+    hints: mpsc::UnboundedSender<Hint>,
     shared: Arc<Mutex<Shared>>,
 ) {
     loop {
-        while let Some(msg) = socket.next().await {
-            match msg {
-                Ok(Message::Text(text)) => {
+        while let Some(item) = connection.subscription.next().await {
+            match item {
+                Ok(event) => {
                     let at = Instant::now();
-                    if let Some(h) = event_height(&text) {
-                        if heights.send((h, at)).is_err() {
+                    if let Some((height, txs)) = new_block(event) {
+                        let hint = Hint {
+                            height,
+                            at,
+                            txs: Some(txs),
+                        };
+                        if hints.send(hint).is_err() {
                             return;
                         }
                     }
                 }
-                Ok(Message::Ping(p)) => {
-                    let _ = socket.send(Message::Pong(p)).await;
-                }
-                Ok(Message::Close(_)) => break,
-                Ok(_) => {}
                 Err(e) => {
-                    record_error(&shared, format!("websocket: {e}"));
+                    // E.g. CometBFT cancelled a slow subscriber: the
+                    // connection stays open but no more events come.
+                    record_error(&shared, format!("subscription: {}", brief(&e)));
                     break;
                 }
             }
         }
-        // Missed heights are filled in by the fetcher when the next event
-        // arrives, stamped with that event's time (an upper bound).
-        loop {
+        // Missed heights are filled in by the recorder when the next event
+        // arrives (or on a quiet poll).
+        drop(connection);
+        connection = loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            match subscribe(&ws_url).await {
-                Ok(s) => {
-                    socket = s;
-                    break;
-                }
+            match Connection::open(&ws_url).await {
+                Ok(c) => break c,
                 Err(e) => record_error(&shared, e.to_string()),
             }
-        }
+        };
     }
+}
+
+/// A tendermint-rpc error on one line, without the location and backtrace
+/// its `Display` appends (when `RUST_BACKTRACE` is set).
+fn brief(e: &tendermint_rpc::Error) -> String {
+    let full = e.to_string();
+    let text = full.split("\n\nLocation:").next().unwrap_or_default();
+    let text = text
+        .split("\n\nStack backtrace:")
+        .next()
+        .unwrap_or_default();
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn record_error(shared: &Arc<Mutex<Shared>>, message: String) {
@@ -260,89 +315,182 @@ fn record_error(shared: &Arc<Mutex<Shared>>, message: String) {
     shared.lock().unwrap_or_else(|e| e.into_inner()).last_error = Some(message);
 }
 
-/// Fetches each announced height (and any skipped before it) and matches
-/// its transactions.
-async fn fetch_blocks(
-    http: reqwest::Client,
-    rpc_url: String,
-    mut heights: mpsc::UnboundedReceiver<(u64, Instant)>,
+/// Which heights a hint for `height` records, given the last one recorded
+/// (0: none yet, so the first hint starts the record).
+fn heights_to_record(last: u64, height: u64) -> std::ops::RangeInclusive<u64> {
+    let first = if last == 0 { height } else { last + 1 };
+    first..=height
+}
+
+/// Records each hinted height, fetching over HTTP any skipped before it
+/// (and polling the node's height when events go quiet), and matches
+/// transactions to the step's.
+async fn record_blocks(
+    http: HttpClient,
+    mut hints: mpsc::UnboundedReceiver<Hint>,
     shared: Arc<Mutex<Shared>>,
 ) {
-    while let Some((height, at)) = heights.recv().await {
-        let last = shared.lock().unwrap_or_else(|e| e.into_inner()).last_height;
-        let first = if last == 0 { height } else { last + 1 };
-        for h in first..=height {
-            let txs = match fetch_txs(&http, &rpc_url, h).await {
-                Ok(txs) => txs,
+    loop {
+        let hint = match tokio::time::timeout(QUIET, hints.recv()).await {
+            Ok(Some(hint)) => hint,
+            Ok(None) => return,
+            Err(_) => match http.status().await {
+                Ok(status) => Hint {
+                    height: status.sync_info.latest_block_height.value(),
+                    at: Instant::now(),
+                    txs: None,
+                },
                 Err(e) => {
-                    record_error(&shared, e.to_string());
-                    Vec::new()
+                    record_error(&shared, format!("status: {}", brief(&e)));
+                    continue;
+                }
+            },
+        };
+        let last = shared.lock().unwrap_or_else(|e| e.into_inner()).last_height;
+        let mut hinted = hint.txs;
+        for h in heights_to_record(last, hint.height) {
+            let from_event = if h == hint.height {
+                hinted.take()
+            } else {
+                None
+            };
+            let txs = match from_event {
+                Some(txs) => txs,
+                None => {
+                    let fetched = fetch_txs(&http, h).await;
+                    shared.lock().unwrap_or_else(|e| e.into_inner()).backfilled += 1;
+                    fetched.unwrap_or_else(|e| {
+                        record_error(&shared, e.to_string());
+                        Vec::new()
+                    })
                 }
             };
-            let mut bytes = 0;
-            let hashes: Vec<[u8; 32]> = txs
-                .iter()
-                .filter_map(|t| STANDARD.decode(t).ok())
-                .map(|b| {
-                    bytes += b.len();
-                    Sha256::digest(&b).into()
-                })
-                .collect();
-            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
-            let mut step_txs = 0;
-            if let Some(step) = s.step.as_mut() {
-                for hash in &hashes {
-                    if let Some(&i) = step.by_hash.get(hash) {
-                        let slot = &mut step.included_at[i as usize];
-                        if slot.is_none() {
-                            *slot = Some((at, h));
-                            step.count += 1;
-                            step_txs += 1;
-                        }
-                    }
-                }
-            }
-            s.blocks.push(BlockSeen {
-                height: h,
-                at,
-                txs: hashes.len(),
-                bytes,
-                step_txs,
-            });
-            s.last_height = s.last_height.max(h);
+            record(&shared, h, hint.at, &txs);
         }
     }
 }
 
-async fn fetch_txs(http: &reqwest::Client, rpc_url: &str, height: u64) -> Result<Vec<String>> {
-    let url = format!("{rpc_url}/block?height={height}");
+/// Records height `h`, seen at `at` with `txs`.
+fn record(shared: &Arc<Mutex<Shared>>, h: u64, at: Instant, txs: &[Vec<u8>]) {
+    let bytes = txs.iter().map(Vec::len).sum();
+    let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+    let mut step_txs = 0;
+    if let Some(step) = s.step.as_mut() {
+        for tx in txs {
+            let hash: [u8; 32] = Sha256::digest(tx).into();
+            if let Some(&i) = step.by_hash.get(&hash) {
+                let slot = &mut step.included_at[i as usize];
+                if slot.is_none() {
+                    *slot = Some((at, h));
+                    step.count += 1;
+                    step_txs += 1;
+                }
+            }
+        }
+    }
+    s.blocks.push(BlockSeen {
+        height: h,
+        at,
+        txs: txs.len(),
+        bytes,
+        step_txs,
+    });
+    s.last_height = s.last_height.max(h);
+}
+
+async fn fetch_txs(http: &HttpClient, height: u64) -> Result<Vec<Vec<u8>>> {
+    let at = Height::try_from(height).map_err(|e| BenchError::rpc("block", e))?;
     let mut last = None;
     // A just-announced block is occasionally not yet readable: retry briefly.
     for _ in 0..5 {
-        match http.get(&url).send().await {
-            Ok(r) => match r.json::<BlockResponse>().await {
-                Ok(b) => return Ok(b.result.block.data.txs.unwrap_or_default()),
-                Err(e) => last = Some(e.to_string()),
-            },
-            Err(e) => last = Some(e.to_string()),
+        match http.block(at).await {
+            Ok(r) => return Ok(r.block.data),
+            Err(e) => last = Some(brief(&e)),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Err(BenchError::rpc(url, last.unwrap_or_default()))
+    Err(BenchError::rpc(
+        format!("block?height={height}"),
+        last.unwrap_or_default(),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tendermint_rpc::{event::v0_38::DeEvent, Response};
+
+    /// A `NewBlock` event as CometBFT v0.38.25 (kvstore) sent it: height
+    /// 44, two transactions.
+    const NEW_BLOCK: &str = include_str!("../testdata/new_block_event.json");
 
     #[test]
-    fn heights_come_from_new_block_header_events() {
-        let event = r#"{"jsonrpc":"2.0","id":1,"result":{"query":"tm.event='NewBlockHeader'","data":{"type":"tendermint/event/NewBlockHeader","value":{"header":{"chain_id":"c","height":"42","time":"2026-01-01T00:00:00Z"}}},"events":{}}}"#;
-        assert_eq!(event_height(event), Some(42));
+    fn new_block_events_give_height_and_transactions() {
+        // Decoded the way the websocket driver decodes events.
+        let event: Event = DeEvent::from_string(NEW_BLOCK).expect("decodes").into();
+        let (height, txs) = new_block(event).expect("a NewBlock event");
+        assert_eq!(height, 44);
+        assert_eq!(txs, vec![b"k36=v36".to_vec(), b"k37=v37".to_vec()]);
+    }
+
+    #[test]
+    fn other_events_give_nothing() {
+        let event = Event {
+            query: "tm.event = 'Tx'".into(),
+            data: EventData::GenericJsonEvent(serde_json::json!({})),
+            events: None,
+        };
+        assert_eq!(new_block(event), None);
+    }
+
+    #[test]
+    fn errors_are_one_line() {
+        let e = DeEvent::from_string("{}").unwrap_err();
+        let text = brief(&e);
+        assert!(!text.is_empty() && !text.contains('\n'), "{text}");
+        assert!(!text.contains("Stack backtrace"), "{text}");
+    }
+
+    #[test]
+    fn gaps_are_backfilled_and_repeats_ignored() {
+        assert_eq!(heights_to_record(0, 7), 7..=7);
+        assert_eq!(heights_to_record(7, 8), 8..=8);
         assert_eq!(
-            event_height(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#),
-            None
+            heights_to_record(8, 11).collect::<Vec<_>>(),
+            vec![9, 10, 11]
         );
-        assert_eq!(event_height("not json"), None);
+        assert!(heights_to_record(11, 11).is_empty());
+        assert!(heights_to_record(11, 9).is_empty());
+    }
+
+    #[test]
+    fn records_sizes_and_step_inclusions() {
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let mine = b"mine".to_vec();
+        let hash: [u8; 32] = Sha256::digest(&mine).into();
+        shared.lock().unwrap().step = Some(StepInclusions {
+            by_hash: HashMap::from([(hash, 0)]),
+            included_at: vec![None],
+            count: 0,
+        });
+        let at = Instant::now();
+        record(&shared, 5, at, &[b"other".to_vec(), mine.clone()]);
+        record(&shared, 6, at, &[mine]);
+        let s = shared.lock().unwrap();
+        assert_eq!(s.last_height, 6);
+        assert_eq!(
+            s.blocks[0],
+            BlockSeen {
+                height: 5,
+                at,
+                txs: 2,
+                bytes: 9,
+                step_txs: 1
+            }
+        );
+        // Counted once, at the first height it appeared.
+        assert_eq!(s.blocks[1].step_txs, 0);
+        let step = s.step.as_ref().unwrap();
+        assert_eq!((step.count, step.included_at[0]), (1, Some((at, 5))));
     }
 }

@@ -674,6 +674,7 @@ async fn unconfirmed(http: &reqwest::Client, net: &Testnet) -> Option<u64> {
     unconfirmed_on(http, &net.nodes()[0].rpc_url()).await
 }
 
+/// Hand-made GET: tendermint-rpc 0.40 has no `num_unconfirmed_txs` endpoint.
 async fn unconfirmed_on(http: &reqwest::Client, rpc: &str) -> Option<u64> {
     let v: Value = http
         .get(format!("{rpc}/num_unconfirmed_txs"))

@@ -1,6 +1,12 @@
 //! Sending one node's share of a step, open loop: each batch goes out when
 //! due, without waiting for earlier answers (up to a bound on requests in
 //! flight, whose exhaustion shows up as lag).
+//!
+//! Hand-made JSON-RPC on purpose, the one exception to using
+//! `tendermint-rpc`: that client sends one HTTP request per call, while the
+//! load generator must offer thousands of tx/s from one process, which it
+//! does with JSON-RPC batches of `broadcast_tx_sync` (one POST, many
+//! transactions). Everything else talks to CometBFT through `tendermint-rpc`.
 
 use std::{
     sync::Arc,

@@ -346,6 +346,10 @@ pub fn kvstore_tx(step: u32, tx: u32, len: usize) -> Vec<u8> {
     bytes
 }
 
+/// The transaction with its `broadcast_tx_sync` JSON-RPC request written
+/// out by hand, ready to join a batch: `tendermint-rpc` sends one HTTP
+/// request per call and cannot batch, and batches are how one process
+/// offers thousands of tx/s (see [`crate::submit`]).
 fn prepared(index: usize, node: usize, account: Option<usize>, bytes: &[u8]) -> PreparedTx {
     PreparedTx {
         node,

@@ -274,7 +274,9 @@ impl SignedTransaction {
                 | Action::Redelegate { amount, .. }
                     if *amount == 0 =>
                 {
-                    return Err(TxError::Invalid(format!("action {i}: stake amount of zero")));
+                    return Err(TxError::Invalid(format!(
+                        "action {i}: stake amount of zero"
+                    )));
                 }
                 _ => {}
             }

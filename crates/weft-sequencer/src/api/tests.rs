@@ -163,7 +163,7 @@ impl Node {
                 address: key.address(),
                 balance: 1_000_000_000,
             }],
-            params: Default::default(),
+            ..Default::default()
         };
         let r = app.handle(AbciRequest::InitChain(request::InitChain {
             time: Time::from_unix_timestamp(1_700_000_000, 0).unwrap(),

@@ -180,7 +180,10 @@ impl ActionHandler for RegisterValidator<'_> {
         effects.events.push(
             Event::new("staking.register_validator")
                 .indexed("operator", EventValue::Address(tx.signer))
-                .stored("commission_bps", EventValue::U64(self.commission_bps.into())),
+                .stored(
+                    "commission_bps",
+                    EventValue::U64(self.commission_bps.into()),
+                ),
         );
         Ok(())
     }
@@ -270,12 +273,17 @@ impl ActionHandler for Undelegate<'_> {
         let completes = state
             .height()?
             .checked_add(params.unbonding_blocks)
-            .ok_or_else(|| Rejection::new(TxCode::InvalidTransaction, "unbonding height overflows"))?;
+            .ok_or_else(|| {
+                Rejection::new(TxCode::InvalidTransaction, "unbonding height overflows")
+            })?;
         let pending = state
             .unbonding_entry(completes, &tx.signer, self.validator)?
             .map_or(0, |e| e.amount);
         let amount = pending.checked_add(self.amount).ok_or_else(|| {
-            Rejection::new(TxCode::InvalidTransaction, "unbonding amount would overflow")
+            Rejection::new(
+                TxCode::InvalidTransaction,
+                "unbonding amount would overflow",
+            )
         })?;
         state.put_unbonding_entry(
             completes,

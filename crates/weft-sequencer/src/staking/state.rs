@@ -215,7 +215,10 @@ pub trait StakingRead: StateRead {
 
     /// Every unbonding entry of `delegator` with its completion height,
     /// soonest first.
-    fn unbonding_of(&self, delegator: &Address) -> Result<Vec<(u64, UnbondingEntry)>, StorageError> {
+    fn unbonding_of(
+        &self,
+        delegator: &Address,
+    ) -> Result<Vec<(u64, UnbondingEntry)>, StorageError> {
         let prefix = unbonding_by_delegator_prefix(delegator);
         let mut out = Vec::new();
         for (k, _) in self.prefix_raw(&prefix)? {

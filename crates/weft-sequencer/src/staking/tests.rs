@@ -115,7 +115,9 @@ fn act<S: StateRead>(s: &mut StateDelta<S>, signer: &str, action: Action) -> Res
 /// Runs every component's begin hook for `height`.
 fn begin<S: StateRead>(s: &mut StateDelta<S>, height: u64) {
     let ctx = BlockContext::at_height(height);
-    crate::app::standard_components(0).begin_block(s, &ctx).unwrap();
+    crate::app::standard_components(0)
+        .begin_block(s, &ctx)
+        .unwrap();
 }
 
 /// Runs every component's end hook for `height`.
@@ -179,7 +181,11 @@ fn assert_bonded_matches_delegations(s: &dyn StateRead) {
         .filter(|v| v.approved)
         .map(|v| v.operator)
         .collect();
-    assert_eq!(s.approved_operators().unwrap(), approved, "the approved index");
+    assert_eq!(
+        s.approved_operators().unwrap(),
+        approved,
+        "the approved index"
+    );
     for v in s.validators().unwrap() {
         assert_eq!(
             sums.get(&v.operator).copied().unwrap_or(0),
@@ -211,7 +217,11 @@ fn without_a_staking_section_nothing_is_written_and_actions_are_refused() {
     );
     assert_eq!(code, Err(TxCode::InvalidTransaction));
     for h in 1..=4 {
-        assert_eq!(block(&mut s, h), EndBlock::default(), "no updates, no events");
+        assert_eq!(
+            block(&mut s, h),
+            EndBlock::default(),
+            "no updates, no events"
+        );
     }
 }
 
@@ -285,7 +295,10 @@ fn the_staking_lifecycle_through_blocks() {
         act(&mut s, "d1", delegate(v0, BALANCE)),
         Err(TxCode::InsufficientFunds)
     );
-    assert_eq!(act(&mut s, "d1", delegate(v0, 0)), Err(TxCode::InvalidTransaction));
+    assert_eq!(
+        act(&mut s, "d1", delegate(v0, 0)),
+        Err(TxCode::InvalidTransaction)
+    );
     assert!(end(&mut s, 1).validator_updates.is_empty(), "not an epoch");
 
     // Height 2 is an epoch: v0 rises to 150; d0, unapproved, stays out
@@ -364,7 +377,11 @@ fn the_staking_lifecycle_through_blocks() {
     block(&mut s, 5);
     assert_eq!(s.account(&addr("d1")).unwrap().balance, before);
     let end_6 = block(&mut s, 6);
-    assert_eq!(s.account(&addr("d1")).unwrap().balance, before + 20, "released");
+    assert_eq!(
+        s.account(&addr("d1")).unwrap().balance,
+        before + 20,
+        "released"
+    );
     assert!(s.unbonding_at(6).unwrap().is_empty());
     assert!(super::query::unbonding(&s, &addr("d1")).unwrap().is_empty());
     assert!(end_6.validator_updates.is_empty(), "nothing changed");
@@ -537,8 +554,12 @@ fn a_signed_delegation_through_the_block_path_moves_power_at_the_epoch() {
     let checked = check_stateless(&tx.encode(), "staking").unwrap();
     // Height 2 is an epoch: the delegation and the new power land in the
     // same block, as in PrepareProposal, ProcessProposal and FinalizeBlock.
-    let mut exec =
-        BlockExecution::new(&base, crate::app::standard_components(0), BlockContext::at_height(2)).unwrap();
+    let mut exec = BlockExecution::new(
+        &base,
+        crate::app::standard_components(0),
+        BlockContext::at_height(2),
+    )
+    .unwrap();
     exec.apply(&checked).unwrap();
     let block = exec.finish().unwrap();
     assert_eq!(block.end.validator_updates, vec![(consensus("v1"), 500)]);

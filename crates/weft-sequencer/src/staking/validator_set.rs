@@ -122,7 +122,9 @@ fn cap_powers(ranked: &mut [(Candidate, u64)], cap_bps: u16) {
         if next <= level {
             // Everyone from k on fits under the level: clip 0..k to it.
             let level = u64::try_from(level).unwrap_or(u64::MAX);
-            ranked[..k].iter_mut().for_each(|(_, p)| *p = (*p).min(level));
+            ranked[..k]
+                .iter_mut()
+                .for_each(|(_, p)| *p = (*p).min(level));
             return;
         }
         rest -= next;
@@ -146,7 +148,10 @@ pub fn updates(prev: &[ActiveValidator], next: &[ActiveValidator]) -> Vec<([u8; 
         next.iter().map(|v| (v.consensus_key, v.power)).collect();
     let prev_by_key: BTreeMap<[u8; 32], u64> =
         prev.iter().map(|v| (v.consensus_key, v.power)).collect();
-    for (key, _) in prev_by_key.iter().filter(|(k, _)| !next_by_key.contains_key(*k)) {
+    for (key, _) in prev_by_key
+        .iter()
+        .filter(|(k, _)| !next_by_key.contains_key(*k))
+    {
         changes.insert(*key, 0);
     }
     for (key, power) in &next_by_key {
@@ -176,17 +181,29 @@ mod tests {
 
     #[test]
     fn power_follows_stake_below_the_cap() {
-        let set = active_set(vec![cand(1, 10), cand(2, 20), cand(3, 30), cand(4, 40)], 10, 10_000);
+        let set = active_set(
+            vec![cand(1, 10), cand(2, 20), cand(3, 30), cand(4, 40)],
+            10,
+            10_000,
+        );
         assert_eq!(powers(&set), vec![(1, 10), (2, 20), (3, 30), (4, 40)]);
     }
 
     #[test]
     fn the_cap_clips_the_largest_and_holds() {
         // Shares 70/10/10/10 with a 40 % cap: 70 clips to 20 (20/50 = 40 %).
-        let set = active_set(vec![cand(1, 70), cand(2, 10), cand(3, 10), cand(4, 10)], 10, 4_000);
+        let set = active_set(
+            vec![cand(1, 70), cand(2, 10), cand(3, 10), cand(4, 10)],
+            10,
+            4_000,
+        );
         assert_eq!(powers(&set), vec![(1, 20), (2, 10), (3, 10), (4, 10)]);
         // Clipping one pushes the next over: 50/40/5/5 at 40 %, both clip.
-        let set = active_set(vec![cand(1, 50), cand(2, 40), cand(3, 5), cand(4, 5)], 10, 4_000);
+        let set = active_set(
+            vec![cand(1, 50), cand(2, 40), cand(3, 5), cand(4, 5)],
+            10,
+            4_000,
+        );
         // c ≤ 0.4 × 10 / (1 − 0.8) = 20: 20/50 = 40 % each.
         assert_eq!(powers(&set), vec![(1, 20), (2, 20), (3, 5), (4, 5)]);
     }
@@ -199,7 +216,11 @@ mod tests {
 
     #[test]
     fn selection_keeps_the_top_by_stake_with_ties_by_operator() {
-        let set = active_set(vec![cand(3, 5), cand(1, 5), cand(2, 9), cand(4, 0)], 2, 10_000);
+        let set = active_set(
+            vec![cand(3, 5), cand(1, 5), cand(2, 9), cand(4, 0)],
+            2,
+            10_000,
+        );
         assert_eq!(powers(&set), vec![(1, 5), (2, 9)]);
         assert!(active_set(vec![cand(1, 0)], 5, 10_000).is_empty());
     }
