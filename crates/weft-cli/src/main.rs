@@ -1,8 +1,9 @@
-//! The `weft` command: keys, local devnets, transactions and queries against
+//! The `weft` command: keys, genesis files, local devnets, transactions and queries against
 //! a Weft node's CometBFT RPC.
 
 mod args;
 mod devnet;
+mod genesis;
 mod keys;
 mod output;
 mod query;
@@ -14,7 +15,7 @@ use clap::{Parser, Subcommand};
 
 use crate::output::Output;
 
-/// Weft: a shared sequencer. Manage keys, run a local devnet, send
+/// Weft: a shared sequencer. Manage keys, build a genesis, run a local devnet, send
 /// transactions and query (verified) state.
 #[derive(Debug, Parser)]
 #[command(name = "weft", version, propagate_version = true)]
@@ -31,6 +32,10 @@ enum Command {
     /// Create and inspect key files.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Write, edit and validate a genesis.json (CometBFT genesis with
+    /// Weft's app_state).
+    #[command(subcommand)]
+    Genesis(genesis::GenesisCommand),
     /// Run a local validator network.
     #[command(subcommand)]
     Devnet(devnet::DevnetCommand),
@@ -55,6 +60,7 @@ async fn main() -> ExitCode {
     let out = Output { json: cli.json };
     let result = match cli.command {
         Command::Keys(c) => keys::run(c, out).map(|()| true),
+        Command::Genesis(c) => genesis::run(c, out),
         Command::Devnet(c) => devnet::run(c, out).await.map(|()| true),
         Command::Tx(c) => tx::run(c, out).await,
         Command::Query(c) => query::run(c, out).await.map(|()| true),

@@ -337,6 +337,231 @@ impl GenesisStaking {
     }
 }
 
+/// A refused genesis, naming the field it is about as a JSON path from the
+/// genesis.json root (e.g. `app_state.accounts[2].address`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct GenesisFieldError {
+    /// JSON path of the offending field.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl GenesisFieldError {
+    /// An error about `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        GenesisFieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why `chain_id` cannot name a chain, if it cannot: it must be 1 to
+/// [`MAX_CHAIN_ID_LEN`](crate::transaction::MAX_CHAIN_ID_LEN) bytes (CometBFT's
+/// limit too, and what transactions are checked against) of printable
+/// ASCII without spaces.
+pub fn check_chain_id(chain_id: &str) -> Result<(), String> {
+    let max = crate::transaction::MAX_CHAIN_ID_LEN;
+    if chain_id.is_empty() || chain_id.len() > max {
+        return Err(format!(
+            "chain id must be 1 to {max} bytes, `{chain_id}` is {} bytes",
+            chain_id.len()
+        ));
+    }
+    if !chain_id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "chain id `{chain_id}` must be printable ASCII without spaces"
+        ));
+    }
+    Ok(())
+}
+
+/// Prefix of staking parameter names in [`param_names`] and [`set_param`].
+const STAKING_PREFIX: &str = "staking.";
+
+/// The parameter names [`set_param`] knows: every field of [`ChainParams`],
+/// then every field of [`StakingParams`] as `staking.<field>`. Derived
+/// from the types' serde shapes, so a new parameter is known at once.
+pub fn param_names() -> Vec<String> {
+    let names = |v: serde_json::Value| -> Vec<String> {
+        v.as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let mut out = names(serde_json::to_value(ChainParams::default()).unwrap_or_default());
+    out.extend(
+        names(serde_json::to_value(StakingParams::default()).unwrap_or_default())
+            .into_iter()
+            .map(|n| format!("{STAKING_PREFIX}{n}")),
+    );
+    out
+}
+
+/// Sets parameter `name` (one of [`param_names`]) to `value`, given as
+/// text (a decimal number). Unknown names are refused with the list of
+/// known ones. A `staking.*` parameter creates the staking section (with
+/// no validators yet) if there is none. The value is checked by the
+/// parameter's own type; whole-genesis rules (e.g. `max_rollup_data_per_tx
+/// > 0`) are [`GenesisAppState::check_fields`]'s.
+pub fn set_param(state: &mut GenesisAppState, name: &str, value: &str) -> Result<(), String> {
+    fn edit<T: Serialize + serde::de::DeserializeOwned>(
+        params: &T,
+        field: &str,
+        full_name: &str,
+        value: &str,
+    ) -> Result<Option<T>, String> {
+        let mut v = serde_json::to_value(params).map_err(|e| e.to_string())?;
+        let Some(slot) = v.as_object_mut().and_then(|o| o.get_mut(field)) else {
+            return Ok(None);
+        };
+        *slot = match slot {
+            // Amounts are decimal strings; check they are numbers.
+            serde_json::Value::String(_) => {
+                value
+                    .parse::<Amount>()
+                    .map_err(|e| format!("{full_name}: `{value}` is not an amount: {e}"))?;
+                serde_json::Value::String(value.to_owned())
+            }
+            _ => serde_json::Value::Number(
+                value
+                    .parse::<u64>()
+                    .map_err(|e| format!("{full_name}: `{value}` is not a whole number: {e}"))?
+                    .into(),
+            ),
+        };
+        serde_json::from_value(v)
+            .map(Some)
+            .map_err(|e| format!("{full_name}: `{value}` is out of range: {e}"))
+    }
+    let unknown = || {
+        format!(
+            "unknown parameter `{name}`; known parameters: {}",
+            param_names().join(", ")
+        )
+    };
+    if let Some(field) = name.strip_prefix(STAKING_PREFIX) {
+        let current = state
+            .staking
+            .as_ref()
+            .map(|s| s.params.clone())
+            .unwrap_or_default();
+        let params = edit(&current, field, name, value)?.ok_or_else(unknown)?;
+        state
+            .staking
+            .get_or_insert_with(|| GenesisStaking {
+                params: StakingParams::default(),
+                validators: Vec::new(),
+            })
+            .params = params;
+    } else {
+        state.params = edit(&state.params, name, name, value)?.ok_or_else(unknown)?;
+    }
+    Ok(())
+}
+
+impl GenesisAppState {
+    /// The checks of [`GenesisAppState::from_json`] (and the staking
+    /// section's), each error naming its field as a path from the
+    /// genesis.json root (`app_state.…`). `from_json` stays the rule the
+    /// sequencer applies; this says where a refused genesis is wrong.
+    pub fn check_fields(&self) -> Result<(), GenesisFieldError> {
+        let mut supply: Amount = 0;
+        let mut seen = std::collections::BTreeMap::new();
+        for (i, a) in self.accounts.iter().enumerate() {
+            supply = supply.checked_add(a.balance).ok_or_else(|| {
+                GenesisFieldError::new(
+                    format!("app_state.accounts[{i}].balance"),
+                    format!(
+                        "total supply overflows u128 (max {}) when adding this balance",
+                        Amount::MAX
+                    ),
+                )
+            })?;
+            if let Some(first) = seen.insert(a.address, i) {
+                return Err(GenesisFieldError::new(
+                    format!("app_state.accounts[{i}].address"),
+                    format!(
+                        "account {} is already listed at accounts[{first}]",
+                        a.address
+                    ),
+                ));
+            }
+        }
+        if self.params.max_rollup_data_per_tx == 0 {
+            return Err(GenesisFieldError::new(
+                "app_state.params.max_rollup_data_per_tx",
+                "must be positive",
+            ));
+        }
+        let Some(staking) = &self.staking else {
+            return Ok(());
+        };
+        staking.params.check().map_err(|m| {
+            let field = m.split_whitespace().next().unwrap_or("staking.params");
+            GenesisFieldError::new(format!("app_state.{field}"), m.clone())
+        })?;
+        if staking.validators.is_empty() {
+            return Err(GenesisFieldError::new(
+                "app_state.staking.validators",
+                "must list at least one validator",
+            ));
+        }
+        for (i, v) in staking.validators.iter().enumerate() {
+            let at = |f: &str| format!("app_state.staking.validators[{i}].{f}");
+            let earlier = &staking.validators[..i];
+            if earlier.iter().any(|e| e.operator == v.operator) {
+                return Err(GenesisFieldError::new(
+                    at("operator"),
+                    format!("validator operator {} listed twice", v.operator),
+                ));
+            }
+            if earlier.iter().any(|e| e.consensus_key == v.consensus_key) {
+                return Err(GenesisFieldError::new(
+                    at("consensus_key"),
+                    format!(
+                        "consensus key {} listed twice",
+                        hex::encode(v.consensus_key)
+                    ),
+                ));
+            }
+            if !is_valid_consensus_key(&v.consensus_key) {
+                return Err(GenesisFieldError::new(
+                    at("consensus_key"),
+                    "not a valid ed25519 public key",
+                ));
+            }
+            check_validator_description(&v.name, &v.website, v.commission_bps)
+                .map_err(|m| GenesisFieldError::new(at("name"), m))?;
+            if v.self_bond == 0 || v.self_bond < staking.params.min_self_bond {
+                return Err(GenesisFieldError::new(
+                    at("self_bond"),
+                    format!(
+                        "{} is below staking.params.min_self_bond {} (and must be positive)",
+                        v.self_bond, staking.params.min_self_bond
+                    ),
+                ));
+            }
+            let balance = self
+                .accounts
+                .iter()
+                .find(|a| a.address == v.operator)
+                .map_or(0, |a| a.balance);
+            if balance < v.self_bond {
+                return Err(GenesisFieldError::new(
+                    at("self_bond"),
+                    format!(
+                        "{} exceeds the operator {}'s genesis balance {balance} (fund it with an account entry)",
+                        v.self_bond, v.operator
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// serde helper: amounts as decimal strings (u128 does not fit a JSON
 /// number safely); numbers are accepted on input.
 pub mod amount_string {
@@ -480,6 +705,68 @@ mod tests {
         ] {
             assert!(parse(bad.clone()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn check_fields_names_the_field() {
+        let a = SigningKey::from_seed("a").address();
+        let b = SigningKey::from_seed("b").address();
+        let acct = |address, balance| GenesisAccount { address, balance };
+        let field = |g: GenesisAppState| g.check_fields().unwrap_err().field;
+        let ok = GenesisAppState {
+            accounts: vec![acct(a, 1), acct(b, 2)],
+            ..Default::default()
+        };
+        ok.check_fields().unwrap();
+        let dup = GenesisAppState {
+            accounts: vec![acct(a, 1), acct(a, 2)],
+            ..Default::default()
+        };
+        assert_eq!(field(dup), "app_state.accounts[1].address");
+        let overflow = GenesisAppState {
+            accounts: vec![acct(a, Amount::MAX), acct(b, 1)],
+            ..Default::default()
+        };
+        assert_eq!(field(overflow), "app_state.accounts[1].balance");
+        let mut zero = ok.clone();
+        zero.params.max_rollup_data_per_tx = 0;
+        assert_eq!(field(zero), "app_state.params.max_rollup_data_per_tx");
+        let mut epoch = ok.clone();
+        set_param(&mut epoch, "staking.epoch_blocks", "0").unwrap();
+        assert_eq!(field(epoch), "app_state.staking.params.epoch_blocks");
+    }
+
+    #[test]
+    fn set_param_knows_every_parameter_and_refuses_others() {
+        let mut g = GenesisAppState::default();
+        set_param(&mut g, "base_fee", "7").unwrap();
+        set_param(&mut g, "max_rollup_data_per_tx", "99").unwrap();
+        assert_eq!(
+            (g.params.base_fee, g.params.max_rollup_data_per_tx),
+            (7, 99)
+        );
+        assert!(g.staking.is_none());
+        set_param(&mut g, "staking.min_self_bond", "5").unwrap();
+        assert_eq!(g.staking.as_ref().unwrap().params.min_self_bond, 5);
+        let e = set_param(&mut g, "bogus", "1").unwrap_err();
+        assert!(
+            e.contains("unknown parameter `bogus`") && e.contains("base_fee"),
+            "{e}"
+        );
+        assert!(e.contains("staking.epoch_blocks"), "{e}");
+        assert!(set_param(&mut g, "staking.bogus", "1").is_err());
+        assert!(set_param(&mut g, "base_fee", "-1").is_err());
+        assert!(set_param(&mut g, "max_rollup_data_per_tx", "4294967296").is_err());
+        assert!(param_names().contains(&"max_txs_per_account_per_block".to_string()));
+    }
+
+    #[test]
+    fn chain_id_rules() {
+        check_chain_id("weft-devnet").unwrap();
+        assert!(check_chain_id("").is_err());
+        assert!(check_chain_id(&"x".repeat(51)).is_err());
+        check_chain_id(&"x".repeat(50)).unwrap();
+        assert!(check_chain_id("has space").is_err());
     }
 
     #[test]
