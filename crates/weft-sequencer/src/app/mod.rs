@@ -27,7 +27,9 @@ use crate::{
     component::{BlockContext, Components, FinalizedBlock, Genesis},
     mempool::{self, Admission, CheckTxService, Mempool, MempoolConfig, SignatureCache},
     proposal::{self, BlockExecution, ItemResult, Prefetched, ProposalInputs},
-    storage::{delta::EmptyState, PendingCommit, Snapshot, StateDelta, Storage, StorageError},
+    storage::{
+        delta::EmptyState, PendingCommit, Snapshot, StateDelta, StateRead, Storage, StorageError,
+    },
 };
 
 /// How many verified signatures are remembered.
@@ -235,12 +237,18 @@ impl App {
             .unwrap_or_else(|e| fatal("reading storage", e))
         {
             // A crash between InitChain and the first Commit: genesis is
-            // already written and identical; report it again.
+            // already written and identical; report it again, with the
+            // validators read back from that state (the same answer).
             if c.height == 0 && c.chain_id == req.chain_id {
                 let _ = self.chain_id.set(c.chain_id);
+                let snapshot = self
+                    .storage
+                    .snapshot()
+                    .unwrap_or_else(|e| fatal("reading genesis", e));
+                let validators = self.genesis_validators(&snapshot, &req.validators);
                 return resp::InitChain {
                     consensus_params: None,
-                    validators: vec![],
+                    validators,
                     app_hash: app_hash(&c.app_hash),
                 };
             }
@@ -262,6 +270,7 @@ impl App {
                 },
             )
             .unwrap_or_else(|e| fatal("writing genesis", e));
+        let validators = self.genesis_validators(&state, &req.validators);
         let pending = self
             .storage
             .prepare_commit(0, state.into_changes(), vec![])
@@ -274,9 +283,54 @@ impl App {
         tracing::info!(chain_id = %self.chain_id(), app_hash = %hash, accounts = genesis.accounts.len(), "genesis written");
         resp::InitChain {
             consensus_params: None,
-            validators: vec![],
+            validators,
             app_hash: app_hash(&hash),
         }
+    }
+
+    /// The validators InitChain answers with: the set a component (staking)
+    /// computed at genesis, read from `state`, or none (CometBFT then keeps
+    /// genesis.json's). A non-empty answer replaces genesis.json's set, and
+    /// it is the set later validator updates are diffs against, so they
+    /// can never remove a key CometBFT does not know. If genesis.json
+    /// lists a different set, a warning names the differences; the app's
+    /// answer wins (CometBFT's rule), so the chain does not stop.
+    fn genesis_validators(
+        &self,
+        state: &dyn StateRead,
+        listed: &[tendermint::validator::Update],
+    ) -> Vec<tendermint::validator::Update> {
+        let set = self
+            .components
+            .genesis_validators(state)
+            .unwrap_or_else(|e| fatal("genesis validators", e));
+        let validators = set
+            .iter()
+            .map(|(key, power)| validator_update(key, *power))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap_or_else(|e| fatal("genesis validators", e));
+        if validators.is_empty() {
+            return validators;
+        }
+        let differences = validator_set_differences(listed, &validators);
+        if listed.is_empty() {
+            tracing::info!(
+                validators = validators.len(),
+                "InitChain: returning the staking genesis set (genesis.json lists none)"
+            );
+        } else if !differences.is_empty() {
+            tracing::warn!(
+                differences = %differences.join("; "),
+                "InitChain: genesis.json's validators differ from the staking genesis set; \
+                 CometBFT will use the staking set this app returns"
+            );
+        } else {
+            tracing::info!(
+                validators = validators.len(),
+                "InitChain: genesis.json's validators match the staking genesis set"
+            );
+        }
+        validators
     }
 
     /// A block's execution over the latest committed state, its
@@ -509,6 +563,41 @@ fn validator_update(
             .ok_or_else(|| tendermint::Error::invalid_key("not an ed25519 key".into()))?,
         power: tendermint::vote::Power::try_from(power)?,
     })
+}
+
+/// How the set genesis.json lists differs from the set the app returns,
+/// one line per key (hex): missing from either side, or another power.
+fn validator_set_differences(
+    listed: &[tendermint::validator::Update],
+    returned: &[tendermint::validator::Update],
+) -> Vec<String> {
+    use std::collections::BTreeMap;
+    let by_key = |set: &[tendermint::validator::Update]| -> BTreeMap<tendermint::PublicKey, u64> {
+        set.iter().map(|u| (u.pub_key, u.power.value())).collect()
+    };
+    let (listed, returned) = (by_key(listed), by_key(returned));
+    let mut out = Vec::new();
+    for (key, power) in &listed {
+        let hex = hex::encode(key.to_bytes());
+        match returned.get(key) {
+            None => out.push(format!(
+                "{hex} (power {power}) is in genesis.json but not in the staking set"
+            )),
+            Some(p) if p != power => out.push(format!(
+                "{hex} has power {power} in genesis.json but {p} in the staking set"
+            )),
+            Some(_) => {}
+        }
+    }
+    for (key, power) in &returned {
+        if !listed.contains_key(key) {
+            out.push(format!(
+                "{} (power {power}) is in the staking set but not in genesis.json",
+                hex::encode(key.to_bytes())
+            ));
+        }
+    }
+    out
 }
 
 fn app_hash(h: &Hash) -> AppHash {

@@ -652,3 +652,244 @@ fn queries_report_the_height_they_were_read_at() {
     assert_eq!(at(&mut app, &format!("batch/{alpha}/1"), 0), 1);
     assert_eq!(at(&mut app, "app_hash/2", 0), 2);
 }
+
+/// The staking genesis the InitChain tests use: `v0`, `v1`, `v2` bond
+/// 100, 200 and 300 (no cap bites, so powers equal stakes); `d0` only
+/// holds funds. Epochs are 2 blocks long.
+fn staking_genesis() -> GenesisAppState {
+    let key = SigningKey::from_seed;
+    GenesisAppState {
+        accounts: ["v0", "v1", "v2", "d0"]
+            .map(|s| GenesisAccount {
+                address: key(s).address(),
+                balance: 1_000_000_000,
+            })
+            .to_vec(),
+        params: Default::default(),
+        staking: Some(weft_core::GenesisStaking {
+            params: weft_core::StakingParams {
+                unbonding_blocks: 3,
+                epoch_blocks: 2,
+                max_validators: 10,
+                max_power_share_bps: 10_000,
+                min_self_bond: 10,
+            },
+            validators: [("v0", 100), ("v1", 200), ("v2", 300)]
+                .map(|(s, bond)| weft_core::GenesisValidator {
+                    operator: key(s).address(),
+                    consensus_key: consensus_key(s),
+                    name: s.into(),
+                    website: String::new(),
+                    commission_bps: 0,
+                    self_bond: bond,
+                })
+                .to_vec(),
+        }),
+        governance: None,
+    }
+}
+
+fn consensus_key(seed: &str) -> [u8; 32] {
+    SigningKey::from_seed(&format!("{seed}/consensus"))
+        .public_key()
+        .0
+}
+
+fn listed(seed: &str, power: u64) -> tendermint::validator::Update {
+    validator_update(&consensus_key(seed), power).unwrap()
+}
+
+/// InitChain with `genesis` as app state and `listed` as genesis.json's
+/// validators.
+fn init_chain_with(
+    app: &mut App,
+    genesis: &GenesisAppState,
+    listed: Vec<tendermint::validator::Update>,
+) -> resp::InitChain {
+    match app.handle(Request::InitChain(request::InitChain {
+        time: Time::from_unix_timestamp(1_700_000_000, 0).unwrap(),
+        chain_id: CHAIN.into(),
+        consensus_params: consensus_params(),
+        validators: listed,
+        app_state_bytes: serde_json::to_vec(genesis).unwrap().into(),
+        initial_height: 1u32.into(),
+    })) {
+        Response::InitChain(r) => r,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A validator set as (ed25519 key, power).
+fn as_pairs(set: &[tendermint::validator::Update]) -> Vec<([u8; 32], u64)> {
+    set.iter()
+        .map(|u| {
+            let key: [u8; 32] = u.pub_key.ed25519().unwrap().as_bytes().try_into().unwrap();
+            (key, u.power.value())
+        })
+        .collect()
+}
+
+/// The active set staking keeps in the committed state.
+fn stored_active_set(app: &App) -> Vec<([u8; 32], u64)> {
+    use crate::staking::state::StakingRead;
+    app.storage
+        .snapshot()
+        .unwrap()
+        .active_set()
+        .unwrap()
+        .iter()
+        .map(|v| (v.consensus_key, v.power))
+        .collect()
+}
+
+#[test]
+fn init_chain_with_staking_returns_the_computed_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = App::new(Storage::open(dir.path()).unwrap(), AppConfig::default()).unwrap();
+    // genesis.json lists nothing: CometBFT takes the app's set.
+    let r = init_chain_with(&mut app, &staking_genesis(), vec![]);
+    let returned = as_pairs(&r.validators);
+    let mut expected = vec![
+        (consensus_key("v0"), 100),
+        (consensus_key("v1"), 200),
+        (consensus_key("v2"), 300),
+    ];
+    expected.sort();
+    assert_eq!(returned, expected);
+    assert!(
+        returned.windows(2).all(|w| w[0].0 < w[1].0),
+        "sorted, each key once"
+    );
+    assert!(returned.iter().all(|(_, p)| *p > 0), "no power 0");
+    assert_eq!(
+        returned,
+        stored_active_set(&app),
+        "exactly the set later diffs start from"
+    );
+}
+
+#[test]
+fn init_chain_without_staking_returns_no_validators() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = App::new(Storage::open(dir.path()).unwrap(), AppConfig::default()).unwrap();
+    let genesis = GenesisAppState {
+        accounts: vec![GenesisAccount {
+            address: SigningKey::from_seed("alice").address(),
+            balance: 1_000,
+        }],
+        ..Default::default()
+    };
+    // Even when genesis.json lists validators: CometBFT keeps them.
+    let r = init_chain_with(&mut app, &genesis, vec![listed("v0", 10)]);
+    assert!(r.validators.is_empty());
+    assert!(stored_active_set(&app).is_empty());
+}
+
+#[test]
+fn init_chain_again_after_a_crash_returns_the_same_set() {
+    let dir = tempfile::tempdir().unwrap();
+    // genesis.json disagrees (an unknown key, another power): warned
+    // about, never fatal, and the app's set is the answer both times.
+    let genesis_json = vec![listed("v0", 7), listed("v1", 200), listed("x", 5)];
+    let first = {
+        let mut app = App::new(Storage::open(dir.path()).unwrap(), AppConfig::default()).unwrap();
+        init_chain_with(&mut app, &staking_genesis(), genesis_json.clone())
+    };
+    // The crash: genesis committed at height 0, no block yet.
+    let mut app = App::new(Storage::open(dir.path()).unwrap(), AppConfig::default()).unwrap();
+    let again = init_chain_with(&mut app, &staking_genesis(), genesis_json);
+    assert_eq!(again.app_hash, first.app_hash);
+    assert_eq!(as_pairs(&again.validators), as_pairs(&first.validators));
+    assert_eq!(as_pairs(&again.validators).len(), 3);
+    assert_eq!(as_pairs(&again.validators), stored_active_set(&app));
+}
+
+#[test]
+fn the_first_epoch_diffs_against_exactly_the_returned_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = App::new(Storage::open(dir.path()).unwrap(), AppConfig::default()).unwrap();
+    // genesis.json lists a key staking does not know: CometBFT drops it
+    // for the app's answer, so no update may ever name it.
+    let stranger = consensus_key("x");
+    let r = init_chain_with(
+        &mut app,
+        &staking_genesis(),
+        vec![listed("v0", 100), listed("x", 50)],
+    );
+    let returned = as_pairs(&r.validators);
+    assert!(returned.iter().all(|(k, _)| *k != stranger));
+
+    // Block 1: d0 delegates to v0; v2 unbonds its whole self-bond (so it
+    // leaves the set). Block 2 ends the first epoch.
+    let key = SigningKey::from_seed;
+    let delegate = signed(
+        &key("d0"),
+        CHAIN,
+        0,
+        vec![Action::Delegate {
+            validator: key("v0").address(),
+            amount: 1_000,
+        }],
+    );
+    let leave = signed(
+        &key("v2"),
+        CHAIN,
+        0,
+        vec![Action::Undelegate {
+            validator: key("v2").address(),
+            amount: 300,
+        }],
+    );
+    let (_, fin1) = run_block(&mut app, 1, vec![delegate.into(), leave.into()]);
+    assert!(
+        fin1.tx_results.iter().all(|r| r.code.is_ok()),
+        "{:?}",
+        fin1.tx_results
+    );
+    assert!(fin1.validator_updates.is_empty(), "not an epoch end");
+    let (_, fin2) = run_block(&mut app, 2, vec![]);
+    let updates = as_pairs(&fin2.validator_updates);
+    assert_eq!(
+        updates,
+        {
+            let mut u = vec![(consensus_key("v0"), 1_100), (consensus_key("v2"), 0)];
+            u.sort();
+            u
+        },
+        "v0's power changes, v2 leaves, v1 is unchanged so not named"
+    );
+    // Applying the updates to the returned set gives the new active set;
+    // removals name only returned keys.
+    let mut applied: std::collections::BTreeMap<[u8; 32], u64> = returned.iter().copied().collect();
+    for (k, p) in &updates {
+        assert_ne!(*k, stranger);
+        if *p == 0 {
+            assert!(applied.remove(k).is_some(), "removes only a returned key");
+        } else {
+            applied.insert(*k, *p);
+        }
+    }
+    assert_eq!(
+        applied.into_iter().collect::<Vec<_>>(),
+        stored_active_set(&app)
+    );
+}
+
+#[test]
+fn set_differences_name_every_key_that_differs() {
+    let app_set = vec![listed("v0", 100), listed("v1", 200)];
+    assert!(validator_set_differences(&app_set, &app_set).is_empty());
+    let genesis_json = vec![listed("v0", 100), listed("v1", 7), listed("x", 5)];
+    let d = validator_set_differences(&genesis_json, &app_set);
+    assert_eq!(d.len(), 2, "{d:?}");
+    let hex_of = |s: &str| hex::encode(consensus_key(s));
+    assert!(d
+        .iter()
+        .any(|l| l.contains(&hex_of("v1")) && l.contains("power 7 in genesis.json but 200")));
+    assert!(d
+        .iter()
+        .any(|l| l.contains(&hex_of("x")) && l.contains("not in the staking set")));
+    let d = validator_set_differences(&[listed("v0", 100)], &app_set);
+    assert_eq!(d.len(), 1);
+    assert!(d[0].contains(&hex_of("v1")) && d[0].contains("not in genesis.json"));
+}

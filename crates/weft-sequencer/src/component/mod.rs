@@ -47,6 +47,22 @@ pub trait Component: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The validator set this component says CometBFT must start with:
+    /// (ed25519 consensus key, power), sorted by key, each key once, every
+    /// power positive. Read from `state`, the genesis state `init_chain`
+    /// just wrote (or, after a crash between InitChain and the first
+    /// Commit, the committed genesis state), so both answers agree. It
+    /// must be exactly the set this component's later validator updates
+    /// are diffs against: the app returns it in InitChain, where it
+    /// replaces genesis.json's validators. Empty (the default) means no
+    /// opinion; at most one component of a chain may report a set.
+    fn genesis_validators(
+        &self,
+        _state: &dyn StateRead,
+    ) -> Result<Vec<([u8; 32], u64)>, StorageError> {
+        Ok(Vec::new())
+    }
+
     /// Runs before the block's first transaction.
     fn begin_block(
         &self,
@@ -143,6 +159,31 @@ impl Components {
         genesis: &Genesis<'_>,
     ) -> Result<(), StorageError> {
         self.iter().try_for_each(|c| c.init_chain(state, genesis))
+    }
+
+    /// The genesis validator set, from the one component that reports
+    /// one (empty if none does; see [`Component::genesis_validators`]).
+    pub fn genesis_validators(
+        &self,
+        state: &dyn StateRead,
+    ) -> Result<Vec<([u8; 32], u64)>, StorageError> {
+        let mut found = Vec::new();
+        let mut reporter: Option<&'static str> = None;
+        for c in self.iter() {
+            let set = c.genesis_validators(state)?;
+            if set.is_empty() {
+                continue;
+            }
+            if let Some(first) = reporter {
+                return Err(StorageError::Corrupt(format!(
+                    "components `{first}` and `{}` both report a genesis validator set",
+                    c.name()
+                )));
+            }
+            reporter = Some(c.name());
+            found = set;
+        }
+        Ok(found)
     }
 
     /// Every component's `begin_block`, in order.

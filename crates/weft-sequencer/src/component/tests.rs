@@ -254,3 +254,36 @@ fn component_params_are_versioned() {
     let err = state.component_params::<StampParams>().unwrap_err();
     assert!(err.to_string().contains("version 2"), "{err}");
 }
+
+/// A component that reports a fixed genesis validator set.
+struct FixedSet(u8);
+
+impl Component for FixedSet {
+    fn name(&self) -> &'static str {
+        "fixed_set"
+    }
+
+    fn genesis_validators(
+        &self,
+        _state: &dyn StateRead,
+    ) -> Result<Vec<([u8; 32], u64)>, StorageError> {
+        Ok(vec![([self.0; 32], 1)])
+    }
+}
+
+#[test]
+fn one_component_at_most_reports_the_genesis_validators() {
+    let state = StateDelta::new(EmptyState);
+    let none = Components::new(vec![Arc::new(Chain), Arc::new(Accounts)]);
+    assert!(
+        none.genesis_validators(&state).unwrap().is_empty(),
+        "default: no opinion"
+    );
+    let one = Components::new(vec![Arc::new(Chain), Arc::new(FixedSet(3))]);
+    assert_eq!(one.genesis_validators(&state).unwrap(), vec![([3; 32], 1)]);
+    let two = Components::new(vec![Arc::new(FixedSet(1)), Arc::new(FixedSet(2))]);
+    assert!(
+        two.genesis_validators(&state).is_err(),
+        "two answers are refused"
+    );
+}

@@ -60,6 +60,22 @@ impl Component for Staking {
         }
     }
 
+    /// The active set computed at genesis (the one stored as the
+    /// previous set the first epoch diffs against); empty without staking.
+    fn genesis_validators(
+        &self,
+        state: &dyn StateRead,
+    ) -> Result<Vec<([u8; 32], u64)>, StorageError> {
+        if state.get_raw(PARAMS_KEY)?.is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(state
+            .active_set()?
+            .iter()
+            .map(|v| (v.consensus_key, v.power))
+            .collect())
+    }
+
     fn end_block(
         &self,
         state: &mut dyn StateWrite,
@@ -120,9 +136,18 @@ fn init_staking(
         state.put_consensus_key_owner(&v.consensus_key, &v.operator);
         state.put_delegation(&v.operator, &v.operator, v.self_bond);
     }
-    // The set CometBFT must start with. InitChain does not return it yet,
-    // so genesis.json's validators must match it (see docs/governance.md).
+    // The set CometBFT must start with: InitChain returns it (through
+    // `genesis_validators`), replacing genesis.json's validators, and the
+    // first epoch's updates are diffs against it (see docs/governance.md).
     let set = compute_active_set(state, &staking.params)?;
+    if set.is_empty() {
+        // `check` requires a validator with a positive self-bond, and
+        // someone with stake always makes the set; never start a chain
+        // whose staking has no validator.
+        return Err(StorageError::Corrupt(
+            "genesis staking section gives an empty active set".into(),
+        ));
+    }
     state.put_active_set(&set);
     Ok(())
 }

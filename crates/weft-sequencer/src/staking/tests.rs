@@ -717,8 +717,18 @@ mod through_the_app {
             initial_height: 1u32.into(),
         }));
         match r {
-            // This step does not return the set yet (docs/governance.md).
-            Response::InitChain(r) => assert!(r.validators.is_empty()),
+            // InitChain returns the genesis active set (docs/governance.md).
+            Response::InitChain(r) => {
+                let mut set: Vec<([u8; 32], u64)> = r
+                    .validators
+                    .iter()
+                    .map(|u| (u.pub_key.to_bytes().try_into().unwrap(), u.power.value()))
+                    .collect();
+                set.sort();
+                let mut expected = vec![(consensus("v0"), 100), (consensus("v1"), 100)];
+                expected.sort();
+                assert_eq!(set, expected);
+            }
             other => panic!("{other:?}"),
         }
 
