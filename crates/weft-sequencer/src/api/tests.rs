@@ -22,7 +22,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tendermint::{
     abci::{request::CheckTxKind, response as resp, types::CommitInfo},
-    account, block, consensus, evidence,
+    account,
     v0_38::abci::{request, Request as AbciRequest, Response as AbciResponse},
     Time,
 };
@@ -168,7 +168,7 @@ impl Node {
         let r = app.handle(AbciRequest::InitChain(request::InitChain {
             time: Time::from_unix_timestamp(1_700_000_000, 0).unwrap(),
             chain_id: CHAIN.into(),
-            consensus_params: consensus_params(),
+            consensus_params: crate::test_support::consensus_params(),
             validators: vec![],
             app_state_bytes: serde_json::to_vec(&genesis).unwrap().into(),
             initial_height: 1u32.into(),
@@ -264,26 +264,6 @@ impl Node {
 
     fn router(&self) -> Router {
         router(self.state.clone())
-    }
-}
-
-fn consensus_params() -> consensus::Params {
-    consensus::Params {
-        block: block::Size {
-            max_bytes: 4 << 20,
-            max_gas: -1,
-            time_iota_ms: 1000,
-        },
-        evidence: evidence::Params {
-            max_age_num_blocks: 100_000,
-            max_age_duration: evidence::Duration(Duration::from_secs(172_800)),
-            max_bytes: 1 << 20,
-        },
-        validator: consensus::params::ValidatorParams {
-            pub_key_types: vec![tendermint::public_key::Algorithm::Ed25519],
-        },
-        version: None,
-        abci: Default::default(),
     }
 }
 

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use tendermint::{
     abci::{request::CheckTxKind, types::CommitInfo},
-    account, block, consensus, evidence,
+    account,
     v0_38::abci::{request, Request, Response},
     Time,
 };
@@ -14,28 +14,9 @@ use weft_core::{
 };
 
 use super::*;
+use crate::test_support::consensus_params;
 
 const CHAIN: &str = "weft-app-test";
-
-fn consensus_params() -> consensus::Params {
-    consensus::Params {
-        block: block::Size {
-            max_bytes: 4 << 20,
-            max_gas: -1,
-            time_iota_ms: 1000,
-        },
-        evidence: evidence::Params {
-            max_age_num_blocks: 100_000,
-            max_age_duration: evidence::Duration(std::time::Duration::from_secs(172_800)),
-            max_bytes: 1 << 20,
-        },
-        validator: consensus::params::ValidatorParams {
-            pub_key_types: vec![tendermint::public_key::Algorithm::Ed25519],
-        },
-        version: None,
-        abci: Default::default(),
-    }
-}
 
 fn init(app: &mut App, funded: &[&SigningKey]) -> Hash {
     let genesis = GenesisAppState {
@@ -74,11 +55,9 @@ fn check(app: &mut App, tx: &[u8]) -> resp::CheckTx {
     }
 }
 
-/// Runs one height the way CometBFT does; returns the block and results.
+/// Runs one height the way CometBFT does, after CheckTx of every offered
+/// tx (CometBFT checks everything before it can be proposed).
 fn run_block(app: &mut App, height: u32, offered: Vec<Bytes>) -> (Vec<Bytes>, resp::FinalizeBlock) {
-    let time = Time::from_unix_timestamp(1_700_000_000 + i64::from(height), 0).unwrap();
-    let proposer = account::Id::new([7; 20]);
-    // CometBFT runs CheckTx on everything before it can be proposed.
     for tx in &offered {
         let r = check(app, tx);
         let held = r.code.value() == TxCode::Duplicate.value();
@@ -88,52 +67,7 @@ fn run_block(app: &mut App, height: u32, offered: Vec<Bytes>) -> (Vec<Bytes>, re
             r.log
         );
     }
-    let txs = match app.handle(Request::PrepareProposal(request::PrepareProposal {
-        max_tx_bytes: 1 << 20,
-        txs: offered,
-        local_last_commit: None,
-        misbehavior: vec![],
-        height: height.into(),
-        time,
-        next_validators_hash: Default::default(),
-        proposer_address: proposer,
-    })) {
-        Response::PrepareProposal(r) => r.txs,
-        other => panic!("{other:?}"),
-    };
-    let hash = tendermint::Hash::Sha256([height as u8; 32]);
-    let accepted = app.handle(Request::ProcessProposal(request::ProcessProposal {
-        txs: txs.clone(),
-        proposed_last_commit: None,
-        misbehavior: vec![],
-        hash,
-        height: height.into(),
-        time,
-        next_validators_hash: Default::default(),
-        proposer_address: proposer,
-    }));
-    assert!(matches!(
-        accepted,
-        Response::ProcessProposal(ProcessProposal::Accept)
-    ));
-    let fin = match app.handle(Request::FinalizeBlock(request::FinalizeBlock {
-        txs: txs.clone(),
-        decided_last_commit: CommitInfo {
-            round: 0u16.into(),
-            votes: vec![],
-        },
-        misbehavior: vec![],
-        hash,
-        height: height.into(),
-        time,
-        next_validators_hash: Default::default(),
-        proposer_address: proposer,
-    })) {
-        Response::FinalizeBlock(r) => r,
-        other => panic!("{other:?}"),
-    };
-    assert!(matches!(app.handle(Request::Commit), Response::Commit(_)));
-    (txs, fin)
+    crate::test_support::run_block(app, height, offered)
 }
 
 fn signed(key: &SigningKey, chain: &str, nonce: u64, actions: Vec<Action>) -> Vec<u8> {

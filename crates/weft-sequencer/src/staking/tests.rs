@@ -594,10 +594,8 @@ mod through_the_app {
     use tendermint::{
         abci::{
             request::CheckTxKind,
-            response::{self as resp, ProcessProposal},
-            types::CommitInfo,
+            response::{self as resp},
         },
-        account, block, consensus, evidence,
         v0_38::abci::{request, Request, Response},
         Time,
     };
@@ -611,26 +609,6 @@ mod through_the_app {
 
     const CHAIN: &str = "staking";
 
-    fn consensus_params() -> consensus::Params {
-        consensus::Params {
-            block: block::Size {
-                max_bytes: 4 << 20,
-                max_gas: -1,
-                time_iota_ms: 1000,
-            },
-            evidence: evidence::Params {
-                max_age_num_blocks: 100_000,
-                max_age_duration: evidence::Duration(std::time::Duration::from_secs(172_800)),
-                max_bytes: 1 << 20,
-            },
-            validator: consensus::params::ValidatorParams {
-                pub_key_types: vec![tendermint::public_key::Algorithm::Ed25519],
-            },
-            version: None,
-            abci: Default::default(),
-        }
-    }
-
     fn check(app: &mut App, tx: &[u8]) -> u32 {
         match app.handle(Request::CheckTx(request::CheckTx {
             tx: Bytes::copy_from_slice(tx),
@@ -641,56 +619,11 @@ mod through_the_app {
         }
     }
 
+    use crate::test_support::consensus_params;
+
     /// One height as CometBFT runs it; FinalizeBlock's response.
     fn run_block(app: &mut App, height: u32, offered: Vec<Bytes>) -> resp::FinalizeBlock {
-        let time = Time::from_unix_timestamp(1_700_000_000 + i64::from(height), 0).unwrap();
-        let proposer = account::Id::new([7; 20]);
-        let txs = match app.handle(Request::PrepareProposal(request::PrepareProposal {
-            max_tx_bytes: 1 << 20,
-            txs: offered,
-            local_last_commit: None,
-            misbehavior: vec![],
-            height: height.into(),
-            time,
-            next_validators_hash: Default::default(),
-            proposer_address: proposer,
-        })) {
-            Response::PrepareProposal(r) => r.txs,
-            other => panic!("{other:?}"),
-        };
-        let hash = tendermint::Hash::Sha256([height as u8; 32]);
-        let accepted = app.handle(Request::ProcessProposal(request::ProcessProposal {
-            txs: txs.clone(),
-            proposed_last_commit: None,
-            misbehavior: vec![],
-            hash,
-            height: height.into(),
-            time,
-            next_validators_hash: Default::default(),
-            proposer_address: proposer,
-        }));
-        assert!(matches!(
-            accepted,
-            Response::ProcessProposal(ProcessProposal::Accept)
-        ));
-        let fin = match app.handle(Request::FinalizeBlock(request::FinalizeBlock {
-            txs,
-            decided_last_commit: CommitInfo {
-                round: 0u16.into(),
-                votes: vec![],
-            },
-            misbehavior: vec![],
-            hash,
-            height: height.into(),
-            time,
-            next_validators_hash: Default::default(),
-            proposer_address: proposer,
-        })) {
-            Response::FinalizeBlock(r) => r,
-            other => panic!("{other:?}"),
-        };
-        assert!(matches!(app.handle(Request::Commit), Response::Commit(_)));
-        fin
+        crate::test_support::run_block(app, height, offered).1
     }
 
     fn signed(signer: &SigningKey, nonce: u64, action: Action) -> Vec<u8> {
