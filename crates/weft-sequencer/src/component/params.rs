@@ -23,13 +23,20 @@ pub trait ComponentParams: BorshSerialize + BorshDeserialize {
 pub trait ParamsRead: StateRead {
     /// The parameters of one component; genesis always writes them.
     fn component_params<P: ComponentParams>(&self) -> Result<P, StorageError> {
-        let bytes = self
-            .get_raw(P::KEY)?
-            .ok_or_else(|| StorageError::Corrupt(format!("{} missing", P::KEY)))?;
+        self.optional_component_params()?
+            .ok_or_else(|| StorageError::Corrupt(format!("{} missing", P::KEY)))
+    }
+
+    /// The parameters of a component a chain may run without (genesis
+    /// writes them only when it is switched on); `None` when absent.
+    fn optional_component_params<P: ComponentParams>(&self) -> Result<Option<P>, StorageError> {
+        let Some(bytes) = self.get_raw(P::KEY)? else {
+            return Ok(None);
+        };
         match bytes.split_first() {
-            Some((&v, rest)) if v == P::VERSION => {
-                borsh::from_slice(rest).map_err(|_| StorageError::Corrupt(P::KEY.to_string()))
-            }
+            Some((&v, rest)) if v == P::VERSION => borsh::from_slice(rest)
+                .map(Some)
+                .map_err(|_| StorageError::Corrupt(P::KEY.to_string())),
             Some((&v, _)) => Err(StorageError::Corrupt(format!(
                 "{}: parameters of version {v}, this build reads version {}",
                 P::KEY,

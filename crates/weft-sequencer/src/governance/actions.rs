@@ -19,14 +19,15 @@ use crate::{
 pub(crate) fn enabled_params<S: StateRead + ?Sized>(
     state: &S,
 ) -> Result<GovernanceParams, ExecError> {
-    if state.get_raw(super::PARAMS_KEY)?.is_none() {
-        return Err(Rejection::new(
-            TxCode::InvalidTransaction,
-            "governance is not enabled on this chain (its genesis has no staking section)",
-        )
-        .into());
-    }
-    Ok(state.component_params::<GovernanceParams>()?)
+    state
+        .optional_component_params::<GovernanceParams>()?
+        .ok_or_else(|| {
+            Rejection::new(
+                TxCode::InvalidTransaction,
+                "governance is not enabled on this chain (its genesis has no staking section)",
+            )
+            .into()
+        })
 }
 
 fn invalid(message: String) -> ExecError {

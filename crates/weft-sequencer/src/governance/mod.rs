@@ -77,10 +77,10 @@ impl Component for Governance {
         _block: &BlockSummary,
         out: &mut EndBlock,
     ) -> Result<(), StorageError> {
-        if state.get_raw(PARAMS_KEY)?.is_none() {
+        // Off on a chain whose genesis did not switch it on.
+        let Some(params) = state.optional_component_params::<GovernanceParams>()? else {
             return Ok(());
-        }
-        let params: GovernanceParams = state.component_params()?;
+        };
         for id in state.proposals_ending_at(ctx.height)? {
             finish(state, &params, id, out)?;
         }

@@ -20,14 +20,15 @@ use crate::{
 /// staking section (staking is off there: nothing may be bonded to a set
 /// CometBFT was never told about).
 pub(crate) fn enabled_params<S: StateRead + ?Sized>(state: &S) -> Result<StakingParams, ExecError> {
-    if state.get_raw(super::PARAMS_KEY)?.is_none() {
-        return Err(Rejection::new(
-            TxCode::InvalidTransaction,
-            "staking is not enabled on this chain (its genesis has no staking section)",
-        )
-        .into());
-    }
-    Ok(state.component_params::<StakingParams>()?)
+    state
+        .optional_component_params::<StakingParams>()?
+        .ok_or_else(|| {
+            Rejection::new(
+                TxCode::InvalidTransaction,
+                "staking is not enabled on this chain (its genesis has no staking section)",
+            )
+            .into()
+        })
 }
 
 fn existing_validator<S: StateRead + ?Sized>(

@@ -83,10 +83,10 @@ impl Component for Staking {
         _block: &BlockSummary,
         out: &mut EndBlock,
     ) -> Result<(), StorageError> {
-        if state.get_raw(PARAMS_KEY)?.is_none() {
+        // Off on a chain whose genesis did not switch it on.
+        let Some(params) = state.optional_component_params::<StakingParams>()? else {
             return Ok(());
-        }
-        let params: StakingParams = state.component_params()?;
+        };
         let released = actions::release_unbonded(state, ctx.height)?;
         if released > 0 {
             out.events.push(
