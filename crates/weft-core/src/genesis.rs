@@ -154,6 +154,58 @@ impl Default for GovernanceParams {
     }
 }
 
+/// The inclusion-list parameters (kept in state under `inclusion/params`).
+/// With `enabled`, each validator lists in its vote extension what waited
+/// in its mempool, and a proposal that leaves out a listed transaction it
+/// cannot excuse is refused (docs/censorship-resistance.md). Lists only
+/// work where CometBFT's vote extensions are on (consensus parameter
+/// `abci.vote_extensions_enable_height`).
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InclusionParams {
+    /// Whether lists are made and enforced.
+    pub enabled: bool,
+    /// Blocks a transaction must have waited in a validator's mempool
+    /// before that validator lists it (so a proposer first gets the chance
+    /// to include it the ordinary way).
+    pub inclusion_delay_blocks: u64,
+    /// Largest inclusion list one validator may extend its vote with, in
+    /// bytes (its whole encoding). Every precommit carries it, and the next
+    /// block carries those of more than two-thirds of the power.
+    pub max_inclusion_list_bytes: u32,
+}
+
+impl Default for InclusionParams {
+    fn default() -> Self {
+        InclusionParams {
+            enabled: true,
+            inclusion_delay_blocks: 1,
+            max_inclusion_list_bytes: 16 * 1024,
+        }
+    }
+}
+
+impl InclusionParams {
+    /// Why these parameters cannot run, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.inclusion_delay_blocks == 0 {
+            return Err(
+                "inclusion.inclusion_delay_blocks must be positive (a transaction \
+                        listed before any proposer could see it would let the next \
+                        proposer be blamed for a transaction it never had)"
+                    .into(),
+            );
+        }
+        let max = crate::inclusion::MAX_INCLUSION_LIST_BYTES;
+        if self.max_inclusion_list_bytes < 64 || self.max_inclusion_list_bytes as usize > max {
+            return Err(format!(
+                "inclusion.max_inclusion_list_bytes must be between 64 and {max}"
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl GovernanceParams {
     /// Why these parameters cannot run governance, if they cannot.
     pub fn check(&self) -> Result<(), String> {
@@ -231,6 +283,10 @@ pub struct GenesisAppState {
     /// section is refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub governance: Option<GovernanceParams>,
+    /// Inclusion lists, if this chain has them (an absent section means
+    /// off; a present one with no fields means the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion: Option<InclusionParams>,
 }
 
 /// Why a genesis is refused.
@@ -281,6 +337,9 @@ impl GenesisAppState {
                 ));
             }
             governance.check().map_err(GenesisError::Invalid)?;
+        }
+        if let Some(inclusion) = &state.inclusion {
+            inclusion.check().map_err(GenesisError::Invalid)?;
         }
         Ok(state)
     }

@@ -9,6 +9,7 @@ pub mod codes;
 pub mod encoding;
 pub mod genesis;
 pub mod hash;
+pub mod inclusion;
 pub mod keys;
 pub mod merkle;
 pub mod rollup;
@@ -19,7 +20,7 @@ pub use codes::TxCode;
 pub use encoding::DecodeError;
 pub use genesis::{
     ChainParams, GenesisAccount, GenesisAppState, GenesisStaking, GenesisValidator,
-    GovernanceParams, StakingParams,
+    GovernanceParams, InclusionParams, StakingParams,
 };
 pub use hash::{sha256, Hash};
 pub use keys::{Address, KeyFile, PublicKey, Signature, SigningKey};

@@ -57,6 +57,7 @@ fn app(keys: &[SigningKey]) -> (App, tempfile::TempDir) {
     };
     let mut app = App::new(Storage::open(dir.path()).unwrap(), config).unwrap();
     let genesis = GenesisAppState {
+        inclusion: None,
         accounts: keys
             .iter()
             .map(|k| GenesisAccount {

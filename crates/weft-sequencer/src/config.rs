@@ -91,6 +91,12 @@ pub struct Config {
     /// HTTP API: seconds a request may take before it is answered 408.
     #[arg(long, env = "WEFT_SEQUENCER_API_REQUEST_TIMEOUT_SECS", default_value_t = ApiLimits::default().request_timeout.as_secs())]
     pub api_request_timeout_secs: u64,
+    /// TEST ONLY: never propose this account's transactions. The
+    /// censorship-resistance tests run one validator with it; never set it
+    /// on a real network (with inclusion lists on, the other validators
+    /// refuse such proposals and this node's turns are wasted).
+    #[arg(long, hide = true)]
+    pub unsafe_test_censor: Option<weft_core::Address>,
 }
 
 impl Config {
@@ -109,6 +115,7 @@ impl Config {
             },
             tx_index_retention_blocks: self.tx_index_retention_blocks,
             prepare_proposal_budget: Duration::from_millis(self.prepare_proposal_budget_ms),
+            unsafe_test_censor: self.unsafe_test_censor,
         }
     }
 

@@ -17,6 +17,7 @@ pub mod error;
 pub mod fees;
 pub mod governance;
 pub mod headers;
+pub mod inclusion;
 pub mod mempool;
 pub mod proposal;
 pub mod rollups;

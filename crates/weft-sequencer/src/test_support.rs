@@ -15,6 +15,7 @@ pub fn state(
     funded: &[(&SigningKey, Amount)],
 ) -> StateDelta<EmptyState> {
     let app_state = GenesisAppState {
+        inclusion: None,
         accounts: funded
             .iter()
             .map(|(k, b)| GenesisAccount {

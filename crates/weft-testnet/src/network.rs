@@ -11,7 +11,9 @@ use std::{
 use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use tendermint_rpc::{Client, HttpClient, HttpClientUrl};
-use weft_core::{Amount, ChainParams, GenesisAccount, GenesisAppState, KeyFile, SigningKey};
+use weft_core::{
+    Amount, ChainParams, GenesisAccount, GenesisAppState, InclusionParams, KeyFile, SigningKey,
+};
 
 use crate::{
     app::App,
@@ -62,6 +64,10 @@ pub struct TestnetConfig {
     /// The ABCI application: Weft (default) or CometBFT's `kvstore`, which
     /// runs inside CometBFT with no sequencer process (benchmarks' ceiling).
     pub app: App,
+    /// Inclusion lists (docs/censorship-resistance.md): with `Some`, the
+    /// genesis has an `inclusion` section and CometBFT's vote extensions
+    /// are on from height 1. On by default, as on any Weft network.
+    pub inclusion: Option<InclusionParams>,
 }
 
 impl TestnetConfig {
@@ -78,6 +84,7 @@ impl TestnetConfig {
             params: ChainParams::default(),
             sequencer_args: Vec::new(),
             app: App::Weft,
+            inclusion: Some(InclusionParams::default()),
         }
     }
 }
@@ -286,6 +293,8 @@ impl Testnet {
             params: cfg.params.clone(),
             staking: None,
             governance: None,
+            // kvstore ignores app state; its vote extensions stay off.
+            inclusion: cfg.inclusion.clone().filter(|_| cfg.app == App::Weft),
         };
         // Refuse here what the sequencer would refuse at InitChain.
         let app_state_json =
@@ -294,7 +303,10 @@ impl Testnet {
             .map_err(|e| TestnetError::InvalidConfig(e.to_string()))?;
 
         let base = read_json(&nodes[0].cometbft_home().join("config/genesis.json"))?;
-        let genesis = build_genesis(&base, &cfg.chain_id, &validators, &app_state)?;
+        let mut genesis = build_genesis(&base, &cfg.chain_id, &validators, &app_state)?;
+        if app_state.inclusion.is_some() {
+            crate::genesis::set_vote_extensions_enable_height(&mut genesis, 1)?;
+        }
         for node in &nodes {
             write_json(&node.cometbft_home().join("config/genesis.json"), &genesis)?;
             let settings = NodeConfigSettings {

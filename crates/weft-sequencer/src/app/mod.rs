@@ -24,7 +24,7 @@ use tower::Service;
 use weft_core::{GenesisAppState, Hash};
 
 use crate::{
-    component::{BlockContext, Components, FinalizedBlock, Genesis},
+    component::{BlockContext, Components, FinalizedBlock, Genesis, ParamsRead},
     mempool::{self, Admission, CheckTxService, Mempool, MempoolConfig, SignatureCache},
     proposal::{self, BlockExecution, ItemResult, Prefetched, ProposalInputs},
     storage::{
@@ -47,6 +47,10 @@ pub struct AppConfig {
     /// well under CometBFT's `timeout_propose`, past which the proposer
     /// is skipped for the round.
     pub prepare_proposal_budget: Duration,
+    /// TEST ONLY: never propose this account's transactions (the
+    /// censorship tests run one validator with it to show that inclusion
+    /// lists make the others refuse its proposals).
+    pub unsafe_test_censor: Option<weft_core::Address>,
 }
 
 impl Default for AppConfig {
@@ -55,6 +59,7 @@ impl Default for AppConfig {
             mempool: MempoolConfig::default(),
             tx_index_retention_blocks: 100_000,
             prepare_proposal_budget: Duration::from_millis(500),
+            unsafe_test_censor: None,
         }
     }
 }
@@ -74,6 +79,8 @@ pub fn standard_components(tx_index_retention_blocks: u64) -> Components {
         Arc::new(crate::rollups::Rollups),
         Arc::new(crate::staking::Staking),
         Arc::new(crate::governance::Governance),
+        // After staking: it records the keys of the validators staking adds.
+        Arc::new(crate::inclusion::Inclusion),
         Arc::new(crate::mempool::TxIndex {
             retention_blocks: tx_index_retention_blocks,
         }),
@@ -102,6 +109,24 @@ pub struct App {
     /// The last committed height, published after each Commit (API streams
     /// and the signed-header follower wait on it instead of polling).
     commits: tokio::sync::watch::Sender<u64>,
+}
+
+/// The consensus limits the inclusion rule needs, from InitChain.
+fn consensus_limits(p: &tendermint::consensus::Params) -> crate::inclusion::state::ConsensusLimits {
+    // CometBFT's hard cap on a block, which `max_bytes = -1` means.
+    const MAX_BLOCK_SIZE_BYTES: u64 = 104_857_600;
+    let block_max_bytes = match p.block.max_bytes {
+        0 => MAX_BLOCK_SIZE_BYTES,
+        n => n.min(MAX_BLOCK_SIZE_BYTES),
+    };
+    crate::inclusion::state::ConsensusLimits {
+        block_max_bytes,
+        evidence_max_bytes: u64::try_from(p.evidence.max_bytes).unwrap_or(0),
+        vote_extensions_enable_height: p
+            .abci
+            .vote_extensions_enable_height
+            .map_or(0, |h| h.value()),
+    }
 }
 
 /// A failure that leaves no safe way forward: the process must stop rather
@@ -180,11 +205,9 @@ impl App {
             Request::ProcessProposal(r) => Response::ProcessProposal(self.process_proposal(r)),
             Request::FinalizeBlock(r) => Response::FinalizeBlock(self.finalize_block(r)),
             Request::Commit => Response::Commit(self.commit()),
-            Request::ExtendVote(_) => Response::ExtendVote(resp::ExtendVote {
-                vote_extension: Bytes::new(),
-            }),
-            Request::VerifyVoteExtension(_) => {
-                Response::VerifyVoteExtension(resp::VerifyVoteExtension::Accept)
+            Request::ExtendVote(r) => Response::ExtendVote(self.extend_vote(r)),
+            Request::VerifyVoteExtension(r) => {
+                Response::VerifyVoteExtension(self.verify_vote_extension(r))
             }
             Request::ListSnapshots => Response::ListSnapshots(Default::default()),
             Request::OfferSnapshot(_) => Response::OfferSnapshot(resp::OfferSnapshot::Reject),
@@ -271,6 +294,21 @@ impl App {
             )
             .unwrap_or_else(|e| fatal("writing genesis", e));
         let validators = self.genesis_validators(&state, &req.validators);
+        let keys: Vec<[u8; 32]> = if validators.is_empty() {
+            &req.validators
+        } else {
+            &validators
+        }
+        .iter()
+        .filter_map(|u| u.pub_key.ed25519())
+        .filter_map(|k| <[u8; 32]>::try_from(k.as_bytes()).ok())
+        .collect();
+        crate::inclusion::record_genesis(
+            &mut state,
+            consensus_limits(&req.consensus_params),
+            &keys,
+        )
+        .unwrap_or_else(|e| fatal("writing genesis", e));
         let pending = self
             .storage
             .prepare_commit(0, state.into_changes(), vec![])
@@ -343,12 +381,22 @@ impl App {
 
     fn prepare_proposal(&mut self, req: request::PrepareProposal) -> resp::PrepareProposal {
         let started = Instant::now();
-        let exec = self.begin("PrepareProposal", BlockContext::of_prepare(&req));
+        let ctx = BlockContext::of_prepare(&req);
+        let exec = self.begin("PrepareProposal", ctx.clone());
+        let max_tx_bytes = usize::try_from(req.max_tx_bytes).unwrap_or(0);
+        let listed = self
+            .listed_commit(&exec.delta, &ctx, &req, max_tx_bytes)
+            .unwrap_or_else(|e| fatal("PrepareProposal", e));
+        let guaranteed_tx_bytes = proposal::guaranteed_tx_bytes(&exec.delta, &ctx)
+            .unwrap_or_else(|e| fatal("PrepareProposal", e));
         let inputs = ProposalInputs {
-            max_tx_bytes: usize::try_from(req.max_tx_bytes).unwrap_or(0),
+            max_tx_bytes,
             deadline: started + self.config.prepare_proposal_budget,
             // Only what has already arrived: never a wait on the network.
             leading: self.prefetched.take(req.height.value()),
+            listed,
+            guaranteed_tx_bytes,
+            censor: self.config.unsafe_test_censor,
         };
         let pool = mempool::lock(&self.mempool);
         let txs = proposal::prepare(exec, &pool, &self.signatures, self.chain_id(), inputs)
@@ -364,6 +412,96 @@ impl App {
             "proposal prepared"
         );
         resp::PrepareProposal { txs }
+    }
+
+    /// The listed commit this proposal must carry, if inclusion lists are
+    /// on: built from the extensions CometBFT gathered for the previous
+    /// height (at most a quarter of the block).
+    fn listed_commit(
+        &self,
+        state: &dyn StateRead,
+        ctx: &BlockContext,
+        req: &request::PrepareProposal,
+        max_tx_bytes: usize,
+    ) -> Result<Option<(Bytes, crate::inclusion::rule::Listed)>, StorageError> {
+        let Some(params) = crate::inclusion::required(state, ctx.height)? else {
+            return Ok(None);
+        };
+        let Some(local) = &req.local_last_commit else {
+            tracing::error!(
+                height = ctx.height,
+                "inclusion lists are on but CometBFT sent no extended commit"
+            );
+            return Ok(None);
+        };
+        let built = crate::inclusion::rule::build(
+            state,
+            self.chain_id(),
+            ctx,
+            &params,
+            local,
+            max_tx_bytes / 4,
+        )?;
+        if built.is_none() {
+            tracing::error!(
+                height = ctx.height,
+                "the verified vote extensions do not reach two-thirds of the power"
+            );
+        }
+        Ok(built.map(|(item, listed)| (Bytes::from(item.encode()), listed)))
+    }
+
+    /// ExtendVote: this validator's inclusion list for the next block.
+    /// Reads only the mempool and committed state; never the network.
+    fn extend_vote(&mut self, req: request::ExtendVote) -> resp::ExtendVote {
+        let snapshot = self
+            .storage
+            .snapshot()
+            .unwrap_or_else(|e| fatal("ExtendVote", e));
+        let height = req.height.value();
+        let params = crate::inclusion::required(&snapshot, height + 1)
+            .unwrap_or_else(|e| fatal("ExtendVote", e));
+        let Some(params) = params else {
+            return resp::ExtendVote {
+                vote_extension: Bytes::new(),
+            };
+        };
+        let in_block: std::collections::BTreeSet<Hash> =
+            req.txs.iter().map(|t| weft_core::sha256(t)).collect();
+        let pool = mempool::lock(&self.mempool);
+        let list = crate::inclusion::list::inclusion_list(
+            &pool,
+            &params,
+            height.saturating_sub(1),
+            &in_block,
+            None,
+        );
+        metrics::gauge!("weft_inclusion_list_txs").set(list.txs.len() as f64);
+        resp::ExtendVote {
+            vote_extension: Bytes::from(list.encode()),
+        }
+    }
+
+    /// VerifyVoteExtension: the form and the bound only (never this node's
+    /// own view: refusing on it would split the votes and halt the chain).
+    fn verify_vote_extension(
+        &mut self,
+        req: request::VerifyVoteExtension,
+    ) -> resp::VerifyVoteExtension {
+        let snapshot = self
+            .storage
+            .snapshot()
+            .unwrap_or_else(|e| fatal("VerifyVoteExtension", e));
+        let params = snapshot
+            .optional_component_params::<weft_core::InclusionParams>()
+            .unwrap_or_else(|e| fatal("VerifyVoteExtension", e));
+        match crate::inclusion::list::verify_extension(params.as_ref(), &req.vote_extension) {
+            Ok(()) => resp::VerifyVoteExtension::Accept,
+            Err(e) => {
+                tracing::warn!(height = %req.height, validator = %req.validator_address, error = %e, "rejecting a vote extension");
+                resp::VerifyVoteExtension::Reject
+            }
+        }
     }
 
     fn process_proposal(&mut self, req: request::ProcessProposal) -> ProcessProposal {
@@ -384,6 +522,12 @@ impl App {
             Err(proposal::ProposalError::Storage(e)) => fatal("ProcessProposal", e),
             Err(e) => {
                 tracing::warn!(height = %req.height, error = %e, "rejecting proposal");
+                let reason = match e {
+                    proposal::ProposalError::Censored(_) => "censored",
+                    proposal::ProposalError::ListedCommit(_) => "listed_commit",
+                    _ => "invalid",
+                };
+                metrics::counter!("weft_proposals_rejected_total", "reason" => reason).increment(1);
                 ProcessProposal::Reject
             }
         }
@@ -529,6 +673,13 @@ fn exec_tx_result(result: &ItemResult) -> (u32, ExecTxResult) {
                 ..Default::default()
             },
         ),
+        ItemResult::ListedCommit => (
+            0,
+            ExecTxResult {
+                info: "listed commit".into(),
+                ..Default::default()
+            },
+        ),
         ItemResult::Tx {
             outcome: Ok(receipt),
             ..
@@ -554,7 +705,7 @@ fn exec_tx_result(result: &ItemResult) -> (u32, ExecTxResult) {
 }
 
 /// A component's validator update as CometBFT takes it.
-fn validator_update(
+pub(crate) fn validator_update(
     key: &[u8; 32],
     power: u64,
 ) -> Result<tendermint::validator::Update, tendermint::Error> {

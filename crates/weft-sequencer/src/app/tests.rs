@@ -20,6 +20,7 @@ const CHAIN: &str = "weft-app-test";
 
 fn init(app: &mut App, funded: &[&SigningKey]) -> Hash {
     let genesis = GenesisAppState {
+        inclusion: None,
         accounts: funded
             .iter()
             .map(|k| GenesisAccount {
@@ -593,6 +594,7 @@ fn queries_report_the_height_they_were_read_at() {
 fn staking_genesis() -> GenesisAppState {
     let key = SigningKey::from_seed;
     GenesisAppState {
+        inclusion: None,
         accounts: ["v0", "v1", "v2", "d0"]
             .map(|s| GenesisAccount {
                 address: key(s).address(),
@@ -707,6 +709,7 @@ fn init_chain_without_staking_returns_no_validators() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = App::new(Storage::open(dir.path()).unwrap(), AppConfig::default()).unwrap();
     let genesis = GenesisAppState {
+        inclusion: None,
         accounts: vec![GenesisAccount {
             address: SigningKey::from_seed("alice").address(),
             balance: 1_000,

@@ -153,6 +153,7 @@ fn components() -> Components {
 
 fn genesis(key: &SigningKey) -> StateDelta<EmptyState> {
     let app_state = GenesisAppState {
+        inclusion: None,
         accounts: vec![GenesisAccount {
             address: key.address(),
             balance: 12,

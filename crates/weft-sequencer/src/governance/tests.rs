@@ -67,6 +67,7 @@ fn gov_params() -> GovernanceParams {
 /// `v0`, `v1`, `v2` are genesis validators with a self-bond of 100 each.
 fn app_state(staking: bool, governance: Option<GovernanceParams>) -> GenesisAppState {
     GenesisAppState {
+        inclusion: None,
         accounts: SEEDS
             .map(|s| GenesisAccount {
                 address: addr(s),

@@ -13,6 +13,7 @@ use weft_core::{Address, Amount, Hash, TxCode};
 use super::{MempoolConfig, TxStatus};
 use crate::{
     accounts::AccountsRead,
+    chain::ChainRead,
     error::ExecError,
     storage::StateRead,
     transaction::{check_stateful, cost, CheckedTx, NonceRule, Rejection},
@@ -29,6 +30,10 @@ pub struct Entry {
     pub seq: u64,
     /// Fee plus transfers: what the account must hold for it.
     pub cost: Amount,
+    /// The committed height when it was admitted: how many blocks it has
+    /// waited is the committed height now minus this (inclusion lists
+    /// name only transactions that waited `inclusion_delay_blocks`).
+    pub admitted_height: u64,
     admitted: Instant,
 }
 
@@ -69,6 +74,9 @@ pub struct Mempool {
     finals: HashMap<Hash, (TxStatus, u64)>,
     final_order: VecDeque<(Instant, Hash, u64)>,
     next_final: u64,
+    /// The committed height as last seen (0 until the first commit or
+    /// admission reads it).
+    height: u64,
 }
 
 impl Mempool {
@@ -84,6 +92,7 @@ impl Mempool {
             finals: HashMap::new(),
             final_order: VecDeque::new(),
             next_final: 0,
+            height: 0,
         }
     }
 
@@ -110,6 +119,11 @@ impl Mempool {
     /// Encoded bytes held.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+
+    /// The committed height as last seen.
+    pub fn height(&self) -> u64 {
+        self.height
     }
 
     /// An entry by hash.
@@ -196,6 +210,10 @@ impl Mempool {
             }
         }
         self.make_room(bytes.len(), will_park, now)?;
+        if self.height == 0 {
+            // After a restart, before the first commit: learn it once.
+            self.height = state.height()?;
+        }
 
         let hash = checked.hash;
         let seq = self.next_seq;
@@ -208,6 +226,7 @@ impl Mempool {
                 bytes,
                 seq,
                 cost: tx_cost,
+                admitted_height: self.height,
                 admitted: now,
             },
         );
@@ -343,6 +362,7 @@ impl Mempool {
         included: &[Hash],
         now: Instant,
     ) -> Result<(), ExecError> {
+        self.height = state.height()?;
         let mut touched = BTreeSet::new();
         for h in included {
             if let Some(e) = self.entries.get(h) {

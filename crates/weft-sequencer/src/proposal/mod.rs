@@ -12,6 +12,7 @@ use std::{
 use bytes::Bytes;
 use weft_core::{
     block::{batch_roots, COMMITMENTS_ITEM_LEN},
+    inclusion::ListedCommit,
     Address, BlockCommitments, Hash, RollupId, TxCode,
 };
 
@@ -19,6 +20,7 @@ use crate::{
     accounts::AccountParams,
     component::{BlockContext, BlockSummary, Components, EndBlock, ParamsRead},
     error::{ExecError, Rejection, StorageError},
+    inclusion::rule::{self, Listed, ListedCommitError},
     mempool::{Mempool, SignatureCache},
     rollups::RollupParams,
     storage::{StateDelta, StateRead},
@@ -42,6 +44,9 @@ pub fn proto_size(len: usize) -> usize {
 pub enum ItemResult {
     /// Item 0.
     Commitments,
+    /// Item 1 when inclusion lists are on: the previous height's vote
+    /// extensions.
+    ListedCommit,
     /// A transaction and what became of it.
     Tx {
         /// Its hash.
@@ -188,6 +193,28 @@ impl<S: StateRead> BlockExecution<S> {
         }
     }
 
+    /// Whether `tx` would apply on top of the block so far, within its
+    /// limits, without applying it (the inclusion rule's question).
+    pub fn probe(&mut self, tx: &CheckedTx) -> Result<(), ApplyError> {
+        let count = self.per_account.get(&tx.signer).copied().unwrap_or(0);
+        if count >= self.limits.max_txs_per_account_per_block {
+            return Err(ApplyError::Limit("per-account transactions".into()));
+        }
+        let data = tx.tx.transaction.rollup_data_bytes();
+        if self.summary.rollup_bytes + data > self.limits.max_rollup_data_per_block {
+            return Err(ApplyError::Limit("rollup data per block".into()));
+        }
+        self.delta.begin_tx();
+        let outcome = execute(&mut self.delta, tx);
+        self.delta.discard_tx();
+        outcome.map(|_| ()).map_err(ApplyError::from)
+    }
+
+    /// Records that the block carries a listed-commit item (its result).
+    pub fn record_listed_commit(&mut self) {
+        self.results.push(ItemResult::ListedCommit);
+    }
+
     /// Ends the block: every component's `end_block` (fees credited to
     /// the pool, payouts, validator updates), then the changes in key
     /// order.
@@ -278,6 +305,16 @@ pub struct ProposalInputs {
     /// has already arrived is here: the proposal path never waits on the
     /// network.
     pub leading: Vec<Bytes>,
+    /// The previous height's listed commit (item bytes and what it lists),
+    /// when inclusion lists are on: carried as item 1, and its
+    /// transactions appended after this node's own choice.
+    pub listed: Option<(Bytes, Listed)>,
+    /// The bytes every proposer of this height is sure to have (see
+    /// [`crate::inclusion::state::ConsensusLimits::guaranteed_tx_bytes`]).
+    pub guaranteed_tx_bytes: usize,
+    /// TEST ONLY (`--unsafe-test-censor`): never propose this account's
+    /// transactions, to show that the others refuse such proposals.
+    pub censor: Option<Address>,
 }
 
 /// PrepareProposal: the commitments item, then the `leading` transactions
@@ -296,8 +333,34 @@ pub fn prepare<S: StateRead>(
     let mut budget = inputs
         .max_tx_bytes
         .saturating_sub(proto_size(COMMITMENTS_ITEM_LEN));
+    let mut used = proto_size(COMMITMENTS_ITEM_LEN);
     let mut included: Vec<Bytes> = Vec::new();
     let mut taken: BTreeSet<Hash> = BTreeSet::new();
+    let censored = |c: &CheckedTx| inputs.censor.is_some_and(|a| a == c.signer);
+    // Room kept for the listed transactions while this node makes its own
+    // choice, so what validators listed is not squeezed out by it.
+    let mut reserve = 0usize;
+    let listed = match inputs.listed {
+        Some((item, listed)) if proto_size(item.len()) <= budget => {
+            budget -= proto_size(item.len());
+            used += proto_size(item.len());
+            exec.record_listed_commit();
+            included.push(item);
+            reserve = listed
+                .txs
+                .iter()
+                .map(|t| proto_size(t.bytes.len()))
+                .sum::<usize>()
+                .min(budget);
+            budget -= reserve;
+            Some(listed)
+        }
+        Some(_) => {
+            tracing::error!("the listed commit does not fit the block; proposing without it");
+            None
+        }
+        None => None,
+    };
     for bytes in inputs.leading {
         let size = proto_size(bytes.len());
         if size > budget {
@@ -306,12 +369,13 @@ pub fn prepare<S: StateRead>(
         let Ok(checked) = cache.check_stateless(&bytes, chain_id) else {
             continue;
         };
-        if taken.contains(&checked.hash) {
+        if taken.contains(&checked.hash) || censored(&checked) {
             continue;
         }
         match exec.apply(&checked) {
             Ok(()) => {
                 budget -= size;
+                used += size;
                 taken.insert(checked.hash);
                 included.push(bytes);
             }
@@ -341,6 +405,9 @@ pub fn prepare<S: StateRead>(
             break;
         }
         let entry = runs[run][pos];
+        if censored(&entry.checked) {
+            continue;
+        }
         if taken.contains(&entry.checked.hash) {
             if let Some(next) = runs[run].get(pos + 1) {
                 heads.push(Reverse((next.seq, run, pos + 1)));
@@ -354,6 +421,8 @@ pub fn prepare<S: StateRead>(
         match exec.apply(&entry.checked) {
             Ok(()) => {
                 budget -= size;
+                used += size;
+                taken.insert(entry.checked.hash);
                 included.push(entry.bytes.clone());
                 if let Some(next) = runs[run].get(pos + 1) {
                     heads.push(Reverse((next.seq, run, pos + 1)));
@@ -363,10 +432,131 @@ pub fn prepare<S: StateRead>(
             Err(_) => {} // limit reached or no longer executable: the run stops
         }
     }
+    if let Some(listed) = listed {
+        budget += reserve;
+        let end = budget_end(used, budget);
+        append_listed(
+            &mut exec,
+            cache,
+            chain_id,
+            &listed,
+            &mut taken,
+            &mut included,
+            &mut used,
+            end,
+            inputs.censor.as_ref(),
+        )?;
+    }
     let mut block = Vec::with_capacity(included.len() + 1);
     block.push(Bytes::from(exec.commitments().encode()));
     block.extend(included);
     Ok(block)
+}
+
+/// The byte total the block may reach: what is used plus what is left.
+fn budget_end(used: usize, budget: usize) -> usize {
+    used.saturating_add(budget)
+}
+
+/// Appends the listed transactions the block does not yet carry, in listed
+/// order, over and over until a pass adds none: one may make another
+/// executable (a listed nonce after a listed nonce), and ProcessProposal
+/// asks of every missing one whether it would apply at the end.
+#[allow(clippy::too_many_arguments)]
+fn append_listed<S: StateRead>(
+    exec: &mut BlockExecution<S>,
+    cache: &SignatureCache,
+    chain_id: &str,
+    listed: &Listed,
+    taken: &mut BTreeSet<Hash>,
+    included: &mut Vec<Bytes>,
+    used: &mut usize,
+    end: usize,
+    censor: Option<&Address>,
+) -> Result<(), StorageError> {
+    loop {
+        let mut added = false;
+        for tx in &listed.txs {
+            if taken.contains(&tx.hash) {
+                continue;
+            }
+            let size = proto_size(tx.bytes.len());
+            if *used + size > end {
+                continue;
+            }
+            let Ok(checked) = cache.check_stateless(&tx.bytes, chain_id) else {
+                continue;
+            };
+            if censor.is_some_and(|a| *a == checked.signer) {
+                continue;
+            }
+            match exec.apply(&checked) {
+                Ok(()) => {
+                    *used += size;
+                    taken.insert(tx.hash);
+                    included.push(tx.bytes.clone());
+                    added = true;
+                }
+                Err(ApplyError::Storage(e)) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        if !added {
+            return Ok(());
+        }
+    }
+}
+
+/// How a block met its listed transactions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InclusionOutcome {
+    /// Listed and carried.
+    pub enforced: usize,
+    /// Left out because they would not execute at the end of the block
+    /// (bad bytes, used nonce, unaffordable).
+    pub excused_invalid: usize,
+    /// Left out because a block cap (rollup data, per-account) is reached.
+    pub excused_cap: usize,
+    /// Left out because the block is full.
+    pub excused_full: usize,
+}
+
+/// The inclusion rule: every listed transaction is in the block, or would
+/// not apply at its end (invalid, or over a per-block cap), or would not
+/// fit within `guaranteed` bytes. Each missing one is asked on its own
+/// against the same final state, so the answer does not depend on order.
+/// `Err(hash)` names a transaction left out without excuse.
+pub fn check_listed<S: StateRead>(
+    exec: &mut BlockExecution<S>,
+    cache: &SignatureCache,
+    chain_id: &str,
+    listed: &Listed,
+    in_block: &BTreeSet<Hash>,
+    used: usize,
+    guaranteed: usize,
+) -> Result<Result<InclusionOutcome, Hash>, StorageError> {
+    let mut outcome = InclusionOutcome::default();
+    for tx in &listed.txs {
+        if in_block.contains(&tx.hash) {
+            outcome.enforced += 1;
+            continue;
+        }
+        if used + proto_size(tx.bytes.len()) > guaranteed {
+            outcome.excused_full += 1;
+            continue;
+        }
+        let Ok(checked) = cache.check_stateless(&tx.bytes, chain_id) else {
+            outcome.excused_invalid += 1;
+            continue;
+        };
+        match exec.probe(&checked) {
+            Ok(()) => return Ok(Err(tx.hash)),
+            Err(ApplyError::Storage(e)) => return Err(e),
+            Err(ApplyError::Limit(_)) => outcome.excused_cap += 1,
+            Err(ApplyError::Rejected(_)) => outcome.excused_invalid += 1,
+        }
+    }
+    Ok(Ok(outcome))
 }
 
 /// Why a proposal is refused.
@@ -394,6 +584,12 @@ pub enum ProposalError {
     /// The commitments do not match the block's batches.
     #[error("commitments do not match the block's batches")]
     CommitmentsMismatch,
+    /// The listed commit is missing, unexpected or does not verify.
+    #[error(transparent)]
+    ListedCommit(#[from] ListedCommitError),
+    /// A listed transaction is left out without excuse: censorship.
+    #[error("listed transaction {0} is left out though it would execute and fit")]
+    Censored(Hash),
     /// Storage failed while checking: not the proposer's fault.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -412,20 +608,75 @@ pub fn process<S: StateRead>(
         .ok_or_else(|| ProposalError::Commitments("empty block".into()))?;
     let claimed =
         BlockCommitments::decode(first).map_err(|e| ProposalError::Commitments(e.to_string()))?;
-    let stateless = cache.check_all(&txs[1..], chain_id, verify_threads());
+    let required = crate::inclusion::required(&exec.delta, exec.ctx.height)?;
+    let item = txs.get(1).filter(|t| ListedCommit::is_item(t));
+    let listed = match (&required, item) {
+        (Some(params), Some(item)) => {
+            let item = ListedCommit::decode(item)
+                .map_err(|e| ListedCommitError::Malformed(e.to_string()))?;
+            let ctx = exec.ctx.clone();
+            let listed = rule::verify(&exec.delta, chain_id, &ctx, params, &item)??;
+            exec.record_listed_commit();
+            Some(listed)
+        }
+        (Some(_), None) => {
+            return Err(ListedCommitError::Missing(exec.ctx.height.saturating_sub(1)).into())
+        }
+        (None, Some(_)) => return Err(ListedCommitError::Unexpected.into()),
+        (None, None) => None,
+    };
+    let first_tx = if listed.is_some() { 2 } else { 1 };
+    let stateless = cache.check_all(&txs[first_tx..], chain_id, verify_threads());
+    let mut in_block = BTreeSet::new();
     for (index, checked) in stateless.into_iter().enumerate() {
-        let index = index + 1;
+        let index = index + first_tx;
         let checked = checked.map_err(|rejection| ProposalError::Tx { index, rejection })?;
         exec.apply(&checked).map_err(|e| match e {
             ApplyError::Storage(e) => ProposalError::Storage(e),
             ApplyError::Rejected(rejection) => ProposalError::Tx { index, rejection },
             ApplyError::Limit(why) => ProposalError::Limit { index, why },
         })?;
+        in_block.insert(checked.hash);
     }
     if exec.commitments() != claimed {
         return Err(ProposalError::CommitmentsMismatch);
     }
+    if let Some(listed) = listed {
+        let used = txs.iter().map(|t| proto_size(t.len())).sum();
+        let guaranteed = guaranteed_tx_bytes(&exec.delta, &exec.ctx)?;
+        let outcome = check_listed(
+            &mut exec, cache, chain_id, &listed, &in_block, used, guaranteed,
+        )?
+        .map_err(ProposalError::Censored)?;
+        metrics::counter!("weft_inclusion_listed_total", "outcome" => "enforced")
+            .increment(outcome.enforced as u64);
+        metrics::counter!("weft_inclusion_listed_total", "outcome" => "excused_invalid")
+            .increment(outcome.excused_invalid as u64);
+        metrics::counter!("weft_inclusion_listed_total", "outcome" => "excused_cap")
+            .increment(outcome.excused_cap as u64);
+        metrics::counter!("weft_inclusion_listed_total", "outcome" => "excused_full")
+            .increment(outcome.excused_full as u64);
+    }
     Ok(exec)
+}
+
+/// The transaction bytes any proposer of the block in `ctx` is sure to
+/// get from CometBFT: the consensus limits less the largest last commit
+/// the validator set can produce (its size is bounded by the previous
+/// height's set, the staking set and `max_validators`).
+pub fn guaranteed_tx_bytes<S: StateRead + ?Sized>(
+    state: &S,
+    ctx: &BlockContext,
+) -> Result<usize, StorageError> {
+    use crate::{inclusion::state::InclusionRead, staking::state::StakingRead};
+    let limits = state.consensus_limits()?;
+    let mut validators = ctx.last_commit.votes.len() as u64;
+    if let Some(p) = state.optional_component_params::<weft_core::StakingParams>()? {
+        validators = validators
+            .max(u64::from(p.max_validators))
+            .max(state.active_set()?.len() as u64);
+    }
+    Ok(usize::try_from(limits.guaranteed_tx_bytes(validators)).unwrap_or(usize::MAX))
 }
 
 /// FinalizeBlock on a decided block we did not (or could not) process:
@@ -443,7 +694,12 @@ pub fn execute_decided<S: StateRead>(
             tracing::error!("decided block's item 0 is not a commitments item");
         }
     }
-    let items = txs.get(1..).unwrap_or_default();
+    let mut items = txs.get(1..).unwrap_or_default();
+    if items.first().is_some_and(|t| ListedCommit::is_item(t)) {
+        // Checked in ProcessProposal; a decided block is executed as is.
+        exec.record_listed_commit();
+        items = &items[1..];
+    }
     let stateless = cache.check_all(items, chain_id, verify_threads());
     for (raw, checked) in items.iter().zip(stateless) {
         match checked {

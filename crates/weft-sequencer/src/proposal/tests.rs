@@ -72,6 +72,9 @@ fn prepare<S: StateRead>(base: &S, pool: &Mempool, max: usize) -> Result<Vec<Byt
             max_tx_bytes: max,
             deadline: Instant::now() + std::time::Duration::from_secs(600),
             leading: vec![],
+            listed: None,
+            guaranteed_tx_bytes: usize::MAX,
+            censor: None,
         },
     )
 }
@@ -345,6 +348,9 @@ fn leading_transactions_go_first_once_and_only_if_they_execute() {
             max_tx_bytes: 1 << 20,
             deadline: Instant::now() + std::time::Duration::from_secs(600),
             leading,
+            listed: None,
+            guaranteed_tx_bytes: usize::MAX,
+            censor: None,
         },
     )
     .unwrap();
@@ -369,6 +375,9 @@ fn a_spent_time_budget_proposes_what_is_built() {
             max_tx_bytes: 1 << 20,
             deadline: Instant::now(), // already spent
             leading: vec![],
+            listed: None,
+            guaranteed_tx_bytes: usize::MAX,
+            censor: None,
         },
     )
     .unwrap();

@@ -47,6 +47,7 @@ fn params() -> StakingParams {
 /// `d1` (plain), all funded with `BALANCE`.
 fn app_state(staking: Option<StakingParams>) -> GenesisAppState {
     GenesisAppState {
+        inclusion: None,
         accounts: ["v0", "v1", "d0", "d1"]
             .map(|s| GenesisAccount {
                 address: key(s).address(),
