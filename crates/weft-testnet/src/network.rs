@@ -61,6 +61,9 @@ pub struct TestnetConfig {
     pub params: ChainParams,
     /// Extra `weft-sequencer` flags for every node (mempool bounds, TTL, …).
     pub sequencer_args: Vec<String>,
+    /// Extra `weft-sequencer` flags for one node, by index, after
+    /// `sequencer_args` (fault and censorship tests single one node out).
+    pub node_sequencer_args: std::collections::BTreeMap<usize, Vec<String>>,
     /// The ABCI application: Weft (default) or CometBFT's `kvstore`, which
     /// runs inside CometBFT with no sequencer process (benchmarks' ceiling).
     pub app: App,
@@ -83,6 +86,7 @@ impl TestnetConfig {
             extra_accounts: Vec::new(),
             params: ChainParams::default(),
             sequencer_args: Vec::new(),
+            node_sequencer_args: Default::default(),
             app: App::Weft,
             inclusion: Some(InclusionParams::default()),
         }
@@ -214,6 +218,7 @@ pub struct Testnet {
     /// `None` when the app runs inside CometBFT.
     sequencer_bin: Option<PathBuf>,
     sequencer_extra_args: Vec<String>,
+    node_sequencer_args: std::collections::BTreeMap<usize, Vec<String>>,
     procs: Vec<Mutex<NodeProcs>>,
     /// One CometBFT RPC client per node, node0 first.
     rpc: Vec<HttpClient>,
@@ -339,6 +344,7 @@ impl Testnet {
             cometbft_bin,
             sequencer_bin,
             sequencer_extra_args: cfg.sequencer_args,
+            node_sequencer_args: cfg.node_sequencer_args,
         };
         write_json(
             &net.home.join("testnet.json"),
@@ -404,6 +410,9 @@ impl Testnet {
             node.rpc_url(),
         ];
         sequencer_args.extend(self.sequencer_extra_args.iter().cloned());
+        if let Some(extra) = self.node_sequencer_args.get(&i) {
+            sequencer_args.extend(extra.iter().cloned());
+        }
         mark_log(&node.sequencer_log(), sequencer_bin, &sequencer_args);
         let sequencer = Proc::spawn(sequencer_bin, &sequencer_args, &node.sequencer_log())?;
         self.lock(i).sequencer = Some(sequencer);

@@ -13,11 +13,14 @@ use weft_core::{
 
 use crate::mempool::Mempool;
 
-/// The inclusion list for the vote on a block at `committed + 1`: pending
-/// transactions (executable against the latest state, as the mempool
-/// keeps them) admitted at least `inclusion_delay_blocks` blocks ago, not in
-/// the block being voted on (`in_block`), oldest first and in nonce order
-/// within each account, within `max_inclusion_list_bytes`.
+/// The inclusion list for the vote on the block at `committed + 1`:
+/// pending transactions (executable against the latest state, as the
+/// mempool keeps them) that have waited through at least
+/// `inclusion_delay_blocks` blocks, counting the one being voted on and
+/// not carrying them (`in_block`); oldest first and in nonce order within
+/// each account, within `max_inclusion_list_bytes`. With the default delay
+/// of 1, whatever the block being voted on left out is listed, so the
+/// next block owes it.
 pub fn inclusion_list(
     pool: &Mempool,
     params: &InclusionParams,
@@ -53,11 +56,8 @@ pub fn inclusion_list(
         }
         // Too young, or too large: the account's later nonces could not
         // execute before it, so its run stops here.
-        if entry
-            .admitted_height
-            .saturating_add(params.inclusion_delay_blocks)
-            > committed
-        {
+        let waited = (committed + 1).saturating_sub(entry.admitted_height);
+        if waited < params.inclusion_delay_blocks {
             continue;
         }
         let grown = size + 4 + entry.bytes.len();

@@ -280,8 +280,13 @@ fn sign_bytes_are_cometbft_canonical_vote_extension_bytes() {
 
 #[test]
 fn extend_vote_lists_what_waited_and_not_what_is_in_the_block() {
+    let delay_two = InclusionParams {
+        inclusion_delay_blocks: 2,
+        ..InclusionParams::default()
+    };
     let mut n = node(None, on());
-    height_one(&mut [&mut n]);
+    let mut slow = node(None, Some(delay_two));
+    height_one(&mut [&mut n, &mut slow]);
     // Block 2 is built before anything arrives, so it is empty.
     let c1 = extended_commit(1, &[Some(vec![]), Some(vec![]), Some(vec![]), None]);
     let block = prepare(&mut n.app, 2, Some(&c1));
@@ -293,31 +298,39 @@ fn extend_vote_lists_what_waited_and_not_what_is_in_the_block() {
     let b0 = tx(&user(1), 0);
     for t in [&a0, &a1, &b0] {
         assert_eq!(check(&mut n.app, t).code.value(), 0);
-    }
-    // Voting on block 2: nothing has waited a whole block yet.
-    let ext = extend(&mut n.app, 2, &block);
-    assert_eq!(InclusionList::decode(&ext, 1 << 20).unwrap().txs.len(), 0);
-    assert_eq!(
-        process(&mut n.app, 2, &block, Some(&c1)),
-        ProcessProposal::Accept
-    );
-    finalize(&mut n.app, 2, &block, Some(&c1));
-    // Admitted while height 2 is the committed one: too young for block 3.
-    let a2 = tx(&user(0), 2);
-    let c0 = tx(&user(2), 0);
-    for t in [&a2, &c0] {
-        assert_eq!(check(&mut n.app, t).code.value(), 0);
+        assert_eq!(check(&mut slow.app, t).code.value(), 0);
     }
     let listed = |ext: Vec<u8>| InclusionList::decode(&ext, 1 << 20).unwrap().txs;
-    // Oldest first, nonce order within the account.
+    // Block 2 left them out: with a delay of 1 they are listed for block
+    // 3, oldest first and in nonce order; with 2 they wait one more block.
     assert_eq!(
-        listed(extend(&mut n.app, 3, &[])),
+        listed(extend(&mut n.app, 2, &block)),
         vec![a0.to_vec(), a1.to_vec(), b0.to_vec()]
     );
-    // What the block being voted on carries is not listed.
+    assert!(listed(extend(&mut slow.app, 2, &block)).is_empty());
+    // What the block being voted on carries is not listed, nor what
+    // follows it in nonce order is held back by it.
     assert_eq!(
-        listed(extend(&mut n.app, 3, std::slice::from_ref(&b0))),
-        vec![a0.to_vec(), a1.to_vec()]
+        listed(extend(
+            &mut n.app,
+            2,
+            &[block[0].clone(), block[1].clone(), a0.clone()]
+        )),
+        vec![a1.to_vec(), b0.to_vec()]
+    );
+    for node in [&mut n, &mut slow] {
+        assert_eq!(
+            process(&mut node.app, 2, &block, Some(&c1)),
+            ProcessProposal::Accept
+        );
+        finalize(&mut node.app, 2, &block, Some(&c1));
+    }
+    // Admitted while height 2 is the committed one.
+    let c0 = tx(&user(2), 0);
+    assert_eq!(check(&mut slow.app, &c0).code.value(), 0);
+    assert_eq!(
+        listed(extend(&mut slow.app, 3, &[])),
+        vec![a0.to_vec(), a1.to_vec(), b0.to_vec()]
     );
 }
 
