@@ -42,6 +42,20 @@ proptest! {
             prop_assert_eq!(c.encode(), bytes.clone());
         }
         let _ = serde_json::from_slice::<RollupBatchProof>(&bytes);
+        // Inclusion lists and listed commits, bare and behind their magic
+        // (so the fuzzer reaches the borsh body).
+        for candidate in [
+            bytes.clone(),
+            [&weft_core::inclusion::INCLUSION_LIST_MAGIC[..], &bytes].concat(),
+            [&weft_core::inclusion::LISTED_COMMIT_MAGIC[..], &bytes].concat(),
+        ] {
+            if let Ok(l) = weft_core::inclusion::InclusionList::decode(&candidate, 1 << 20) {
+                prop_assert_eq!(l.encode(), candidate.clone());
+            }
+            if let Ok(c) = weft_core::inclusion::ListedCommit::decode(&candidate) {
+                prop_assert_eq!(c.encode(), candidate.clone());
+            }
+        }
     }
 
     #[test]

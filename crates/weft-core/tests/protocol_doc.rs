@@ -157,3 +157,48 @@ fn staking_limits_and_parameter_defaults_are_documented() {
         );
     }
 }
+
+#[test]
+fn inclusion_limits_and_parameter_defaults_are_documented() {
+    use weft_core::{
+        inclusion::{INCLUSION_VERSION, MAX_INCLUSION_LIST_BYTES, MAX_LISTED_VOTES},
+        InclusionParams,
+    };
+    let doc = protocol_doc();
+    for (name, value) in [
+        ("MAX_INCLUSION_LIST_BYTES", MAX_INCLUSION_LIST_BYTES),
+        ("MAX_LISTED_VOTES", MAX_LISTED_VOTES),
+        ("INCLUSION_VERSION", usize::from(INCLUSION_VERSION)),
+    ] {
+        assert_documented(&doc, name, &value.to_string());
+    }
+    let censorship = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/censorship-resistance.md"),
+    )
+    .expect("docs/censorship-resistance.md exists");
+    // Destructured so a new parameter cannot be added without a line here.
+    let InclusionParams {
+        enabled,
+        inclusion_delay_blocks,
+        max_inclusion_list_bytes,
+    } = InclusionParams::default();
+    assert!(enabled, "lists are on by default");
+    assert!(doc
+        .lines()
+        .any(|l| l.contains("`enabled`") && l.contains("true")));
+    for (name, value) in [
+        ("inclusion_delay_blocks", inclusion_delay_blocks.to_string()),
+        (
+            "max_inclusion_list_bytes",
+            max_inclusion_list_bytes.to_string(),
+        ),
+    ] {
+        assert_documented(&doc, name, &value);
+        assert!(
+            censorship
+                .lines()
+                .any(|l| l.contains(&format!("`{name}`")) && has_number(l, &value)),
+            "docs/censorship-resistance.md must state {name} = {value} on one line"
+        );
+    }
+}

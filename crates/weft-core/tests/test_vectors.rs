@@ -434,6 +434,41 @@ fn generate() -> Value {
         "empty_block_commitments_item": hex::encode(empty_block.encode()),
         "commitments_magic": hex::encode(COMMITMENTS_MAGIC),
         "block": block_vectors(&signed[..BLOCK_SAMPLE_TXS]),
+        "inclusion": inclusion_vectors(&signed),
+    })
+}
+
+/// An inclusion list of two sample transactions, a validator's signed
+/// extension of it, and the listed-commit item carrying it.
+fn inclusion_vectors(signed: &[SignedTransaction]) -> Value {
+    use weft_core::inclusion::{
+        validator_address, vote_extension_sign_bytes, InclusionList, ListedCommit, ListedVote,
+        INCLUSION_VERSION,
+    };
+    let list = InclusionList::new(signed[..2].iter().map(|t| t.encode()).collect());
+    let extension = list.encode();
+    let validator = SigningKey::from_seed("validator-0");
+    let (chain_id, height, round) = ("weft-devnet", 41u64, 2u32);
+    let sign_bytes = vote_extension_sign_bytes(chain_id, height, round, &extension);
+    let signature = validator.sign(&sign_bytes);
+    let item = ListedCommit {
+        version: INCLUSION_VERSION,
+        height,
+        round,
+        votes: vec![ListedVote {
+            validator: validator_address(&validator.public_key().0),
+            extension: extension.clone(),
+            signature: signature.0.to_vec(),
+        }],
+    };
+    json!({
+        "description": "validator-0 (seed) lists the first two sample transactions in its precommit for height 41, round 2, of chain weft-devnet; the block at 42 carries it",
+        "validator_public_key": hex::encode(validator.public_key().0),
+        "validator_address": hex::encode_upper(validator_address(&validator.public_key().0)),
+        "extension": hex::encode(&extension),
+        "sign_bytes": hex::encode(&sign_bytes),
+        "signature": hex::encode(signature.0),
+        "listed_commit_item": hex::encode(item.encode()),
     })
 }
 
