@@ -579,6 +579,7 @@ impl App {
             tx_results: &located,
             batches: &block.batches,
             commitments: block.commitments(),
+            listed: block.listed.as_ref(),
         });
         let validator_updates = block
             .end

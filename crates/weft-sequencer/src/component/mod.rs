@@ -134,6 +134,9 @@ pub struct FinalizedBlock<'a> {
     pub batches: &'a std::collections::BTreeMap<RollupId, Vec<Vec<u8>>>,
     /// The commitments item the block carries.
     pub commitments: weft_core::BlockCommitments,
+    /// What validators' inclusion lists owed this block, if it carries a
+    /// listed commit.
+    pub listed: Option<&'a crate::inclusion::rule::Listed>,
 }
 
 /// The components of a chain, in the order their hooks run. Cheap to

@@ -363,6 +363,21 @@ fn the_proposer_carries_the_lists_and_appends_what_it_did_not_have() {
         ProcessProposal::Accept
     );
     finalize(&mut other.app, 2, &block, Some(&c));
+    // The tx index says it was listed, and by how much power: three of
+    // the four validators (the fourth extended an empty list).
+    let status = |n: &Node| {
+        let s = crate::mempool::status(n.app.storage(), &n.app.mempool(), &weft_core::sha256(&x))
+            .unwrap();
+        serde_json::to_value(&s).unwrap()
+    };
+    let json = status(&other);
+    assert_eq!(json["status"], "included");
+    assert_eq!(json["listed"]["height"], 1);
+    assert_eq!(json["listed"]["power"], 30);
+    assert_eq!(json["listed"]["total_power"], 40);
+    // A decided block this node never processed records the same.
+    finalize(&mut proposer.app, 2, &block, Some(&c));
+    assert_eq!(status(&proposer), json);
 }
 
 #[test]

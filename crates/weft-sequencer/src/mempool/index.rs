@@ -50,6 +50,13 @@ impl Component for TxIndex {
                             height: block.height,
                             index: *index,
                             code: *code,
+                            listed: block.listed.and_then(|l| {
+                                l.txs.iter().find(|t| t.hash == *hash).map(|t| Listing {
+                                    height: l.height,
+                                    power: t.power,
+                                    total_power: l.total_power,
+                                })
+                            }),
                         },
                     )
                 })
@@ -70,6 +77,20 @@ pub struct TxLocation {
     pub index: u32,
     /// Its result code.
     pub code: u32,
+    /// Whether validators' inclusion lists named it for this block.
+    pub listed: Option<Listing>,
+}
+
+/// How a transaction came to be owed by its block: the validators whose
+/// vote extensions at `height` listed it, by power.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, serde::Serialize)]
+pub struct Listing {
+    /// The height whose precommits carried the lists (the block's minus one).
+    pub height: u64,
+    /// Voting power of the validators whose lists named it.
+    pub power: u64,
+    /// Total voting power at that height.
+    pub total_power: u64,
 }
 
 /// Index rows for one block.

@@ -79,6 +79,10 @@ pub enum TxStatus {
         index: u32,
         /// Result code (0 = executed).
         code: u32,
+        /// When inclusion lists named it: the listing height and the power
+        /// of the validators that listed it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        listed: Option<index::Listing>,
     },
     /// Refused on admission.
     Rejected {
@@ -133,6 +137,7 @@ pub fn status(
             height: loc.height,
             index: loc.index,
             code: loc.code,
+            listed: loc.listed,
         });
     }
     Ok(held.unwrap_or(TxStatus::Unknown))

@@ -101,6 +101,8 @@ pub struct BlockExecution<S: StateRead> {
     per_account: BTreeMap<Address, u32>,
     /// One result per CometBFT tx so far.
     pub results: Vec<ItemResult>,
+    /// What the block's listed commit owes, once verified.
+    listed: Option<Listed>,
 }
 
 /// A block whose end-block hooks have run: what FinalizeBlock commits and
@@ -116,6 +118,8 @@ pub struct FinishedBlock {
     pub batches: BTreeMap<RollupId, Vec<Vec<u8>>>,
     /// Rollup data bytes carried.
     pub rollup_bytes: u64,
+    /// What the block's listed commit owed (recorded in the tx index).
+    pub listed: Option<Listed>,
 }
 
 impl FinishedBlock {
@@ -144,6 +148,7 @@ impl<S: StateRead> BlockExecution<S> {
             summary: BlockSummary::default(),
             per_account: BTreeMap::new(),
             results: vec![ItemResult::Commitments],
+            listed: None,
         })
     }
 
@@ -228,6 +233,7 @@ impl<S: StateRead> BlockExecution<S> {
             results: self.results,
             batches: self.batches,
             rollup_bytes: self.summary.rollup_bytes,
+            listed: self.listed,
         })
     }
 
@@ -617,6 +623,7 @@ pub fn process<S: StateRead>(
             let ctx = exec.ctx.clone();
             let listed = rule::verify(&exec.delta, chain_id, &ctx, params, &item)??;
             exec.record_listed_commit();
+            exec.listed = Some(listed.clone());
             Some(listed)
         }
         (Some(_), None) => {
@@ -695,9 +702,17 @@ pub fn execute_decided<S: StateRead>(
         }
     }
     let mut items = txs.get(1..).unwrap_or_default();
-    if items.first().is_some_and(|t| ListedCommit::is_item(t)) {
-        // Checked in ProcessProposal; a decided block is executed as is.
+    if let Some(item) = items.first().filter(|t| ListedCommit::is_item(t)) {
+        // Checked in ProcessProposal; a decided block is executed as is,
+        // and what it listed is kept for the tx index if it verifies.
         exec.record_listed_commit();
+        if let (Some(params), Ok(item)) = (
+            crate::inclusion::required(&exec.delta, exec.ctx.height)?,
+            ListedCommit::decode(item),
+        ) {
+            let ctx = exec.ctx.clone();
+            exec.listed = rule::verify(&exec.delta, chain_id, &ctx, &params, &item)?.ok();
+        }
         items = &items[1..];
     }
     let stateless = cache.check_all(items, chain_id, verify_threads());
