@@ -8,7 +8,7 @@ use tower_abci::v038::split;
 use weft_sequencer::{
     abci_server,
     api::{self, ApiState},
-    config::Config,
+    config::{Config, Flags},
     App, Storage,
 };
 
@@ -21,7 +21,12 @@ const BYTES_BUCKETS: &[f64] = &[1e3, 1e4, 1e5, 2.5e5, 5e5, 1e6, 2e6, 4e6, 8e6];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let flags = Flags::parse();
+    if flags.print_default_config {
+        print!("{}", Config::default_toml()?);
+        return Ok(());
+    }
+    let config = flags.load()?;
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
