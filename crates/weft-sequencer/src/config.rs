@@ -112,6 +112,11 @@ pub struct Flags {
     #[arg(long)]
     #[serde(skip)]
     pub print_default_config: bool,
+    /// Load the configuration (file, environment, flags), print the result
+    /// as TOML and exit: non-zero, naming the key, if it does not load.
+    #[arg(long)]
+    #[serde(skip)]
+    pub check_config: bool,
     /// Data directory; the state lives in `<home>/weft.redb`.
     #[arg(long, env = "WEFT_SEQUENCER_HOME")]
     pub home: Option<PathBuf>,
@@ -183,7 +188,7 @@ pub struct Flags {
 }
 
 /// Flags that are not settings (never in the file).
-const NOT_SETTINGS: &[&str] = &["config", "print_default_config"];
+const NOT_SETTINGS: &[&str] = &["config", "print_default_config", "check_config"];
 
 impl Flags {
     /// Lays the file (if `--config`), then the environment and flags, over

@@ -27,6 +27,10 @@ async fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     let config = flags.load()?;
+    if flags.check_config {
+        print!("{}", toml::to_string(&config)?);
+        return Ok(());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
