@@ -38,6 +38,12 @@ pub struct Args {
     #[arg(long)]
     #[serde(skip)]
     pub print_default_config: bool,
+    /// Load the settings (file, environment, flags), print them as TOML and
+    /// exit: non-zero, naming the key, if they do not load. Files the
+    /// settings name are not opened.
+    #[arg(long)]
+    #[serde(skip)]
+    pub check_config: bool,
     /// The rollup: its name (hashed to its id) or its 64-hex id. Required.
     #[arg(long, env = "WEFT_CONDUCTOR_ROLLUP")]
     pub rollup: Option<String>,
@@ -167,7 +173,7 @@ impl Settings {
         use clap::CommandFactory;
         weft_config::default_toml::<Settings>(
             &Args::command(),
-            &["config", "print_default_config", "reset_cursor"],
+            &["config", "print_default_config", "check_config", "reset_cursor"],
             "weft-conductor configuration (weft-conductor --config FILE).\nEvery key, with its built-in default; `(unset)` ones have none.",
         )
     }
@@ -228,10 +234,16 @@ struct GenesisFile {
 }
 
 impl Args {
+    /// The settings alone: the `--config` file, the environment and the
+    /// flags over the defaults, nothing resolved.
+    pub fn settings(&self) -> Result<Settings, weft_config::ConfigError> {
+        weft_config::load(self.config.as_deref(), self)
+    }
+
     /// Lays the `--config` file, the environment and the flags over the
     /// defaults, then resolves.
     pub fn resolve(self) -> Result<Config> {
-        let settings: Settings = weft_config::load(self.config.as_deref(), &self)?;
+        let settings = self.settings()?;
         let reset_cursor = self.reset_cursor;
         let rollup = settings
             .rollup

@@ -20,6 +20,10 @@ async fn main() -> anyhow::Result<()> {
         print!("{}", weft_conductor::config::Settings::default_toml()?);
         return Ok(());
     }
+    if args.check_config {
+        print!("{}", toml::to_string(&args.settings()?)?);
+        return Ok(());
+    }
     let config = args.resolve()?;
     // Logs go to stderr: stdout may be the NDJSON delivery.
     tracing_subscriber::fmt()
