@@ -15,3 +15,10 @@ weft_die() {
     echo "error: $*" >&2
     exit 1
 }
+
+# Helm renders and lints the charts under charts/ in the test suite (never
+# against a cluster). Pinned like CometBFT: `go install ...@latest` would
+# move under us.
+HELM_VERSION=3.22.0
+HELM_BIN="${WEFT_HELM_BIN:-$WEFT_TOOLS/bin/helm}"
+export HELM_VERSION HELM_BIN

@@ -15,7 +15,16 @@ use weft_conductor::{
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Args::parse().resolve()?;
+    let args = Args::parse();
+    if args.print_default_config {
+        print!("{}", weft_conductor::config::Settings::default_toml()?);
+        return Ok(());
+    }
+    if args.check_config {
+        print!("{}", toml::to_string(&args.settings()?)?);
+        return Ok(());
+    }
+    let config = args.resolve()?;
     // Logs go to stderr: stdout may be the NDJSON delivery.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))

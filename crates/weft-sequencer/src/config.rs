@@ -1,105 +1,227 @@
-//! Process configuration: command-line flags, each also readable from a
-//! `WEFT_SEQUENCER_*` environment variable.
+//! Process configuration, layered by `weft-config`: built-in defaults, one
+//! TOML file (`--config`), `WEFT_SEQUENCER_*` environment variables, then
+//! flags. Every setting has one key, spelled `mempool_max_txs` in the file,
+//! `WEFT_SEQUENCER_MEMPOOL_MAX_TXS` in the environment and
+//! `--mempool-max-txs` on the command line. `--print-default-config`
+//! prints every key with its default and its documentation.
+//!
+//! Fees and caps are chain state (governance), not configuration: nothing
+//! here changes what a block means, only how this node serves it.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
+use serde::{Deserialize, Serialize};
+
 use crate::{abci_server::ListenAddr, api::ApiLimits, app::AppConfig, mempool::MempoolConfig};
 
-/// `weft-sequencer` configuration.
-#[derive(Debug, Clone, clap::Parser)]
+/// `weft-sequencer` settings: what the config file holds, every key with a
+/// default. The documentation of each key is its flag's (see [`Flags`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Data directory.
+    pub home: PathBuf,
+    /// ABCI listen address.
+    #[serde(with = "weft_config::display_fromstr")]
+    pub abci_listen: ListenAddr,
+    /// HTTP API listen address.
+    pub api_listen: SocketAddr,
+    /// Local CometBFT RPC.
+    pub cometbft_rpc: String,
+    /// Log filter.
+    pub log: String,
+    /// Mempool: most transactions.
+    pub mempool_max_txs: usize,
+    /// Mempool: most bytes.
+    pub mempool_max_bytes: usize,
+    /// Mempool: most parked per account.
+    pub mempool_max_parked_per_account: usize,
+    /// Mempool: most parked overall.
+    pub mempool_max_parked: usize,
+    /// Mempool: nonce window.
+    pub mempool_max_nonce_ahead: u64,
+    /// Mempool: time to live, seconds.
+    pub mempool_ttl_secs: u64,
+    /// Status retention, seconds.
+    pub status_retention_secs: u64,
+    /// Tx index retention, blocks.
+    pub tx_index_retention_blocks: u64,
+    /// PrepareProposal budget, milliseconds.
+    pub prepare_proposal_budget_ms: u64,
+    /// API: requests per second per IP.
+    pub api_rate_limit_per_second: u32,
+    /// API: burst per IP.
+    pub api_rate_limit_burst: u32,
+    /// API: rate-limit loopback too.
+    pub api_rate_limit_loopback: bool,
+    /// API: requests at once.
+    pub api_max_concurrent_requests: usize,
+    /// API: streams at once.
+    pub api_max_streams: usize,
+    /// API: request timeout, seconds.
+    pub api_request_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mempool = MempoolConfig::default();
+        let app = AppConfig::default();
+        let api = ApiLimits::default();
+        Config {
+            home: PathBuf::from(".weft-sequencer"),
+            abci_listen: ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 26658))),
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            cometbft_rpc: "http://127.0.0.1:26657".into(),
+            log: "info".into(),
+            mempool_max_txs: mempool.max_txs,
+            mempool_max_bytes: mempool.max_bytes,
+            mempool_max_parked_per_account: mempool.max_parked_per_account,
+            mempool_max_parked: mempool.max_parked,
+            mempool_max_nonce_ahead: mempool.max_nonce_ahead,
+            mempool_ttl_secs: mempool.ttl.as_secs(),
+            status_retention_secs: mempool.status_retention.as_secs(),
+            tx_index_retention_blocks: app.tx_index_retention_blocks,
+            prepare_proposal_budget_ms: u64::try_from(app.prepare_proposal_budget.as_millis())
+                .unwrap_or(u64::MAX),
+            api_rate_limit_per_second: api.rate_limit_per_second,
+            api_rate_limit_burst: api.rate_limit_burst,
+            api_rate_limit_loopback: api.rate_limit_loopback,
+            api_max_concurrent_requests: api.max_concurrent_requests,
+            api_max_streams: api.max_streams,
+            api_request_timeout_secs: api.request_timeout.as_secs(),
+        }
+    }
+}
+
+/// The command line: every setting of [`Config`] as an optional flag with
+/// its environment variable (an unset one leaves the file's or the
+/// default's value), plus `--config` and `--print-default-config`.
+#[derive(Debug, Clone, Default, Serialize, clap::Parser)]
 #[command(
     name = "weft-sequencer",
     version,
     about = "The Weft ABCI application. Run it next to a CometBFT v0.38 node whose proxy_app points at --abci-listen."
 )]
-pub struct Config {
+pub struct Flags {
+    /// TOML file with any of these settings (environment and flags override
+    /// it; an unknown key is an error).
+    #[arg(long, env = "WEFT_SEQUENCER_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Print a complete config file with every default, then exit.
+    #[arg(long)]
+    #[serde(skip)]
+    pub print_default_config: bool,
+    /// Load the configuration (file, environment, flags), print the result
+    /// as TOML and exit: non-zero, naming the key, if it does not load.
+    #[arg(long)]
+    #[serde(skip)]
+    pub check_config: bool,
     /// Data directory; the state lives in `<home>/weft.redb`.
-    #[arg(long, env = "WEFT_SEQUENCER_HOME", default_value = ".weft-sequencer")]
-    pub home: PathBuf,
+    #[arg(long, env = "WEFT_SEQUENCER_HOME")]
+    pub home: Option<PathBuf>,
     /// Where CometBFT connects over ABCI (its `proxy_app`): `host:port`,
     /// `tcp://host:port`, or `unix:///path/abci.sock` (same host; cheaper
     /// per CheckTx).
-    #[arg(
-        long,
-        env = "WEFT_SEQUENCER_ABCI_LISTEN",
-        default_value = "127.0.0.1:26658"
-    )]
-    pub abci_listen: ListenAddr,
-    /// Where the HTTP API listens.
-    #[arg(
-        long,
-        env = "WEFT_SEQUENCER_API_LISTEN",
-        default_value = "127.0.0.1:8080"
-    )]
-    pub api_listen: SocketAddr,
-    /// The local CometBFT node's RPC address (POST /v1/tx forwards there).
-    #[arg(
-        long,
-        env = "WEFT_SEQUENCER_COMETBFT_RPC",
-        default_value = "http://127.0.0.1:26657"
-    )]
-    pub cometbft_rpc: String,
+    #[arg(long, env = "WEFT_SEQUENCER_ABCI_LISTEN")]
+    pub abci_listen: Option<String>,
+    /// Where the HTTP API (and /health, /metrics) listens.
+    #[arg(long, env = "WEFT_SEQUENCER_API_LISTEN")]
+    pub api_listen: Option<SocketAddr>,
+    /// The local CometBFT node's RPC address (POST /v1/tx forwards there;
+    /// /health/ready asks it whether the node is catching up).
+    #[arg(long, env = "WEFT_SEQUENCER_COMETBFT_RPC")]
+    pub cometbft_rpc: Option<String>,
     /// Log filter (tracing `EnvFilter` syntax).
-    #[arg(long, env = "WEFT_SEQUENCER_LOG", default_value = "info")]
-    pub log: String,
+    #[arg(long, env = "WEFT_SEQUENCER_LOG")]
+    pub log: Option<String>,
     /// Most transactions the mempool holds (pending + parked).
-    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_MAX_TXS", default_value_t = MempoolConfig::default().max_txs)]
-    pub mempool_max_txs: usize,
+    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_MAX_TXS")]
+    pub mempool_max_txs: Option<usize>,
     /// Most encoded bytes the mempool holds.
-    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_MAX_BYTES", default_value_t = MempoolConfig::default().max_bytes)]
-    pub mempool_max_bytes: usize,
+    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_MAX_BYTES")]
+    pub mempool_max_bytes: Option<usize>,
     /// Most parked (future-nonce) transactions per account.
-    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_MAX_PARKED_PER_ACCOUNT", default_value_t = MempoolConfig::default().max_parked_per_account)]
-    pub mempool_max_parked_per_account: usize,
+    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_MAX_PARKED_PER_ACCOUNT")]
+    pub mempool_max_parked_per_account: Option<usize>,
     /// Most parked transactions overall.
-    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_MAX_PARKED", default_value_t = MempoolConfig::default().max_parked)]
-    pub mempool_max_parked: usize,
+    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_MAX_PARKED")]
+    pub mempool_max_parked: Option<usize>,
     /// How far beyond the account's nonce a transaction may be admitted.
-    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_MAX_NONCE_AHEAD", default_value_t = MempoolConfig::default().max_nonce_ahead)]
-    pub mempool_max_nonce_ahead: u64,
+    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_MAX_NONCE_AHEAD")]
+    pub mempool_max_nonce_ahead: Option<u64>,
     /// Seconds a transaction may wait in the mempool before it is evicted.
-    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_TTL_SECS", default_value_t = MempoolConfig::default().ttl.as_secs())]
-    pub mempool_ttl_secs: u64,
+    #[arg(long, env = "WEFT_SEQUENCER_MEMPOOL_TTL_SECS")]
+    pub mempool_ttl_secs: Option<u64>,
     /// Seconds a rejected or evicted status stays queryable.
-    #[arg(long, env = "WEFT_SEQUENCER_STATUS_RETENTION_SECS", default_value_t = MempoolConfig::default().status_retention.as_secs())]
-    pub status_retention_secs: u64,
-    /// Heights of included-tx locations kept for status queries.
-    #[arg(long, env = "WEFT_SEQUENCER_TX_INDEX_RETENTION_BLOCKS", default_value_t = AppConfig::default().tx_index_retention_blocks)]
-    pub tx_index_retention_blocks: u64,
+    #[arg(long, env = "WEFT_SEQUENCER_STATUS_RETENTION_SECS")]
+    pub status_retention_secs: Option<u64>,
+    /// Heights of included-tx locations kept for status queries (the
+    /// sequencer's pruning knob; CometBFT's own is in its config.toml).
+    #[arg(long, env = "WEFT_SEQUENCER_TX_INDEX_RETENTION_BLOCKS")]
+    pub tx_index_retention_blocks: Option<u64>,
     /// Longest PrepareProposal spends filling a block from the mempool, in
     /// milliseconds (keep it well under CometBFT's `timeout_propose`).
-    #[arg(long, env = "WEFT_SEQUENCER_PREPARE_PROPOSAL_BUDGET_MS", default_value_t = AppConfig::default().prepare_proposal_budget.as_millis() as u64)]
-    pub prepare_proposal_budget_ms: u64,
+    #[arg(long, env = "WEFT_SEQUENCER_PREPARE_PROPOSAL_BUDGET_MS")]
+    pub prepare_proposal_budget_ms: Option<u64>,
     /// HTTP API: sustained requests per second per client IP (0 = no
     /// per-IP limit).
-    #[arg(long, env = "WEFT_SEQUENCER_API_RATE_LIMIT_PER_SECOND", default_value_t = ApiLimits::default().rate_limit_per_second)]
-    pub api_rate_limit_per_second: u32,
+    #[arg(long, env = "WEFT_SEQUENCER_API_RATE_LIMIT_PER_SECOND")]
+    pub api_rate_limit_per_second: Option<u32>,
     /// HTTP API: requests a client IP may send in a burst.
-    #[arg(long, env = "WEFT_SEQUENCER_API_RATE_LIMIT_BURST", default_value_t = ApiLimits::default().rate_limit_burst)]
-    pub api_rate_limit_burst: u32,
+    #[arg(long, env = "WEFT_SEQUENCER_API_RATE_LIMIT_BURST")]
+    pub api_rate_limit_burst: Option<u32>,
     /// HTTP API: rate-limit loopback clients too (by default they are the
     /// operator's own tools and exempt; set this behind a local reverse
     /// proxy, where every client looks like loopback).
-    #[arg(long, env = "WEFT_SEQUENCER_API_RATE_LIMIT_LOOPBACK", default_value_t = ApiLimits::default().rate_limit_loopback)]
-    pub api_rate_limit_loopback: bool,
+    #[arg(long, env = "WEFT_SEQUENCER_API_RATE_LIMIT_LOOPBACK", num_args = 0..=1, default_missing_value = "true")]
+    pub api_rate_limit_loopback: Option<bool>,
     /// HTTP API: requests handled at once; more are refused with 503.
-    #[arg(long, env = "WEFT_SEQUENCER_API_MAX_CONCURRENT_REQUESTS", default_value_t = ApiLimits::default().max_concurrent_requests)]
-    pub api_max_concurrent_requests: usize,
+    #[arg(long, env = "WEFT_SEQUENCER_API_MAX_CONCURRENT_REQUESTS")]
+    pub api_max_concurrent_requests: Option<usize>,
     /// HTTP API: batch streams open at once; more are refused with 503.
-    #[arg(long, env = "WEFT_SEQUENCER_API_MAX_STREAMS", default_value_t = ApiLimits::default().max_streams)]
-    pub api_max_streams: usize,
+    #[arg(long, env = "WEFT_SEQUENCER_API_MAX_STREAMS")]
+    pub api_max_streams: Option<usize>,
     /// HTTP API: seconds a request may take before it is answered 408.
-    #[arg(long, env = "WEFT_SEQUENCER_API_REQUEST_TIMEOUT_SECS", default_value_t = ApiLimits::default().request_timeout.as_secs())]
-    pub api_request_timeout_secs: u64,
+    #[arg(long, env = "WEFT_SEQUENCER_API_REQUEST_TIMEOUT_SECS")]
+    pub api_request_timeout_secs: Option<u64>,
     /// TEST ONLY: never propose this account's transactions. The
     /// censorship-resistance tests run one validator with it; never set it
     /// on a real network (with inclusion lists on, the other validators
-    /// refuse such proposals and this node's turns are wasted).
+    /// refuse such proposals and this node's turns are wasted). A flag
+    /// only, never a setting of the file.
     #[arg(long, hide = true)]
+    #[serde(skip)]
     pub unsafe_test_censor: Option<weft_core::Address>,
 }
 
+/// Flags that are not settings (never in the file).
+const NOT_SETTINGS: &[&str] = &[
+    "config",
+    "print_default_config",
+    "check_config",
+    "unsafe_test_censor",
+];
+
+impl Flags {
+    /// Lays the file (if `--config`), then the environment and flags, over
+    /// the defaults.
+    pub fn load(&self) -> Result<Config, weft_config::ConfigError> {
+        weft_config::load(self.config.as_deref(), self)
+    }
+}
+
 impl Config {
+    /// The complete default config file, commented.
+    pub fn default_toml() -> Result<String, weft_config::ConfigError> {
+        use clap::CommandFactory;
+        weft_config::default_toml::<Config>(
+            &Flags::command(),
+            NOT_SETTINGS,
+            "weft-sequencer configuration (weft-sequencer --config FILE).\nEvery key, with its built-in default.",
+        )
+    }
+
     /// The app's settings.
     pub fn app_config(&self) -> AppConfig {
         AppConfig {
@@ -115,7 +237,7 @@ impl Config {
             },
             tx_index_retention_blocks: self.tx_index_retention_blocks,
             prepare_proposal_budget: Duration::from_millis(self.prepare_proposal_budget_ms),
-            unsafe_test_censor: self.unsafe_test_censor,
+            unsafe_test_censor: None,
         }
     }
 
@@ -129,5 +251,106 @@ impl Config {
             max_streams: self.api_max_streams,
             request_timeout: Duration::from_secs(self.api_request_timeout_secs),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use clap::Parser;
+
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        Flags::try_parse_from(std::iter::once("weft-sequencer").chain(args.iter().copied()))
+            .unwrap()
+    }
+
+    fn load(file: &str, args: &[&str]) -> Result<Config, weft_config::ConfigError> {
+        weft_config::load_str(Some((Path::new("weft.toml"), file)), &flags(args))
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_the_defaults() {
+        let file = "mempool_max_txs = 7\nabci_listen = \"unix:///run/weft/abci.sock\"\napi_listen = \"0.0.0.0:9000\"\n";
+        let c = load(file, &[]).unwrap();
+        assert_eq!(c.mempool_max_txs, 7);
+        assert_eq!(
+            c.abci_listen.to_string(),
+            "unix:///run/weft/abci.sock",
+            "unix sockets go through the file"
+        );
+        assert_eq!(c.api_listen.port(), 9000);
+        assert_eq!(c.mempool_max_bytes, Config::default().mempool_max_bytes);
+        let c = load(
+            file,
+            &[
+                "--mempool-max-txs",
+                "9",
+                "--abci-listen",
+                "127.0.0.1:1",
+                "--api-rate-limit-loopback",
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.mempool_max_txs, 9);
+        assert_eq!(c.abci_listen.to_string(), "tcp://127.0.0.1:1");
+        assert!(c.api_rate_limit_loopback);
+        assert_eq!(c.app_config().mempool.max_txs, 9);
+    }
+
+    #[test]
+    fn the_flags_the_testnet_passes_still_work() {
+        let c: Config = weft_config::load_str(
+            None,
+            &flags(&[
+                "--home",
+                "/tmp/x",
+                "--abci-listen",
+                "tcp://127.0.0.1:26658",
+                "--api-listen",
+                "127.0.0.1:8081",
+                "--cometbft-rpc",
+                "http://127.0.0.1:26657",
+                "--log",
+                "debug",
+                "--mempool-ttl-secs",
+                "5",
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.home, PathBuf::from("/tmp/x"));
+        assert_eq!(c.api_listen.port(), 8081);
+        assert_eq!((c.log.as_str(), c.mempool_ttl_secs), ("debug", 5));
+    }
+
+    #[test]
+    fn a_typo_in_the_file_is_an_error_naming_the_key() {
+        let err = load("mempool_max_tx = 7\n", &[]).unwrap_err().to_string();
+        assert!(err.contains("`mempool_max_tx`"), "{err}");
+        assert!(err.contains("did you mean `mempool_max_txs`"), "{err}");
+        let err = load("abci_listen = \"udp://x\"\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("abci_listen"), "{err}");
+    }
+
+    #[test]
+    fn the_printed_default_config_is_complete_and_parses_back_to_the_defaults() {
+        let text = Config::default_toml().unwrap();
+        let back = load(&text, &[]).unwrap();
+        assert_eq!(back, Config::default());
+        // Every key is documented: a comment line above each assignment.
+        let lines: Vec<&str> = text.lines().collect();
+        let mut keys = 0;
+        for (i, line) in lines.iter().enumerate() {
+            if !line.starts_with('#') && line.contains(" = ") {
+                keys += 1;
+                assert!(lines[i - 1].starts_with("# (flag --"), "{line}");
+                assert!(lines[i - 2].starts_with("# "), "{line} has no help");
+            }
+        }
+        assert_eq!(keys, 20, "{text}");
     }
 }

@@ -8,7 +8,8 @@ use tower_abci::v038::split;
 use weft_sequencer::{
     abci_server,
     api::{self, ApiState},
-    config::Config,
+    app::AppConfig,
+    config::{Config, Flags},
     App, Storage,
 };
 
@@ -21,7 +22,16 @@ const BYTES_BUCKETS: &[f64] = &[1e3, 1e4, 1e5, 2.5e5, 5e5, 1e6, 2e6, 4e6, 8e6];
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let flags = Flags::parse();
+    if flags.print_default_config {
+        print!("{}", Config::default_toml()?);
+        return Ok(());
+    }
+    let config = flags.load()?;
+    if flags.check_config {
+        print!("{}", toml::to_string(&config)?);
+        return Ok(());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(&config.log))
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
@@ -34,7 +44,14 @@ async fn main() -> anyhow::Result<()> {
 
     let storage = Storage::open(&config.home)
         .with_context(|| format!("opening storage in {}", config.home.display()))?;
-    let app = App::new(storage.clone(), config.app_config()).context("reading committed state")?;
+    let app = App::new(
+        storage.clone(),
+        AppConfig {
+            unsafe_test_censor: flags.unsafe_test_censor,
+            ..config.app_config()
+        },
+    )
+    .context("reading committed state")?;
     let api_state = ApiState::new(
         storage,
         app.mempool(),

@@ -113,6 +113,7 @@ pub fn router(state: ApiState) -> Router {
     let limits = state.limits.clone();
     let mut router = Router::new()
         .route("/health", get(health))
+        .route("/health/ready", get(ready))
         .route("/metrics", get(metrics_text))
         .route("/v1/tx", post(submit::submit))
         .route("/v1/tx/{hash}", get(tx_status))
@@ -154,16 +155,52 @@ struct Health {
     chain_id: Option<String>,
     last_height: u64,
     mempool_txs: usize,
+    /// The local CometBFT's own word (its `/status` `sync_info`): true
+    /// while it block-syncs or state-syncs; `null` when it cannot be asked.
+    catching_up: Option<bool>,
 }
 
-async fn health(State(s): State<ApiState>) -> Result<Json<Health>, ApiError> {
+/// Longest wait for CometBFT's `/status`: a probe must answer in time even
+/// when CometBFT hangs.
+const STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn health_of(s: &ApiState) -> Result<Health, ApiError> {
+    use tendermint_rpc::Client;
     let c = s.storage.committed().map_err(ApiError::internal)?;
-    Ok(Json(Health {
+    let catching_up = match tokio::time::timeout(STATUS_TIMEOUT, s.cometbft.status()).await {
+        Ok(Ok(status)) => Some(status.sync_info.catching_up),
+        _ => None,
+    };
+    Ok(Health {
         status: "ok",
         chain_id: c.as_ref().map(|c| c.chain_id.clone()),
         last_height: c.map(|c| c.height).unwrap_or(0),
         mempool_txs: mempool::lock(&s.mempool).len(),
-    }))
+        catching_up,
+    })
+}
+
+/// Liveness: 200 whenever the process serves and its store reads, syncing
+/// or not (a node that is catching up must not be restarted for it).
+async fn health(State(s): State<ApiState>) -> Result<Json<Health>, ApiError> {
+    health_of(&s).await.map(Json)
+}
+
+/// Readiness: 200 only once CometBFT reports it has caught up; 503 (with
+/// the same body) while it syncs or cannot be asked, so a load balancer
+/// sends no client to a node that serves stale state.
+async fn ready(State(s): State<ApiState>) -> Result<(StatusCode, Json<Health>), ApiError> {
+    let mut h = health_of(&s).await?;
+    if h.catching_up == Some(false) {
+        Ok((StatusCode::OK, Json(h)))
+    } else {
+        h.status = if h.catching_up.is_some() {
+            "catching_up"
+        } else {
+            "cometbft_unreachable"
+        };
+        Ok((StatusCode::SERVICE_UNAVAILABLE, Json(h)))
+    }
 }
 
 async fn metrics_text(State(s): State<ApiState>) -> Result<String, ApiError> {

@@ -846,3 +846,58 @@ async fn requests_over_the_in_flight_cap_are_shed_with_503() {
     assert_eq!(holding.await.unwrap().0, StatusCode::OK);
     assert_eq!(send(&app, get("/health")).await.0, StatusCode::OK);
 }
+
+// ----------------------------------------------------------------- health
+
+/// CometBFT v0.38.25's `/status` answer (taken from a real node) with
+/// `catching_up` set.
+fn status_answer(catching_up: bool) -> Value {
+    json!({"jsonrpc":"2.0","id":-1,"result":{
+        "node_info":{"protocol_version":{"p2p":"8","block":"11","app":"1"},
+            "id":"031d5881fb81f11e09d540380f80d044f6a065df","listen_addr":"tcp://127.0.0.1:36656",
+            "network":"weft-api-test","version":"0.38.25","channels":"40202122233038606100",
+            "moniker":"vm","other":{"tx_index":"on","rpc_address":"tcp://127.0.0.1:36657"}},
+        "sync_info":{
+            "latest_block_hash":"96A4E61FB7D9BE2531AC07B950D5C5E8E6B6053C0C5E196C11933C1F04245B1A",
+            "latest_app_hash":"0000000000000000","latest_block_height":"3",
+            "latest_block_time":"2026-11-30T14:21:07.309391817Z",
+            "earliest_block_hash":"2AAB3AE3AAC74E8A640F1E560FEEE13736FBD607E834A429BFED1E56286D16B8",
+            "earliest_app_hash":"0000000000000000","earliest_block_height":"1",
+            "earliest_block_time":"2026-11-30T14:21:04.910912585Z","catching_up":catching_up},
+        "validator_info":{"address":"790094D59D0919B03DFD256C9E96265284E14A50",
+            "pub_key":{"type":"tendermint/PubKeyEd25519","value":"lespvJm/y7Y2NtIUpMgmau6LLEB+PxfVpvGRQmqIfpQ="},
+            "voting_power":"10"}}})
+}
+
+#[tokio::test]
+async fn ready_only_once_cometbft_has_caught_up_while_health_stays_200() {
+    // Caught up: both 200.
+    let (rpc, _) = fake_cometbft(status_answer(false)).await;
+    let (s, _d) = state(&rpc);
+    let app = router(s);
+    let got = send(&app, get("/health/ready")).await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(got.1["catching_up"], false);
+    assert_eq!(got.1["status"], "ok");
+    // Syncing: not ready, but alive (liveness must not restart it).
+    let (rpc, _) = fake_cometbft(status_answer(true)).await;
+    let (s, _d) = state(&rpc);
+    let app = router(s);
+    let got = send(&app, get("/health/ready")).await;
+    assert_eq!(got.0, StatusCode::SERVICE_UNAVAILABLE, "{}", got.1);
+    assert_eq!(
+        (got.1["status"].as_str(), got.1["catching_up"].as_bool()),
+        (Some("catching_up"), Some(true))
+    );
+    let got = send(&app, get("/health")).await;
+    assert_eq!(got.0, StatusCode::OK, "{}", got.1);
+    assert_eq!(got.1["catching_up"], true);
+    // CometBFT not answering: not ready, still alive.
+    let (s, _d) = state(NOWHERE);
+    let app = router(s);
+    let got = send(&app, get("/health/ready")).await;
+    assert_eq!(got.0, StatusCode::SERVICE_UNAVAILABLE, "{}", got.1);
+    assert_eq!(got.1["status"], "cometbft_unreachable");
+    assert!(got.1["catching_up"].is_null());
+    assert_eq!(send(&app, get("/health")).await.0, StatusCode::OK);
+}
