@@ -40,6 +40,7 @@ fn params() -> StakingParams {
         max_validators: 3,
         max_power_share_bps: 10_000,
         min_self_bond: 10,
+        ..StakingParams::default()
     }
 }
 
@@ -163,16 +164,48 @@ fn supply(s: &dyn StateRead) -> Amount {
         .map(|(_, e)| e.amount)
         .sum();
     assert_eq!(indexed, unbonding, "the delegator index matches the queue");
-    balances + bonded + unbonding + fees::pool(s).unwrap()
+    let by_validator: Amount = s
+        .validators()
+        .unwrap()
+        .iter()
+        .flat_map(|v| s.unbonding_from(&v.operator).unwrap())
+        .map(|(_, e)| e.amount)
+        .sum();
+    assert_eq!(
+        by_validator, unbonding,
+        "the validator index matches the queue"
+    );
+    // The reward reserve covers every claim.
+    let claimable: Amount = ["v0", "v1", "d0", "d1"]
+        .iter()
+        .map(|k| super::rewards::claimable(s, &addr(k)).unwrap())
+        .sum();
+    let reserve = s.reward_reserve().unwrap();
+    assert!(
+        claimable <= reserve,
+        "{claimable} claimable > {reserve} reserve"
+    );
+    balances + bonded + unbonding + fees::pool(s).unwrap() + reserve + s.slashed_burned().unwrap()
 }
 
-/// Every validator's total equals the sum of its delegations.
+/// Every validator's shares are the sum of its delegations' shares, and
+/// its tokens cover what they are worth (rounding leaves less than one
+/// token per delegation).
 fn assert_bonded_matches_delegations(s: &dyn StateRead) {
-    let mut sums: BTreeMap<Address, Amount> = BTreeMap::new();
+    let mut shares: BTreeMap<Address, u128> = BTreeMap::new();
+    let mut sums: BTreeMap<Address, (Amount, u128)> = BTreeMap::new();
     for d in ["v0", "v1", "d0", "d1"] {
+        for (v, record) in s.delegation_records_of(&addr(d)).unwrap() {
+            assert!(
+                record.shares > 0 || record.rewards > 0,
+                "empty delegations are deleted"
+            );
+            *shares.entry(v).or_default() += record.shares;
+        }
         for (v, amount) in s.delegations_of(&addr(d)).unwrap() {
-            assert!(amount > 0, "zero delegations are deleted");
-            *sums.entry(v).or_default() += amount;
+            let e = sums.entry(v).or_default();
+            e.0 += amount;
+            e.1 += 1;
         }
     }
     let approved: Vec<Address> = s
@@ -189,11 +222,21 @@ fn assert_bonded_matches_delegations(s: &dyn StateRead) {
     );
     for v in s.validators().unwrap() {
         assert_eq!(
-            sums.get(&v.operator).copied().unwrap_or(0),
-            v.bonded,
+            shares.get(&v.operator).copied().unwrap_or(0),
+            v.shares,
             "{}",
             v.operator
         );
+        let (worth, count) = sums.get(&v.operator).copied().unwrap_or((0, 0));
+        assert!(
+            worth <= v.bonded && v.bonded - worth <= count,
+            "{}: delegations worth {worth}, {} bonded",
+            v.operator,
+            v.bonded
+        );
+        if v.shares == 0 {
+            assert_eq!(v.bonded, 0, "no shares, no tokens");
+        }
     }
 }
 
