@@ -140,15 +140,22 @@ fn remove_from_set(
     out: &mut EndBlock,
 ) -> Result<(), StorageError> {
     let prev = state.active_set()?;
-    let remaining: Vec<Candidate> = prev
-        .iter()
-        .filter(|v| !removed.contains(&v.operator))
-        .map(|v| Candidate {
-            consensus_key: v.consensus_key,
-            operator: v.operator,
-            stake: u128::from(v.power),
-        })
-        .collect();
+    let mut remaining: Vec<Candidate> = Vec::new();
+    for v in &prev {
+        // Members jailed earlier but kept (so the set would not empty)
+        // leave too, now that someone else can stay.
+        let jailed = removed.contains(&v.operator)
+            || state
+                .validator(&v.operator)?
+                .is_some_and(|record| record.is_jailed());
+        if !jailed {
+            remaining.push(Candidate {
+                consensus_key: v.consensus_key,
+                operator: v.operator,
+                stake: u128::from(v.power),
+            });
+        }
+    }
     if remaining.len() == prev.len() {
         return Ok(());
     }
