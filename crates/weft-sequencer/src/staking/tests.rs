@@ -1219,6 +1219,7 @@ fn econ_next_block(
     missing: &[Address],
     evidence: Vec<crate::component::Misbehavior>,
 ) -> Result<(), TestCaseError> {
+    use crate::component::ParamsRead;
     use economics::{begin_ctx, ctx, end_ctx};
     fn apply(
         s: &StateDelta<EmptyState>,
@@ -1259,6 +1260,24 @@ fn econ_next_block(
         .map(|v| (v.consensus_key, v.power))
         .collect();
     prop_assert_eq!(&stored, &*cometbft);
+    // The cap holds for the set, also after jailings re-capped it.
+    let cap = u128::from(
+        s.component_params::<StakingParams>()
+            .unwrap()
+            .max_power_share_bps,
+    );
+    let total: u128 = stored.values().map(|p| u128::from(*p)).sum();
+    if stored.len() as u128 * cap >= 10_000 {
+        for p in stored.values() {
+            prop_assert!(
+                u128::from(*p) * 10_000 <= cap * total,
+                "{p} of {total} breaks the cap"
+            );
+        }
+    } else {
+        let first = stored.values().next().copied();
+        prop_assert!(stored.values().all(|p| Some(*p) == first), "equal powers");
+    }
     // The block after it is open for the next transactions (its end runs
     // at the next block boundary).
     *height += 1;
