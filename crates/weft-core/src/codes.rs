@@ -48,13 +48,25 @@ pub enum TxCode {
     UnknownProposal = 16,
     /// A vote on a proposal whose voting period is over.
     VotingClosed = 17,
+    /// `Unjail` before the validator's jail period is over.
+    ValidatorJailed = 18,
+    /// `Unjail` of a validator tombstoned for double-signing: it can
+    /// never validate again.
+    ValidatorTombstoned = 19,
+    /// `ClaimRewards` with no reward or commission to claim.
+    NothingToClaim = 20,
+    /// `EditValidator` changing the commission a second time in an epoch
+    /// or by more than `max_commission_change_bps`.
+    CommissionChangeRefused = 21,
+    /// `Unjail` of a validator that is not jailed.
+    NotJailed = 22,
     /// The node failed internally (storage); retrying elsewhere may work.
     Internal = 99,
 }
 
 impl TxCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [TxCode; 19] = [
+    pub const ALL: [TxCode; 24] = [
         TxCode::Ok,
         TxCode::Malformed,
         TxCode::InvalidTransaction,
@@ -73,6 +85,11 @@ impl TxCode {
         TxCode::ValidatorExists,
         TxCode::UnknownProposal,
         TxCode::VotingClosed,
+        TxCode::ValidatorJailed,
+        TxCode::ValidatorTombstoned,
+        TxCode::NothingToClaim,
+        TxCode::CommissionChangeRefused,
+        TxCode::NotJailed,
         TxCode::Internal,
     ];
 
@@ -107,6 +124,11 @@ impl TxCode {
             TxCode::ValidatorExists => "validator_exists",
             TxCode::UnknownProposal => "unknown_proposal",
             TxCode::VotingClosed => "voting_closed",
+            TxCode::ValidatorJailed => "validator_jailed",
+            TxCode::ValidatorTombstoned => "validator_tombstoned",
+            TxCode::NothingToClaim => "nothing_to_claim",
+            TxCode::CommissionChangeRefused => "commission_change_refused",
+            TxCode::NotJailed => "not_jailed",
             TxCode::Internal => "internal",
         }
     }

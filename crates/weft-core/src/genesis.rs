@@ -83,7 +83,29 @@ pub struct StakingParams {
     /// active set (its operator's own skin in the game).
     #[serde(with = "amount_string")]
     pub min_self_bond: Amount,
+    /// Share of bonded and (post-offense) unbonding stake burned for
+    /// double-signing evidence, in basis points; the offender is also
+    /// tombstoned.
+    pub slash_double_sign_bps: u16,
+    /// Share of bonded and (post-offense) unbonding stake burned for
+    /// downtime, in basis points; the validator is also jailed.
+    pub slash_downtime_bps: u16,
+    /// How many recent heights downtime is judged over.
+    pub downtime_window_blocks: u64,
+    /// A validator that missed more than this share (basis points) of the
+    /// last `downtime_window_blocks` heights it was expected to sign is
+    /// jailed.
+    pub downtime_max_missed_bps: u16,
+    /// Blocks a validator jailed for downtime must wait before `Unjail`.
+    pub jail_blocks: u64,
+    /// Largest commission change in one `EditValidator`, in basis points;
+    /// at most one commission change per epoch.
+    pub max_commission_change_bps: u16,
 }
+
+/// Largest downtime window: the window is kept as one bit per height per
+/// validator, rewritten when the validator misses a block.
+pub const MAX_DOWNTIME_WINDOW_BLOCKS: u64 = 1_000_000;
 
 impl Default for StakingParams {
     fn default() -> Self {
@@ -95,6 +117,19 @@ impl Default for StakingParams {
             max_validators: 100,
             max_power_share_bps: 2_000,
             min_self_bond: 1_000_000,
+            // 5 %: double-signing is never an accident of a correct
+            // setup, and it breaks safety.
+            slash_double_sign_bps: 500,
+            // 0.01 %: being offline costs liveness, not safety.
+            slash_downtime_bps: 1,
+            // About 14 hours at 5 s blocks.
+            downtime_window_blocks: 10_000,
+            // Jailed after missing more than half of the window.
+            downtime_max_missed_bps: 5_000,
+            // One epoch (about 1 hour).
+            jail_blocks: 720,
+            // One percentage point per epoch.
+            max_commission_change_bps: 100,
         }
     }
 }
@@ -113,6 +148,26 @@ impl StakingParams {
         }
         if self.max_power_share_bps == 0 || self.max_power_share_bps > 10_000 {
             return Err("staking.params.max_power_share_bps must be 1 to 10000".into());
+        }
+        for (name, bps) in [
+            ("slash_double_sign_bps", self.slash_double_sign_bps),
+            ("slash_downtime_bps", self.slash_downtime_bps),
+            ("downtime_max_missed_bps", self.downtime_max_missed_bps),
+            ("max_commission_change_bps", self.max_commission_change_bps),
+        ] {
+            if bps > 10_000 {
+                return Err(format!("staking.params.{name} must be 0 to 10000"));
+            }
+        }
+        if self.downtime_window_blocks == 0
+            || self.downtime_window_blocks > MAX_DOWNTIME_WINDOW_BLOCKS
+        {
+            return Err(format!(
+                "staking.params.downtime_window_blocks must be 1 to {MAX_DOWNTIME_WINDOW_BLOCKS}"
+            ));
+        }
+        if self.jail_blocks == 0 {
+            return Err("staking.params.jail_blocks must be positive".into());
         }
         Ok(())
     }

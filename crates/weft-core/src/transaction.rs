@@ -144,6 +144,29 @@ pub enum Action {
         /// The signer's choice.
         option: VoteOption,
     },
+    /// Change the signer's validator's description, commission or relay
+    /// key; each field left `None` stays as it is (tag 8). Commission
+    /// changes are rate-limited per epoch.
+    EditValidator {
+        /// New display name (the `RegisterValidator` rules).
+        name: Option<String>,
+        /// New website (the `RegisterValidator` rules).
+        website: Option<String>,
+        /// New commission in basis points.
+        commission_bps: Option<u16>,
+        /// The ed25519 key the builder relay authenticates this
+        /// validator's requests with.
+        #[serde(with = "opt_hex_32", default)]
+        relay_key: Option<[u8; 32]>,
+    },
+    /// Bring the signer's jailed validator back into the eligible set once
+    /// its jail period is over; it rejoins the active set at the next
+    /// epoch (tag 9).
+    Unjail {},
+    /// Pay the signer's claimable staking rewards (from all its
+    /// delegations, plus its validator's commission if it operates one)
+    /// to its balance (tag 10).
+    ClaimRewards {},
 }
 
 /// What a governance proposal does if it passes.
@@ -330,7 +353,10 @@ impl Transaction {
                 | Action::Undelegate { .. }
                 | Action::Redelegate { .. }
                 | Action::Propose { .. }
-                | Action::Vote { .. } => 0,
+                | Action::Vote { .. }
+                | Action::EditValidator { .. }
+                | Action::Unjail {}
+                | Action::ClaimRewards {} => 0,
             })
             .sum()
     }
@@ -460,6 +486,26 @@ pub mod hex_32 {
     }
 }
 
+/// serde helper: an optional 32 bytes as lower-case hex, `null` for none.
+pub mod opt_hex_32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serialize as 64 hex digits or null.
+    pub fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => super::hex_32::serialize(v, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Deserialize from 64 hex digits or null.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
+        #[derive(Deserialize)]
+        struct Hex(#[serde(with = "super::hex_32")] [u8; 32]);
+        Ok(Option::<Hex>::deserialize(d)?.map(|h| h.0))
+    }
+}
+
 /// serde helper: a list of byte strings as base64.
 pub mod base64_list {
     use base64::{engine::general_purpose::STANDARD, Engine};
@@ -542,13 +588,13 @@ mod tests {
         let mut bytes = sample().encode();
         bytes.push(0);
         assert!(SignedTransaction::decode(&bytes).is_err());
-        // chain_id "a", nonce 0, one action with variant tag 9.
+        // chain_id "a", nonce 0, one action with an unused variant tag.
         let mut bad = Vec::new();
         bad.extend_from_slice(&1u32.to_le_bytes());
         bad.push(b'a');
         bad.extend_from_slice(&0u64.to_le_bytes());
         bad.extend_from_slice(&1u32.to_le_bytes());
-        bad.push(9);
+        bad.push(200);
         assert!(SignedTransaction::decode(&bad).is_err());
         assert!(SignedTransaction::decode(&vec![0u8; MAX_TX_BYTES + 1]).is_err());
     }
@@ -584,6 +630,47 @@ mod tests {
             let json = serde_json::to_string(&a).unwrap();
             assert_eq!(serde_json::from_str::<Action>(&json).unwrap(), a);
         }
+    }
+
+    #[test]
+    fn staking_economics_variants_take_tags_8_to_10_and_round_trip() {
+        let actions = [
+            Action::EditValidator {
+                name: Some("v".into()),
+                website: None,
+                commission_bps: Some(700),
+                relay_key: Some(SigningKey::from_seed("relay").public_key().0),
+            },
+            Action::Unjail {},
+            Action::ClaimRewards {},
+        ];
+        for (tag, a) in (8u8..).zip(actions) {
+            let bytes = encode(&a);
+            assert_eq!(bytes[0], tag, "{a:?}");
+            assert_eq!(decode_strict::<Action>(&bytes, 1024).unwrap(), a);
+            let json = serde_json::to_string(&a).unwrap();
+            assert_eq!(serde_json::from_str::<Action>(&json).unwrap(), a);
+        }
+        // Unit-like variants carry nothing but their tag.
+        assert_eq!(encode(&Action::Unjail {}), vec![9]);
+        assert_eq!(
+            serde_json::to_string(&Action::ClaimRewards {}).unwrap(),
+            r#"{"type":"claim_rewards"}"#
+        );
+        // An absent relay key is null, and may be left out.
+        let edit: Action = serde_json::from_str(
+            r#"{"type":"edit_validator","name":null,"website":"w","commission_bps":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            edit,
+            Action::EditValidator {
+                name: None,
+                website: Some("w".into()),
+                commission_bps: None,
+                relay_key: None
+            }
+        );
     }
 
     #[test]

@@ -129,6 +129,11 @@ fn staking_limits_and_parameter_defaults_are_documented() {
     }
     // CometBFT's `MaxTotalVotingPower`.
     assert_documented(&doc, "MAX_TOTAL_POWER", &(i64::MAX / 8).to_string());
+    assert_documented(
+        &doc,
+        "MAX_DOWNTIME_WINDOW_BLOCKS",
+        &weft_core::genesis::MAX_DOWNTIME_WINDOW_BLOCKS.to_string(),
+    );
     let governance = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/governance.md"),
     )
@@ -140,6 +145,12 @@ fn staking_limits_and_parameter_defaults_are_documented() {
         max_validators,
         max_power_share_bps,
         min_self_bond,
+        slash_double_sign_bps,
+        slash_downtime_bps,
+        downtime_window_blocks,
+        downtime_max_missed_bps,
+        jail_blocks,
+        max_commission_change_bps,
     } = StakingParams::default();
     for (name, value) in [
         ("unbonding_blocks", unbonding_blocks.to_string()),
@@ -147,6 +158,18 @@ fn staking_limits_and_parameter_defaults_are_documented() {
         ("max_validators", max_validators.to_string()),
         ("max_power_share_bps", max_power_share_bps.to_string()),
         ("min_self_bond", min_self_bond.to_string()),
+        ("slash_double_sign_bps", slash_double_sign_bps.to_string()),
+        ("slash_downtime_bps", slash_downtime_bps.to_string()),
+        ("downtime_window_blocks", downtime_window_blocks.to_string()),
+        (
+            "downtime_max_missed_bps",
+            downtime_max_missed_bps.to_string(),
+        ),
+        ("jail_blocks", jail_blocks.to_string()),
+        (
+            "max_commission_change_bps",
+            max_commission_change_bps.to_string(),
+        ),
     ] {
         assert_documented(&doc, name, &value);
         assert!(

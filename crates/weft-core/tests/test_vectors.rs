@@ -216,6 +216,26 @@ fn sample_transactions() -> Vec<(&'static str, &'static str, Transaction)> {
                 }],
             },
         ),
+        // Staking economics (tags 8, 9, 10), appended so every earlier
+        // vector stays as it was.
+        (
+            "staking: edit a validator (new name and commission, a relay key, website unchanged), unjail, claim rewards",
+            "bob",
+            Transaction {
+                chain_id: CHAIN_ID.into(),
+                nonce: 2,
+                actions: vec![
+                    Action::EditValidator {
+                        name: Some("bob's validator, renamed".into()),
+                        website: None,
+                        commission_bps: Some(600),
+                        relay_key: Some(SigningKey::from_seed("bob/relay").public_key().0),
+                    },
+                    Action::Unjail {},
+                    Action::ClaimRewards {},
+                ],
+            },
+        ),
     ]
 }
 

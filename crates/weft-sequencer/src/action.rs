@@ -8,7 +8,9 @@ use crate::{
     component::{ActionHandler, HandledAction},
     governance::actions::{Propose, Vote},
     rollups::actions::SubmitRollupData,
-    staking::actions::{Delegate, Redelegate, RegisterValidator, Undelegate},
+    staking::actions::{
+        ClaimRewards, Delegate, EditValidator, Redelegate, RegisterValidator, Undelegate, Unjail,
+    },
 };
 
 impl HandledAction for Action {
@@ -57,6 +59,19 @@ impl HandledAction for Action {
                 proposal_id: *proposal_id,
                 option: *option,
             }),
+            Action::EditValidator {
+                name,
+                website,
+                commission_bps,
+                relay_key,
+            } => f(&EditValidator {
+                name: name.as_deref(),
+                website: website.as_deref(),
+                commission_bps: *commission_bps,
+                relay_key: relay_key.as_ref(),
+            }),
+            Action::Unjail {} => f(&Unjail),
+            Action::ClaimRewards {} => f(&ClaimRewards),
         }
     }
 }

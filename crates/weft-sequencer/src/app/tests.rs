@@ -609,6 +609,7 @@ fn staking_genesis() -> GenesisAppState {
                 max_validators: 10,
                 max_power_share_bps: 10_000,
                 min_self_bond: 10,
+                ..Default::default()
             },
             validators: [("v0", 100), ("v1", 200), ("v2", 300)]
                 .map(|(s, bond)| weft_core::GenesisValidator {

@@ -87,12 +87,33 @@ pub fn pool<S: StateRead + ?Sized>(state: &S) -> Result<Amount, StorageError> {
 /// Credits a block's collected fees to the pool (payers were debited as
 /// each transaction executed).
 fn collect(state: &mut dyn StateWrite, fees: Amount) -> Result<(), StorageError> {
-    if fees == 0 {
+    add_to_pool(state, fees)
+}
+
+/// Adds `amount`, already taken from someone's balance, to the pool.
+/// The staking rewards pay the pool out each epoch; see
+/// `staking::rewards::pay_into_reward_pool` for the call that debits a
+/// payer too.
+pub fn add_to_pool(state: &mut dyn StateWrite, amount: Amount) -> Result<(), StorageError> {
+    if amount == 0 {
         return Ok(());
     }
     // A pool past u128::MAX is unreachable (total supply is far below it);
     // saturate rather than fail a block that already executed.
-    let total = pool(state)?.saturating_add(fees);
+    let total = pool(state)?.saturating_add(amount);
     state.put_raw(keys::POOL.into(), encode_stored(&total));
+    Ok(())
+}
+
+/// Takes `amount` out of the pool (to pay it to someone); more than the
+/// pool holds is a corrupt state.
+pub fn take_from_pool(state: &mut dyn StateWrite, amount: Amount) -> Result<(), StorageError> {
+    if amount == 0 {
+        return Ok(());
+    }
+    let left = pool(state)?.checked_sub(amount).ok_or_else(|| {
+        StorageError::Corrupt(format!("{}: paying out more than it holds", keys::POOL))
+    })?;
+    state.put_raw(keys::POOL.into(), encode_stored(&left));
     Ok(())
 }

@@ -51,6 +51,7 @@ fn staking_params() -> StakingParams {
         max_validators: 4,
         max_power_share_bps: 10_000,
         min_self_bond: 10,
+        ..StakingParams::default()
     }
 }
 
@@ -120,7 +121,13 @@ fn supply(s: &dyn StateRead) -> Amount {
         .iter()
         .map(|(k, v)| decode_stored::<UnbondingEntry>(k, v).unwrap().amount)
         .sum();
-    balances + bonded + unbonding + super::held(s).unwrap() + fees::pool(s).unwrap()
+    balances
+        + bonded
+        + unbonding
+        + super::held(s).unwrap()
+        + fees::pool(s).unwrap()
+        + s.reward_reserve().unwrap()
+        + s.slashed_burned().unwrap()
 }
 
 /// A chain driven block by block through `BlockExecution` with signed

@@ -1,13 +1,17 @@
 //! The staking actions: `RegisterValidator`, `Delegate`, `Undelegate`,
-//! `Redelegate`. Every amount moves with checked arithmetic through the
-//! accounts' debit/credit, so balances + bonded + unbonding is conserved.
+//! `Redelegate`, `EditValidator`, `Unjail`, `ClaimRewards`. Every amount
+//! moves with checked arithmetic through the accounts' debit/credit, so
+//! balances + bonded + unbonding + rewards is conserved.
 
 use weft_core::{
     transaction::{check_validator_description, is_valid_consensus_key},
     Address, Amount, StakingParams, TxCode,
 };
 
-use super::state::{StakingRead, StakingWrite, UnbondingEntry, Validator};
+use super::{
+    shares,
+    state::{cometbft_address, StakingRead, StakingWrite, UnbondingEntry, Validator},
+};
 use crate::{
     accounts::actions::{credit, debit},
     chain::ChainRead,
@@ -51,8 +55,9 @@ fn zero_amount(what: &str) -> Result<(), Rejection> {
     ))
 }
 
-/// Adds `amount` to `delegator`'s delegation to `validator` and to the
-/// validator's total.
+/// Adds `amount` tokens to `delegator`'s delegation to `validator` as
+/// shares at the validator's current rate, settling the delegation's
+/// rewards first (its share count changes).
 fn bond(
     state: &mut dyn StateWrite,
     delegator: &Address,
@@ -60,41 +65,59 @@ fn bond(
     amount: Amount,
 ) -> Result<(), ExecError> {
     let overflow = || Rejection::new(TxCode::InvalidTransaction, "bonded stake would overflow");
-    let held = state.delegation(delegator, &validator.operator)?;
-    let held = held.checked_add(amount).ok_or_else(overflow)?;
+    let shares = shares::shares_for_deposit(amount, validator).ok_or_else(|| {
+        Rejection::new(
+            TxCode::InvalidTransaction,
+            format!(
+                "{amount} buys no share of validator {} (its stake was slashed away, or the amount is below one share)",
+                validator.operator
+            ),
+        )
+    })?;
+    let mut d = state.delegation_record(delegator, &validator.operator)?;
+    shares::settle(&mut d, validator).ok_or_else(overflow)?;
+    d.shares = d.shares.checked_add(shares).ok_or_else(overflow)?;
+    validator.shares = validator.shares.checked_add(shares).ok_or_else(overflow)?;
     validator.bonded = validator.bonded.checked_add(amount).ok_or_else(overflow)?;
-    state.put_delegation(delegator, &validator.operator, held);
+    state.put_delegation(delegator, &validator.operator, &d);
     state.put_validator(validator)?;
     Ok(())
 }
 
-/// Takes `amount` off `delegator`'s delegation to `validator` and off the
-/// validator's total.
+/// Takes `amount` tokens off `delegator`'s delegation to `validator`
+/// (the shares they are worth, rounded up), settling its rewards first.
 fn unbond(
     state: &mut dyn StateWrite,
     delegator: &Address,
     validator: &mut Validator,
     amount: Amount,
 ) -> Result<(), ExecError> {
-    let held = state.delegation(delegator, &validator.operator)?;
-    let left = held.checked_sub(amount).ok_or_else(|| {
+    let mut d = state.delegation_record(delegator, &validator.operator)?;
+    let shares = shares::shares_for_withdrawal(amount, d.shares, validator).ok_or_else(|| {
         Rejection::new(
             TxCode::InsufficientStake,
             format!(
-                "{delegator} has {held} bonded to {} but moves {amount}",
+                "{delegator} has {} bonded to {} but moves {amount}",
+                shares::tokens_of(d.shares, validator),
                 validator.operator
             ),
         )
     })?;
-    // A validator's total is the sum of its delegations; less than one of
-    // them means the state is corrupt, which is the node's fault.
-    validator.bonded = validator.bonded.checked_sub(amount).ok_or_else(|| {
+    shares::settle(&mut d, validator)
+        .ok_or_else(|| Rejection::new(TxCode::InvalidTransaction, "rewards would overflow"))?;
+    // A validator's shares are the sum of its delegations' and its tokens
+    // cover every share's worth; less means the state is corrupt, which
+    // is the node's fault.
+    let corrupt = || {
         StorageError::Corrupt(format!(
             "validator {} has less bonded than its delegations",
             validator.operator
         ))
-    })?;
-    state.put_delegation(delegator, &validator.operator, left);
+    };
+    d.shares -= shares; // shares ≤ d.shares by shares_for_withdrawal
+    validator.shares = validator.shares.checked_sub(shares).ok_or_else(corrupt)?;
+    validator.bonded = validator.bonded.checked_sub(amount).ok_or_else(corrupt)?;
+    state.put_delegation(delegator, &validator.operator, &d);
     state.put_validator(validator)?;
     Ok(())
 }
@@ -167,17 +190,17 @@ impl ActionHandler for RegisterValidator<'_> {
         tx: &TxContext,
         effects: &mut ActionEffects,
     ) -> Result<(), ExecError> {
-        state.put_validator(&Validator {
-            operator: tx.signer,
-            consensus_key: *self.consensus_key,
-            name: self.name.to_string(),
-            website: self.website.to_string(),
-            commission_bps: self.commission_bps,
-            // Approval is governance's decision, never the candidate's.
-            approved: false,
-            bonded: 0,
-        })?;
+        // Not approved: approval is governance's decision, never the
+        // candidate's.
+        state.put_validator(&Validator::new(
+            tx.signer,
+            *self.consensus_key,
+            self.name.to_string(),
+            self.website.to_string(),
+            self.commission_bps,
+        ))?;
         state.put_consensus_key_owner(self.consensus_key, &tx.signer);
+        state.put_cometbft_address(&cometbft_address(self.consensus_key), &tx.signer);
         effects.events.push(
             Event::new("staking.register_validator")
                 .indexed("operator", EventValue::Address(tx.signer))
@@ -277,6 +300,7 @@ impl ActionHandler for Undelegate<'_> {
             .ok_or_else(|| {
                 Rejection::new(TxCode::InvalidTransaction, "unbonding height overflows")
             })?;
+        let started = state.height()?;
         let pending = state
             .unbonding_entry(completes, &tx.signer, self.validator)?
             .map_or(0, |e| e.amount);
@@ -292,6 +316,7 @@ impl ActionHandler for Undelegate<'_> {
                 delegator: tx.signer,
                 validator: *self.validator,
                 amount,
+                started,
             },
         );
         effects.events.push(
@@ -355,6 +380,200 @@ impl ActionHandler for Redelegate<'_> {
                 .indexed("from", EventValue::Address(*self.from))
                 .indexed("to", EventValue::Address(*self.to))
                 .stored("amount", EventValue::Amount(self.amount)),
+        );
+        Ok(())
+    }
+}
+
+/// The validator `operator` runs, or `unknown_validator`.
+fn operated_by<S: StateRead + ?Sized>(
+    state: &S,
+    operator: &Address,
+) -> Result<Validator, ExecError> {
+    state.validator(operator)?.ok_or_else(|| {
+        Rejection::new(
+            TxCode::UnknownValidator,
+            format!("{operator} operates no validator"),
+        )
+        .into()
+    })
+}
+
+/// `Action::EditValidator`: the operator changes its validator's
+/// description, commission (rate-limited) or relay key.
+#[derive(Debug, Clone, Copy)]
+pub struct EditValidator<'a> {
+    /// New display name.
+    pub name: Option<&'a str>,
+    /// New website.
+    pub website: Option<&'a str>,
+    /// New commission in basis points.
+    pub commission_bps: Option<u16>,
+    /// New relay key.
+    pub relay_key: Option<&'a [u8; 32]>,
+}
+
+impl ActionHandler for EditValidator<'_> {
+    fn check_stateless(&self) -> Result<(), Rejection> {
+        let invalid = |m: String| Rejection::new(TxCode::InvalidTransaction, m);
+        if self.name.is_none()
+            && self.website.is_none()
+            && self.commission_bps.is_none()
+            && self.relay_key.is_none()
+        {
+            return Err(invalid("an edit that changes nothing".into()));
+        }
+        // The `RegisterValidator` rules for whatever is given ("-" and ""
+        // stand in for what is not).
+        check_validator_description(
+            self.name.unwrap_or("-"),
+            self.website.unwrap_or(""),
+            self.commission_bps.unwrap_or(0),
+        )
+        .map_err(invalid)?;
+        if self.relay_key.is_some_and(|k| !is_valid_consensus_key(k)) {
+            return Err(invalid("relay key is not a valid ed25519 key".into()));
+        }
+        Ok(())
+    }
+
+    fn check_stateful(&self, state: &dyn StateRead, tx: &TxContext) -> Result<(), ExecError> {
+        let params = enabled_params(state)?;
+        let v = operated_by(state, &tx.signer)?;
+        let Some(next) = self.commission_bps.filter(|c| *c != v.commission_bps) else {
+            return Ok(());
+        };
+        let refused = |m: String| Rejection::new(TxCode::CommissionChangeRefused, m).into();
+        let epoch = state.height()? / params.epoch_blocks.max(1);
+        if v.commission_changed_epoch == Some(epoch) {
+            return Err(refused(format!(
+                "the commission already changed in epoch {epoch}; one change per epoch"
+            )));
+        }
+        if next.abs_diff(v.commission_bps) > params.max_commission_change_bps {
+            return Err(refused(format!(
+                "commission {} -> {next} bps moves more than max_commission_change_bps ({})",
+                v.commission_bps, params.max_commission_change_bps
+            )));
+        }
+        Ok(())
+    }
+
+    fn execute(
+        &self,
+        state: &mut dyn StateWrite,
+        tx: &TxContext,
+        effects: &mut ActionEffects,
+    ) -> Result<(), ExecError> {
+        let params = enabled_params(&*state)?;
+        let mut v = operated_by(&*state, &tx.signer)?;
+        if let Some(name) = self.name {
+            v.name = name.to_string();
+        }
+        if let Some(website) = self.website {
+            v.website = website.to_string();
+        }
+        if let Some(c) = self.commission_bps.filter(|c| *c != v.commission_bps) {
+            v.commission_bps = c;
+            v.commission_changed_epoch = Some(state.height()? / params.epoch_blocks.max(1));
+        }
+        if let Some(k) = self.relay_key {
+            v.relay_key = Some(*k);
+        }
+        state.put_validator(&v)?;
+        effects.events.push(
+            Event::new("staking.edit_validator")
+                .indexed("operator", EventValue::Address(tx.signer))
+                .stored("commission_bps", EventValue::U64(v.commission_bps.into())),
+        );
+        Ok(())
+    }
+}
+
+/// `Action::Unjail`: the operator returns its jailed validator to the
+/// eligible candidates once the jail period is over; it rejoins the
+/// active set at the next epoch. Never for a tombstoned validator.
+#[derive(Debug, Clone, Copy)]
+pub struct Unjail;
+
+impl ActionHandler for Unjail {
+    fn check_stateful(&self, state: &dyn StateRead, tx: &TxContext) -> Result<(), ExecError> {
+        enabled_params(state)?;
+        let v = operated_by(state, &tx.signer)?;
+        if v.tombstoned {
+            return Err(Rejection::new(
+                TxCode::ValidatorTombstoned,
+                format!("validator {} is tombstoned for double-signing", v.operator),
+            )
+            .into());
+        }
+        let Some(until) = v.jailed_until else {
+            return Err(Rejection::new(
+                TxCode::NotJailed,
+                format!("validator {} is not jailed", v.operator),
+            )
+            .into());
+        };
+        let height = state.height()?;
+        if height < until {
+            return Err(Rejection::new(
+                TxCode::ValidatorJailed,
+                format!(
+                    "validator {} is jailed until height {until} (now {height})",
+                    v.operator
+                ),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    fn execute(
+        &self,
+        state: &mut dyn StateWrite,
+        tx: &TxContext,
+        effects: &mut ActionEffects,
+    ) -> Result<(), ExecError> {
+        let mut v = operated_by(&*state, &tx.signer)?;
+        v.jailed_until = None;
+        state.put_validator(&v)?;
+        effects
+            .events
+            .push(Event::new("staking.unjail").indexed("operator", EventValue::Address(tx.signer)));
+        Ok(())
+    }
+}
+
+/// `Action::ClaimRewards`: pays the signer's settled and pending rewards
+/// from every delegation, plus its validator's commission if it operates
+/// one, out of the reward reserve to its balance.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRewards;
+
+impl ActionHandler for ClaimRewards {
+    fn check_stateful(&self, state: &dyn StateRead, tx: &TxContext) -> Result<(), ExecError> {
+        enabled_params(state)?;
+        if super::rewards::claimable(state, &tx.signer)? == 0 {
+            return Err(Rejection::new(
+                TxCode::NothingToClaim,
+                format!("{} has no rewards or commission to claim", tx.signer),
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    fn execute(
+        &self,
+        state: &mut dyn StateWrite,
+        tx: &TxContext,
+        effects: &mut ActionEffects,
+    ) -> Result<(), ExecError> {
+        let paid = super::rewards::claim(state, &tx.signer)?;
+        effects.events.push(
+            Event::new("staking.claim_rewards")
+                .indexed("account", EventValue::Address(tx.signer))
+                .stored("amount", EventValue::Amount(paid)),
         );
         Ok(())
     }

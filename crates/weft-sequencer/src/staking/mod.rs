@@ -11,15 +11,18 @@
 //! How much an approved validator weighs is its bonded stake, capped by
 //! `max_power_share_bps`.
 
+pub mod accountability;
 pub mod actions;
 pub mod query;
+pub mod rewards;
+pub mod shares;
 pub mod state;
 pub mod validator_set;
 
 #[cfg(test)]
 mod tests;
 
-use weft_core::{GenesisStaking, StakingParams};
+use weft_core::{Address, GenesisStaking, StakingParams};
 
 use crate::{
     accounts::actions::debit,
@@ -38,7 +41,8 @@ pub const PARAMS_KEY: &str = "staking/params";
 
 impl ComponentParams for StakingParams {
     const KEY: &'static str = PARAMS_KEY;
-    const VERSION: u8 = 1;
+    // 2: the accountability, downtime and commission parameters.
+    const VERSION: u8 = 2;
 }
 
 /// The staking component.
@@ -87,6 +91,10 @@ impl Component for Staking {
         let Some(params) = state.optional_component_params::<StakingParams>()? else {
             return Ok(());
         };
+        // Evidence first, so stake about to be released at this height is
+        // still slashable.
+        let mut removed = accountability::handle_evidence(state, &params, ctx, out)?;
+        removed.extend(accountability::handle_downtime(state, &params, ctx, out)?);
         let released = actions::release_unbonded(state, ctx.height)?;
         if released > 0 {
             out.events.push(
@@ -98,10 +106,74 @@ impl Component for Staking {
         // `epoch_blocks` is positive (genesis checks it); a 0 would never
         // match a positive height rather than divide by zero.
         if ctx.height.is_multiple_of(params.epoch_blocks) {
+            // The set that validated the epoch earns its fees.
+            let validated = state.active_set()?;
+            let paid = rewards::distribute(state, &validated)?;
+            if paid.pool > 0 {
+                out.events.push(
+                    Event::new("staking.rewards")
+                        .stored("height", EventValue::U64(ctx.height))
+                        .stored("pool", EventValue::Amount(paid.pool))
+                        .stored("commission", EventValue::Amount(paid.commission))
+                        .stored("delegators", EventValue::Amount(paid.delegators)),
+                );
+            }
             end_epoch(state, &params, ctx.height, out)?;
+        } else if !removed.is_empty() {
+            remove_from_set(state, &params, &removed, ctx.height, out)?;
         }
         Ok(())
     }
+}
+
+/// Takes jailed or tombstoned validators out of the active set in this
+/// block's updates, without waiting for the epoch: the others keep their
+/// powers, re-capped so nobody's share passes `max_power_share_bps` now
+/// that the total is smaller. If that would leave no validator, the set
+/// stays as it is (CometBFT cannot run without one) and an event says so;
+/// the next epoch drops them if anyone else is eligible.
+fn remove_from_set(
+    state: &mut dyn StateWrite,
+    params: &StakingParams,
+    removed: &[Address],
+    height: u64,
+    out: &mut EndBlock,
+) -> Result<(), StorageError> {
+    let prev = state.active_set()?;
+    let mut remaining: Vec<Candidate> = Vec::new();
+    for v in &prev {
+        // Members jailed earlier but kept (so the set would not empty)
+        // leave too, now that someone else can stay.
+        let jailed = removed.contains(&v.operator)
+            || state
+                .validator(&v.operator)?
+                .is_some_and(|record| record.is_jailed());
+        if !jailed {
+            remaining.push(Candidate {
+                consensus_key: v.consensus_key,
+                operator: v.operator,
+                stake: u128::from(v.power),
+            });
+        }
+    }
+    if remaining.len() == prev.len() {
+        return Ok(());
+    }
+    if remaining.is_empty() {
+        out.events.push(
+            Event::new("staking.jailed_kept_in_set")
+                .stored("height", EventValue::U64(height))
+                .stored("validators", EventValue::U64(prev.len() as u64)),
+        );
+        return Ok(());
+    }
+    // Powers are within CometBFT's total already, so they stay as they are
+    // unless the cap clips them.
+    let next = validator_set::active_set(remaining, u32::MAX, params.max_power_share_bps);
+    out.validator_updates
+        .extend(validator_set::updates(&prev, &next));
+    state.put_active_set(&next);
+    Ok(())
 }
 
 /// Writes genesis validators with their self-bonds (debited from their
@@ -124,17 +196,29 @@ fn init_staking(
                 StorageError::Corrupt(format!("genesis self-bond of {}: {r}", v.operator))
             }
         })?;
+        // The first delegation: one share per token.
         state.put_validator(&Validator {
-            operator: v.operator,
-            consensus_key: v.consensus_key,
-            name: v.name.clone(),
-            website: v.website.clone(),
-            commission_bps: v.commission_bps,
             approved: true,
             bonded: v.self_bond,
+            shares: v.self_bond,
+            ..Validator::new(
+                v.operator,
+                v.consensus_key,
+                v.name.clone(),
+                v.website.clone(),
+                v.commission_bps,
+            )
         })?;
         state.put_consensus_key_owner(&v.consensus_key, &v.operator);
-        state.put_delegation(&v.operator, &v.operator, v.self_bond);
+        state.put_cometbft_address(&state::cometbft_address(&v.consensus_key), &v.operator);
+        state.put_delegation(
+            &v.operator,
+            &v.operator,
+            &state::Delegation {
+                shares: v.self_bond,
+                ..state::Delegation::default()
+            },
+        );
     }
     // The set CometBFT must start with: InitChain returns it (through
     // `genesis_validators`), replacing genesis.json's validators, and the
@@ -162,7 +246,7 @@ pub fn compute_active_set<S: StateRead + ?Sized>(
         let v = state
             .validator(&operator)?
             .ok_or_else(|| StorageError::Corrupt(state::approved_key(&operator)))?;
-        if !v.approved || v.bonded == 0 {
+        if !v.approved || v.bonded == 0 || v.is_jailed() {
             continue;
         }
         if state.delegation(&v.operator, &v.operator)? < params.min_self_bond {

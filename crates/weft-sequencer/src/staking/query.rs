@@ -8,8 +8,14 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use weft_core::{Address, Amount};
 
-use super::state::StakingRead;
-use crate::storage::{StateRead, StorageError};
+use weft_core::StakingParams;
+
+use super::{accountability, shares, state::StakingRead};
+use crate::{
+    chain::ChainRead,
+    component::ParamsRead,
+    storage::{StateRead, StorageError},
+};
 
 /// A validator as the API and CLI show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -34,6 +40,25 @@ pub struct ValidatorView {
     /// Its share of the active set's power, in basis points (rounded
     /// down).
     pub share_bps: u64,
+    /// Whether it is jailed or tombstoned (kept out of the active set).
+    pub jailed: bool,
+    /// The height from which its operator may `Unjail` it, while jailed
+    /// for downtime.
+    pub jailed_until: Option<u64>,
+    /// Tombstoned for double-signing: never active again.
+    pub tombstoned: bool,
+    /// Heights it missed in the downtime window ending at the current
+    /// height.
+    pub missed_blocks: u64,
+    /// Its uptime over that window, in basis points: the heights of the
+    /// window it did not miss (rounded down).
+    pub uptime_bps: u64,
+    /// Commission earned and not yet claimed by its operator (decimal
+    /// string).
+    #[serde(with = "weft_core::genesis::amount_string")]
+    pub accumulated_commission: Amount,
+    /// The relay's key for it (hex), once its operator set one.
+    pub relay_key: Option<String>,
 }
 
 /// Every validator, and the active set's total power.
@@ -50,34 +75,51 @@ pub struct ValidatorsView {
 pub struct DelegationView {
     /// The validator's operator.
     pub validator: Address,
-    /// Amount bonded (decimal string).
+    /// Amount bonded (decimal string): what its shares are worth now.
     #[serde(with = "weft_core::genesis::amount_string")]
     pub amount: Amount,
+    /// Its shares of the validator's stake (decimal string).
+    #[serde(with = "weft_core::genesis::amount_string")]
+    pub shares: u128,
+    /// Rewards `ClaimRewards` would pay for this delegation now (decimal
+    /// string).
+    #[serde(with = "weft_core::genesis::amount_string")]
+    pub claimable_rewards: Amount,
 }
 
 /// Every validator with its power and share of the active set.
 pub fn validators<S: StateRead + ?Sized>(state: &S) -> Result<ValidatorsView, StorageError> {
+    let window = state
+        .optional_component_params::<StakingParams>()?
+        .map_or(1, |p| p.downtime_window_blocks.max(1));
+    let height = state.height()?;
     let active = state.active_set()?;
     let total_power: u64 = active.iter().map(|v| v.power).fold(0, u64::saturating_add);
     let power_of: BTreeMap<Address, u64> = active.iter().map(|v| (v.operator, v.power)).collect();
-    let mut validators: Vec<ValidatorView> = state
-        .validators()?
-        .into_iter()
-        .map(|v| {
-            let power = power_of.get(&v.operator).copied().unwrap_or(0);
-            ValidatorView {
-                operator: v.operator,
-                consensus_key: hex::encode(v.consensus_key),
-                name: v.name,
-                website: v.website,
-                commission_bps: v.commission_bps,
-                approved: v.approved,
-                stake: v.bonded,
-                power,
-                share_bps: share_bps(power, total_power),
-            }
-        })
-        .collect();
+    let mut validators: Vec<ValidatorView> = Vec::new();
+    for v in state.validators()? {
+        let power = power_of.get(&v.operator).copied().unwrap_or(0);
+        let missed =
+            accountability::missed_in_window(&state.missed_blocks(&v.operator)?, height, window);
+        validators.push(ValidatorView {
+            operator: v.operator,
+            consensus_key: hex::encode(v.consensus_key),
+            jailed: v.is_jailed(),
+            jailed_until: v.jailed_until,
+            tombstoned: v.tombstoned,
+            missed_blocks: missed,
+            uptime_bps: window.saturating_sub(missed) * 10_000 / window,
+            accumulated_commission: v.commission,
+            relay_key: v.relay_key.map(hex::encode),
+            name: v.name,
+            website: v.website,
+            commission_bps: v.commission_bps,
+            approved: v.approved,
+            stake: v.bonded,
+            power,
+            share_bps: share_bps(power, total_power),
+        });
+    }
     validators.sort_by(|a, b| b.stake.cmp(&a.stake).then(a.operator.cmp(&b.operator)));
     Ok(ValidatorsView {
         validators,
@@ -102,11 +144,47 @@ pub fn delegations<S: StateRead + ?Sized>(
     state: &S,
     delegator: &Address,
 ) -> Result<Vec<DelegationView>, StorageError> {
-    Ok(state
-        .delegations_of(delegator)?
-        .into_iter()
-        .map(|(validator, amount)| DelegationView { validator, amount })
-        .collect())
+    let mut out = Vec::new();
+    for (validator, d) in state.delegation_records_of(delegator)? {
+        let v = state
+            .validator(&validator)?
+            .ok_or_else(|| StorageError::Corrupt(super::state::validator_key(&validator)))?;
+        out.push(DelegationView {
+            validator,
+            amount: shares::tokens_of(d.shares, &v),
+            shares: d.shares,
+            claimable_rewards: d.rewards.saturating_add(shares::pending_rewards(&d, &v)),
+        });
+    }
+    Ok(out)
+}
+
+/// What an account could claim with `ClaimRewards`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RewardsView {
+    /// From its delegations (decimal string).
+    #[serde(with = "weft_core::genesis::amount_string")]
+    pub delegations: Amount,
+    /// Its validator's commission, if it operates one (decimal string).
+    #[serde(with = "weft_core::genesis::amount_string")]
+    pub commission: Amount,
+    /// The two together (decimal string).
+    #[serde(with = "weft_core::genesis::amount_string")]
+    pub total: Amount,
+}
+
+/// An account's claimable rewards.
+pub fn rewards<S: StateRead + ?Sized>(
+    state: &S,
+    account: &Address,
+) -> Result<RewardsView, StorageError> {
+    let total = super::rewards::claimable(state, account)?;
+    let commission = state.validator(account)?.map_or(0, |v| v.commission);
+    Ok(RewardsView {
+        delegations: total.saturating_sub(commission),
+        commission,
+        total,
+    })
 }
 
 /// Stake on its way back to an account.
@@ -149,7 +227,7 @@ fn share_bps(power: u64, total: u64) -> u64 {
 mod tests {
     use super::*;
     use crate::{
-        staking::state::{ActiveValidator, StakingWrite, Validator},
+        staking::state::{ActiveValidator, Delegation, StakingWrite, Validator},
         storage::{delta::EmptyState, StateDelta},
     };
 
@@ -159,13 +237,16 @@ mod tests {
         let (a, b, c) = (Address([1; 20]), Address([2; 20]), Address([3; 20]));
         for (op, bonded, approved) in [(a, 300, true), (b, 100, true), (c, 900, false)] {
             s.put_validator(&Validator {
-                operator: op,
-                consensus_key: [op.0[0]; 32],
-                name: format!("v{}", op.0[0]),
-                website: String::new(),
-                commission_bps: 100,
                 approved,
                 bonded,
+                shares: bonded,
+                ..Validator::new(
+                    op,
+                    [op.0[0]; 32],
+                    format!("v{}", op.0[0]),
+                    String::new(),
+                    100,
+                )
             })
             .unwrap();
         }
@@ -181,9 +262,13 @@ mod tests {
                 power: 1,
             },
         ]);
-        s.put_delegation(&b, &a, 40);
-        s.put_delegation(&b, &b, 60);
-        s.put_delegation(&a, &a, 260);
+        let d = |shares| Delegation {
+            shares,
+            ..Delegation::default()
+        };
+        s.put_delegation(&b, &a, &d(40));
+        s.put_delegation(&b, &b, &d(60));
+        s.put_delegation(&a, &a, &d(260));
 
         let view = validators(&s).unwrap();
         assert_eq!(view.total_power, 4);
@@ -207,11 +292,15 @@ mod tests {
             vec![
                 DelegationView {
                     validator: a,
-                    amount: 40
+                    amount: 40,
+                    shares: 40,
+                    claimable_rewards: 0,
                 },
                 DelegationView {
                     validator: b,
-                    amount: 60
+                    amount: 60,
+                    shares: 60,
+                    claimable_rewards: 0,
                 },
             ]
         );

@@ -4,7 +4,13 @@
 //! Keys sort by what is iterated, so each iteration is one ordered prefix
 //! read: validators by operator, an account's delegations by delegator
 //! then validator, unbonding entries by completion height (zero-padded)
-//! then delegator then validator.
+//! then delegator then validator, and the same entries again by validator
+//! (for slashing).
+//!
+//! Delegations hold *shares* of their validator's bonded tokens: a slash
+//! lowers the validator's tokens and so the worth of every share, with one
+//! write. Rewards are lazy: each validator keeps a cumulative reward per
+//! share, and each delegation the value it had when last settled.
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use weft_core::{Address, Amount};
@@ -19,6 +25,13 @@ pub const UNBONDING_PREFIX: &str = "staking/unbonding/";
 pub const ACTIVE_SET: &str = "staking/active_set";
 /// Prefix of the approved set's index.
 pub const APPROVED_PREFIX: &str = "staking/approved/";
+
+/// Stake burned by slashing (u128): out of circulation for good.
+pub const BURNED: &str = "staking/burned";
+/// Rewards paid out of the fee pool and not claimed yet (u128): every
+/// delegation's claimable rewards and every validator's commission are
+/// covered by it (integer rounding leaves it a little above their sum).
+pub const REWARD_RESERVE: &str = "staking/reward_reserve";
 
 /// `staking/approved/<operator hex>`: present iff the validator is
 /// approved. The epoch transition reads this index, not every candidate:
@@ -68,6 +81,45 @@ pub fn unbonding_key(height: u64, delegator: &Address, validator: &Address) -> S
     )
 }
 
+/// `staking/unbonding_by_validator/<validator hex>/`: the index of the
+/// entries that left one validator, so evidence against it slashes them
+/// without scanning the whole queue.
+pub fn unbonding_by_validator_prefix(validator: &Address) -> String {
+    format!("staking/unbonding_by_validator/{}/", validator.to_hex())
+}
+
+/// `staking/unbonding_by_validator/<validator>/<height>/<delegator>`:
+/// empty; present iff the entry under [`unbonding_key`] exists.
+pub fn unbonding_by_validator_key(height: u64, delegator: &Address, validator: &Address) -> String {
+    format!(
+        "{}{height:020}/{}",
+        unbonding_by_validator_prefix(validator),
+        delegator.to_hex()
+    )
+}
+
+/// `staking/cometbft_addresses/<address hex>`: the operator whose
+/// consensus key has this CometBFT address (first 20 bytes of SHA-256 of
+/// the key), so evidence and commit votes find their validator.
+pub fn cometbft_address_key(address: &[u8; 20]) -> String {
+    format!("staking/cometbft_addresses/{}", hex::encode(address))
+}
+
+/// `staking/missed/<operator hex>`: the validator's recently missed
+/// heights ([`MissedBlocks`]); written only when it misses one.
+pub fn missed_key(operator: &Address) -> String {
+    format!("staking/missed/{}", operator.to_hex())
+}
+
+/// CometBFT's address of an ed25519 consensus key: the first 20 bytes of
+/// its SHA-256.
+pub fn cometbft_address(consensus_key: &[u8; 32]) -> [u8; 20] {
+    let h = weft_core::sha256(consensus_key);
+    let mut a = [0u8; 20];
+    a.copy_from_slice(&h.0[..20]);
+    a
+}
+
 /// `staking/unbonding_by_delegator/<delegator hex>/`: the index of one
 /// account's unbonding entries, so a wallet's query does not scan the
 /// whole queue.
@@ -101,8 +153,86 @@ pub struct Validator {
     /// Whether genesis or a passed governance proposal admitted it to the
     /// approved set; an unapproved candidate never enters the active set.
     pub approved: bool,
-    /// Total bonded to it: the sum of its delegations.
+    /// Tokens bonded to it: what its delegations' shares are worth
+    /// together. Slashing lowers it; the shares stay.
     pub bonded: Amount,
+    /// Shares issued to its delegators, in total.
+    pub shares: u128,
+    /// Rewards per share paid to its delegators since registration,
+    /// scaled by [`super::shares::REWARD_SCALE`].
+    pub reward_per_share: u128,
+    /// Commission earned and not yet claimed by its operator.
+    pub commission: Amount,
+    /// Jailed (out of the active set) until `Unjail` at or after this
+    /// height; `None` when not jailed.
+    pub jailed_until: Option<u64>,
+    /// Tombstoned for double-signing: out of the active set for good.
+    pub tombstoned: bool,
+    /// The epoch of its last commission change (one change per epoch).
+    pub commission_changed_epoch: Option<u64>,
+    /// The ed25519 key the builder relay authenticates its requests with.
+    pub relay_key: Option<[u8; 32]>,
+}
+
+impl Validator {
+    /// A fresh record: not approved, no stake, not jailed.
+    pub fn new(
+        operator: Address,
+        consensus_key: [u8; 32],
+        name: String,
+        website: String,
+        commission_bps: u16,
+    ) -> Self {
+        Validator {
+            operator,
+            consensus_key,
+            name,
+            website,
+            commission_bps,
+            approved: false,
+            bonded: 0,
+            shares: 0,
+            reward_per_share: 0,
+            commission: 0,
+            jailed_until: None,
+            tombstoned: false,
+            commission_changed_epoch: None,
+            relay_key: None,
+        }
+    }
+
+    /// Whether it is kept out of the active set (jailed or tombstoned).
+    pub fn is_jailed(&self) -> bool {
+        self.tombstoned || self.jailed_until.is_some()
+    }
+}
+
+/// One delegator's stake in one validator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Delegation {
+    /// Its shares of the validator's tokens.
+    pub shares: u128,
+    /// The validator's `reward_per_share` when this delegation's rewards
+    /// were last settled into `rewards`.
+    pub reward_cursor: u128,
+    /// Settled, unclaimed rewards. A delegation with no shares is kept
+    /// while it has some.
+    pub rewards: Amount,
+}
+
+/// A validator's recently missed heights: one bit per height of the
+/// downtime window (height `h` at bit `h % window`), valid for the window
+/// ending at `last_height`. Written only when the validator misses.
+#[derive(Debug, Clone, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct MissedBlocks {
+    /// The window size the record was kept for.
+    pub window: u64,
+    /// The latest missed height recorded.
+    pub last_height: u64,
+    /// Set bits: missed heights in `(last_height - window, last_height]`.
+    pub count: u64,
+    /// `window` bits, little-endian within each byte.
+    pub bits: Vec<u8>,
 }
 
 /// Stake on its way back to a delegator.
@@ -115,6 +245,11 @@ pub struct UnbondingEntry {
     pub validator: Address,
     /// Amount returned at completion.
     pub amount: Amount,
+    /// The height the unbonding started: evidence of an offense at an
+    /// earlier height slashes it (the stake was bonded then). Entries
+    /// merged into one key keep the latest start, so stake never escapes
+    /// a slash it was exposed to.
+    pub started: u64,
 }
 
 /// A member of the active set with the power CometBFT knows it by.
@@ -164,8 +299,12 @@ pub trait StakingRead: StateRead {
         self.get_raw(&k)?.map(|b| decode_stored(&k, &b)).transpose()
     }
 
-    /// What `delegator` has bonded to `validator` (0 if nothing).
-    fn delegation(&self, delegator: &Address, validator: &Address) -> Result<Amount, StorageError> {
+    /// `delegator`'s delegation record with `validator` (default if none).
+    fn delegation_record(
+        &self,
+        delegator: &Address,
+        validator: &Address,
+    ) -> Result<Delegation, StorageError> {
         let key = delegation_key(delegator, validator);
         self.get_raw(&key)?
             .map(|b| decode_stored(&key, &b))
@@ -173,20 +312,105 @@ pub trait StakingRead: StateRead {
             .map(Option::unwrap_or_default)
     }
 
-    /// Every delegation of `delegator`: (validator, amount), by validator.
-    fn delegations_of(&self, delegator: &Address) -> Result<Vec<(Address, Amount)>, StorageError> {
+    /// Every delegation record of `delegator`, by validator (records
+    /// without shares but with unclaimed rewards included).
+    fn delegation_records_of(
+        &self,
+        delegator: &Address,
+    ) -> Result<Vec<(Address, Delegation)>, StorageError> {
         let prefix = delegations_prefix(delegator);
         self.prefix_raw(&prefix)?
             .into_iter()
             .map(|(k, v)| {
-                let amount: Amount = decode_stored(&k, &v)?;
+                let d: Delegation = decode_stored(&k, &v)?;
                 let validator = k
                     .strip_prefix(&prefix)
                     .and_then(address_of_hex)
                     .ok_or_else(|| StorageError::Corrupt(k.clone()))?;
-                Ok((validator, amount))
+                Ok((validator, d))
             })
             .collect()
+    }
+
+    /// The tokens `delegator` has bonded to `validator` (0 if nothing):
+    /// its shares' worth at the validator's current rate.
+    fn delegation(&self, delegator: &Address, validator: &Address) -> Result<Amount, StorageError> {
+        let d = self.delegation_record(delegator, validator)?;
+        if d.shares == 0 {
+            return Ok(0);
+        }
+        let v = self
+            .validator(validator)?
+            .ok_or_else(|| StorageError::Corrupt(validator_key(validator)))?;
+        Ok(super::shares::tokens_of(d.shares, &v))
+    }
+
+    /// Every live delegation of `delegator`: (validator, tokens), by
+    /// validator.
+    fn delegations_of(&self, delegator: &Address) -> Result<Vec<(Address, Amount)>, StorageError> {
+        let mut out = Vec::new();
+        for (validator, d) in self.delegation_records_of(delegator)? {
+            if d.shares == 0 {
+                continue;
+            }
+            let v = self
+                .validator(&validator)?
+                .ok_or_else(|| StorageError::Corrupt(validator_key(&validator)))?;
+            out.push((validator, super::shares::tokens_of(d.shares, &v)));
+        }
+        Ok(out)
+    }
+
+    /// The operator whose consensus key has this CometBFT address.
+    fn operator_of_cometbft_address(
+        &self,
+        address: &[u8; 20],
+    ) -> Result<Option<Address>, StorageError> {
+        let k = cometbft_address_key(address);
+        self.get_raw(&k)?.map(|b| decode_stored(&k, &b)).transpose()
+    }
+
+    /// A validator's missed-heights record (empty if it never missed).
+    fn missed_blocks(&self, operator: &Address) -> Result<MissedBlocks, StorageError> {
+        let k = missed_key(operator);
+        self.get_raw(&k)?
+            .map(|b| decode_stored(&k, &b))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    /// The unbonding entries that left `validator`, with their completion
+    /// heights.
+    fn unbonding_from(
+        &self,
+        validator: &Address,
+    ) -> Result<Vec<(u64, UnbondingEntry)>, StorageError> {
+        let prefix = unbonding_by_validator_prefix(validator);
+        let mut out = Vec::new();
+        for (k, _) in self.prefix_raw(&prefix)? {
+            let corrupt = || StorageError::Corrupt(k.clone());
+            let (height, delegator) = k
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.split_once('/'))
+                .ok_or_else(corrupt)?;
+            let height: u64 = height.parse().map_err(|_| corrupt())?;
+            let delegator = address_of_hex(delegator).ok_or_else(corrupt)?;
+            let entry = self
+                .unbonding_entry(height, &delegator, validator)?
+                .ok_or_else(corrupt)?;
+            out.push((height, entry));
+        }
+        Ok(out)
+    }
+
+    /// Stake burned by slashing so far.
+    fn slashed_burned(&self) -> Result<Amount, StorageError> {
+        amount_at(self, BURNED)
+    }
+
+    /// Rewards paid out and not yet claimed.
+    fn reward_reserve(&self) -> Result<Amount, StorageError> {
+        amount_at(self, REWARD_RESERVE)
     }
 
     /// An unbonding entry, if one exists under exactly this key.
@@ -270,14 +494,39 @@ pub trait StakingWrite: StateWrite {
         self.put_raw(consensus_key_key(key), encode_stored(operator));
     }
 
-    /// Sets a delegation; zero deletes it, so state holds live ones only.
-    fn put_delegation(&mut self, delegator: &Address, validator: &Address, amount: Amount) {
+    /// Stores a delegation record; one with neither shares nor unclaimed
+    /// rewards is deleted, so state holds live ones only.
+    fn put_delegation(&mut self, delegator: &Address, validator: &Address, d: &Delegation) {
         let key = delegation_key(delegator, validator);
-        if amount == 0 {
+        if d.shares == 0 && d.rewards == 0 {
             self.delete(key);
         } else {
-            self.put_raw(key, encode_stored(&amount));
+            self.put_raw(key, encode_stored(d));
         }
+    }
+
+    /// Records that `operator`'s consensus key has this CometBFT address.
+    fn put_cometbft_address(&mut self, address: &[u8; 20], operator: &Address) {
+        self.put_raw(cometbft_address_key(address), encode_stored(operator));
+    }
+
+    /// Stores a missed-heights record; an empty one is deleted.
+    fn put_missed_blocks(&mut self, operator: &Address, m: &MissedBlocks) {
+        if m.count == 0 {
+            self.delete(missed_key(operator));
+        } else {
+            self.put_raw(missed_key(operator), encode_stored(m));
+        }
+    }
+
+    /// Sets the total burned by slashing.
+    fn put_slashed_burned(&mut self, amount: Amount) {
+        self.put_raw(BURNED.into(), encode_stored(&amount));
+    }
+
+    /// Sets the reward reserve.
+    fn put_reward_reserve(&mut self, amount: Amount) {
+        self.put_raw(REWARD_RESERVE.into(), encode_stored(&amount));
     }
 
     /// Stores an unbonding entry completing at `height`, with its
@@ -291,12 +540,21 @@ pub trait StakingWrite: StateWrite {
             unbonding_by_delegator_key(height, &entry.delegator, &entry.validator),
             Vec::new(),
         );
+        self.put_raw(
+            unbonding_by_validator_key(height, &entry.delegator, &entry.validator),
+            Vec::new(),
+        );
     }
 
     /// Deletes an unbonding entry and its delegator index entry.
     fn delete_unbonding_entry(&mut self, height: u64, entry: &UnbondingEntry) {
         self.delete(unbonding_key(height, &entry.delegator, &entry.validator));
         self.delete(unbonding_by_delegator_key(
+            height,
+            &entry.delegator,
+            &entry.validator,
+        ));
+        self.delete(unbonding_by_validator_key(
             height,
             &entry.delegator,
             &entry.validator,
@@ -310,6 +568,14 @@ pub trait StakingWrite: StateWrite {
 }
 
 impl<S: StateWrite + ?Sized> StakingWrite for S {}
+
+fn amount_at<S: StateRead + ?Sized>(state: &S, key: &str) -> Result<Amount, StorageError> {
+    state
+        .get_raw(key)?
+        .map(|b| decode_stored(key, &b))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
 
 fn address_of_hex(s: &str) -> Option<Address> {
     let bytes = hex::decode(s).ok()?;
@@ -326,18 +592,33 @@ mod tests {
         let a = SigningKey::from_seed("alice").address();
         let b = SigningKey::from_seed("bob").address();
         let v = Validator {
-            operator: a,
-            consensus_key: [7; 32],
-            name: "n".into(),
-            website: "w".into(),
-            commission_bps: 500,
             approved: true,
             bonded: 1_000,
+            shares: 1_000,
+            reward_per_share: 5,
+            commission: 6,
+            jailed_until: Some(77),
+            tombstoned: false,
+            commission_changed_epoch: Some(3),
+            relay_key: Some([8; 32]),
+            ..Validator::new(a, [7; 32], "n".into(), "w".into(), 500)
         };
         let e = UnbondingEntry {
             delegator: b,
             validator: a,
             amount: 9,
+            started: 40,
+        };
+        let d = Delegation {
+            shares: 10,
+            reward_cursor: 2,
+            rewards: 3,
+        };
+        let m = MissedBlocks {
+            window: 8,
+            last_height: 12,
+            count: 1,
+            bits: vec![0b0001_0000],
         };
         let s = ActiveValidator {
             consensus_key: [7; 32],
@@ -351,10 +632,17 @@ mod tests {
             delegation_key(&b, &a),
             unbonding_key(42, &b, &a),
             unbonding_by_delegator_key(42, &b, &a),
+            unbonding_by_validator_key(42, &b, &a),
+            cometbft_address_key(&cometbft_address(&[7; 32])),
+            missed_key(&a),
             ACTIVE_SET.to_string(),
+            BURNED.to_string(),
+            REWARD_RESERVE.to_string(),
             hex::encode(encode_stored(&v)),
             hex::encode(encode_stored(&e)),
             hex::encode(encode_stored(&vec![s])),
+            hex::encode(encode_stored(&d)),
+            hex::encode(encode_stored(&m)),
         ]
         .join("\n"));
     }
