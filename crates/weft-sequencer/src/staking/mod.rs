@@ -12,6 +12,7 @@
 //! `max_power_share_bps`.
 
 pub mod actions;
+pub mod decentralisation;
 pub mod query;
 pub mod state;
 pub mod validator_set;
