@@ -6,9 +6,13 @@ use axum::{extract::State, Json};
 use serde::{Deserialize, Serialize};
 
 use super::{staking::snapshot, ApiError, ApiPath, ApiQuery, ApiState};
-use crate::governance::{
-    query::{self, ProposalView},
-    state::ProposalStatus,
+use crate::{
+    chain::ChainRead,
+    governance::{
+        query::{self, ProposalView},
+        state::ProposalStatus,
+    },
+    storage::{StateRead, StorageError},
 };
 
 /// Proposals per page unless `limit` says otherwise.
@@ -50,27 +54,89 @@ pub struct ProposalResponse {
     pub proposal: ProposalView,
 }
 
+impl ProposalsQuery {
+    /// Reads `status=S&limit=N&cursor=C` (any subset, any order): the
+    /// ABCI query's form of the HTTP query string.
+    pub fn parse(query: &str) -> Result<Self, String> {
+        let mut q = ProposalsQuery {
+            status: None,
+            limit: None,
+            cursor: None,
+        };
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("`{pair}` is not name=value"))?;
+            let number = || {
+                value
+                    .parse::<u64>()
+                    .map_err(|e| format!("{name}: `{value}` is not a number: {e}"))
+            };
+            match name {
+                "status" => {
+                    q.status = Some(
+                        serde_json::from_value(serde_json::Value::String(value.into()))
+                            .map_err(|_| {
+                                format!(
+                                "status `{value}` is none of voting, passed, rejected, vetoed, no_quorum"
+                            )
+                            })?,
+                    )
+                }
+                "limit" => q.limit = Some(number()?),
+                "cursor" => q.cursor = Some(number()?),
+                _ => return Err(format!("unknown parameter `{name}` (status, limit, cursor)")),
+            }
+        }
+        Ok(q)
+    }
+
+    /// The page size asked for, within 1 to [`MAX_PAGE`].
+    pub fn page_size(&self) -> Result<usize, String> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(format!("limit must be 1 to {MAX_PAGE}, not {limit}"));
+        }
+        // ≤ MAX_PAGE, so it fits any usize.
+        Ok(limit as usize)
+    }
+}
+
+/// The answer of `GET /v1/governance/proposals` over `state`, for a query
+/// whose [`ProposalsQuery::page_size`] is `limit`.
+pub fn proposals_at<S: StateRead + ?Sized>(
+    state: &S,
+    q: &ProposalsQuery,
+    limit: usize,
+) -> Result<ProposalsResponse, StorageError> {
+    let (proposals, next_cursor) =
+        query::proposals_page(state, q.status, q.cursor.unwrap_or(0), limit)?;
+    Ok(ProposalsResponse {
+        height: state.height()?,
+        proposals,
+        next_cursor,
+    })
+}
+
+/// The answer of `GET /v1/governance/proposals/{id}` over `state`; `None`
+/// if no proposal has that id.
+pub fn proposal_at<S: StateRead + ?Sized>(
+    state: &S,
+    id: u64,
+) -> Result<Option<ProposalResponse>, StorageError> {
+    let height = state.height()?;
+    Ok(query::proposal(state, id)?.map(|proposal| ProposalResponse { height, proposal }))
+}
+
 /// `GET /v1/governance/proposals?status=S&limit=N&cursor=C`
 pub(super) async fn proposals(
     State(s): State<ApiState>,
     ApiQuery(q): ApiQuery<ProposalsQuery>,
 ) -> Result<Json<ProposalsResponse>, ApiError> {
-    let limit = q.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit must be 1 to {MAX_PAGE}, not {limit}"
-        )));
-    }
-    let (snap, height) = snapshot(&s)?;
-    // `limit` ≤ MAX_PAGE, so it fits any usize.
-    let (proposals, next_cursor) =
-        query::proposals_page(&snap, q.status, q.cursor.unwrap_or(0), limit as usize)
-            .map_err(ApiError::internal)?;
-    Ok(Json(ProposalsResponse {
-        height,
-        proposals,
-        next_cursor,
-    }))
+    let limit = q.page_size().map_err(ApiError::bad_request)?;
+    proposals_at(&snapshot(&s)?, &q, limit)
+        .map(Json)
+        .map_err(ApiError::internal)
 }
 
 /// `GET /v1/governance/proposals/{id}`
@@ -81,9 +147,8 @@ pub(super) async fn proposal(
     let id: u64 = id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("proposal id `{id}` is not a number")))?;
-    let (snap, height) = snapshot(&s)?;
-    let proposal = query::proposal(&snap, id)
+    proposal_at(&snapshot(&s)?, id)
         .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found(format!("no proposal has id {id}")))?;
-    Ok(Json(ProposalResponse { height, proposal }))
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no proposal has id {id}")))
 }

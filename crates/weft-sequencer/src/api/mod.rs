@@ -16,9 +16,14 @@ mod submit;
 
 pub use batches::{BatchAtHeight, BatchRange, MAX_HEIGHT};
 pub use error::{json_errors, ApiError, ApiPath, ApiQuery};
-pub use governance::{ProposalResponse, ProposalsQuery, ProposalsResponse};
+pub use governance::{
+    proposal_at, proposals_at, ProposalResponse, ProposalsQuery, ProposalsResponse,
+};
 pub use limits::ApiLimits;
-pub use staking::{DelegationsResponse, ValidatorResponse, ValidatorRow, ValidatorsResponse};
+pub use staking::{
+    delegations_at, validator_at, validators_at, DelegationsResponse, ValidatorResponse,
+    ValidatorRow, ValidatorsResponse,
+};
 pub use submit::Submitted;
 
 use std::sync::{Arc, Mutex};

@@ -15,7 +15,7 @@ use crate::{
         decentralisation,
         query::{self, DelegationView, UnbondingView, ValidatorView},
     },
-    storage::Snapshot,
+    storage::{Snapshot, StateRead, StorageError},
 };
 
 /// One validator row: its view and whether it is in the active set.
@@ -75,10 +75,8 @@ pub struct DelegationsResponse {
     pub unbonding: Vec<UnbondingView>,
 }
 
-pub(super) fn snapshot(s: &ApiState) -> Result<(Snapshot, u64), ApiError> {
-    let snap = s.storage.snapshot().map_err(ApiError::internal)?;
-    let height = snap.height().map_err(ApiError::internal)?;
-    Ok((snap, height))
+pub(super) fn snapshot(s: &ApiState) -> Result<Snapshot, ApiError> {
+    s.storage.snapshot().map_err(ApiError::internal)
 }
 
 pub(super) fn parse_address(text: &str) -> Result<Address, ApiError> {
@@ -86,15 +84,13 @@ pub(super) fn parse_address(text: &str) -> Result<Address, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("`{text}` is not an address: {e}")))
 }
 
-/// `GET /v1/validators`
-pub(super) async fn validators(
-    State(s): State<ApiState>,
-) -> Result<Json<ValidatorsResponse>, ApiError> {
-    let (snap, height) = snapshot(&s)?;
-    let view = query::validators(&snap).map_err(ApiError::internal)?;
-    let summary = decentralisation::summary(&snap).map_err(ApiError::internal)?;
-    Ok(Json(ValidatorsResponse {
-        height,
+/// The answer of `GET /v1/validators` (and the ABCI query `validators`)
+/// over `state`.
+pub fn validators_at<S: StateRead + ?Sized>(state: &S) -> Result<ValidatorsResponse, StorageError> {
+    let view = query::validators(state)?;
+    let summary = decentralisation::summary(state)?;
+    Ok(ValidatorsResponse {
+        height: state.height()?,
         total_power: view.total_power,
         active_validators: summary.active,
         nakamoto_coefficient: summary.nakamoto_coefficient,
@@ -103,7 +99,44 @@ pub(super) async fn validators(
             .into_iter()
             .map(ValidatorRow::from)
             .collect(),
-    }))
+    })
+}
+
+/// The answer of `GET /v1/validators/{address}` over `state`; `None` if
+/// `operator` registered no validator.
+pub fn validator_at<S: StateRead + ?Sized>(
+    state: &S,
+    operator: &Address,
+) -> Result<Option<ValidatorResponse>, StorageError> {
+    let height = state.height()?;
+    Ok(
+        query::validator(state, operator)?.map(|v| ValidatorResponse {
+            height,
+            validator: v.into(),
+        }),
+    )
+}
+
+/// The answer of `GET /v1/staking/delegations/{address}` over `state`.
+pub fn delegations_at<S: StateRead + ?Sized>(
+    state: &S,
+    address: &Address,
+) -> Result<DelegationsResponse, StorageError> {
+    Ok(DelegationsResponse {
+        height: state.height()?,
+        address: *address,
+        delegations: query::delegations(state, address)?,
+        unbonding: query::unbonding(state, address)?,
+    })
+}
+
+/// `GET /v1/validators`
+pub(super) async fn validators(
+    State(s): State<ApiState>,
+) -> Result<Json<ValidatorsResponse>, ApiError> {
+    validators_at(&snapshot(&s)?)
+        .map(Json)
+        .map_err(ApiError::internal)
 }
 
 /// `GET /v1/validators/{address}`
@@ -112,16 +145,12 @@ pub(super) async fn validator(
     ApiPath(address): ApiPath<String>,
 ) -> Result<Json<ValidatorResponse>, ApiError> {
     let operator = parse_address(&address)?;
-    let (snap, height) = snapshot(&s)?;
-    let view = query::validator(&snap, &operator)
+    validator_at(&snapshot(&s)?, &operator)
         .map_err(ApiError::internal)?
+        .map(Json)
         .ok_or_else(|| {
             ApiError::not_found(format!("no validator is registered by operator {operator}"))
-        })?;
-    Ok(Json(ValidatorResponse {
-        height,
-        validator: view.into(),
-    }))
+        })
 }
 
 /// `GET /v1/staking/delegations/{address}`
@@ -130,11 +159,7 @@ pub(super) async fn delegations(
     ApiPath(address): ApiPath<String>,
 ) -> Result<Json<DelegationsResponse>, ApiError> {
     let address = parse_address(&address)?;
-    let (snap, height) = snapshot(&s)?;
-    Ok(Json(DelegationsResponse {
-        height,
-        address,
-        delegations: query::delegations(&snap, &address).map_err(ApiError::internal)?,
-        unbonding: query::unbonding(&snap, &address).map_err(ApiError::internal)?,
-    }))
+    delegations_at(&snapshot(&s)?, &address)
+        .map(Json)
+        .map_err(ApiError::internal)
 }

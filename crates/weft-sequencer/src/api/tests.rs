@@ -1249,6 +1249,68 @@ mod staking_and_governance {
         );
     }
 
+    fn abci(app: &mut App, path: &str) -> (u32, Value, String) {
+        match app.handle(AbciRequest::Query(request::Query {
+            data: Bytes::new(),
+            path: path.into(),
+            height: 0u32.into(),
+            prove: false,
+        })) {
+            AbciResponse::Query(q) => (
+                q.code.value(),
+                serde_json::from_slice(&q.value).unwrap_or(Value::Null),
+                q.log,
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn abci_queries_answer_what_the_http_routes_do() {
+        let mut n = node();
+        let app = n.router();
+        for (uri, path) in [
+            ("/v1/validators".to_string(), "validators".to_string()),
+            (
+                format!("/v1/validators/{}", addr("v2")),
+                format!("validator/{}", addr("v2")),
+            ),
+            (
+                format!("/v1/staking/delegations/{}", addr("d")),
+                format!("delegations/{}", addr("d")),
+            ),
+            (
+                "/v1/governance/proposals?status=voting&limit=1&cursor=1".to_string(),
+                "proposals?status=voting&limit=1&cursor=1".to_string(),
+            ),
+            (
+                "/v1/governance/proposals".to_string(),
+                "proposals".to_string(),
+            ),
+            (
+                "/v1/governance/proposals/0".to_string(),
+                "proposal/0".to_string(),
+            ),
+        ] {
+            let (st, http) = send(&app, get(&uri)).await;
+            assert_eq!(st, StatusCode::OK, "{uri}: {http}");
+            let (code, value, log) = abci(&mut n.app, &path);
+            assert_eq!(code, 0, "{path}: {log}");
+            assert_eq!(value, http, "{path}");
+        }
+        for (path, why) in [
+            ("proposal/9", "no proposal has id 9"),
+            ("validator/weft1bogus", ""),
+            ("proposals?limit=0", "limit must be 1 to 100"),
+            ("proposals?status=open", "status `open`"),
+            ("proposals?page=2", "unknown parameter `page`"),
+        ] {
+            let (code, _, log) = abci(&mut n.app, path);
+            assert_eq!(code, 1, "{path}");
+            assert!(log.contains(why), "{path}: {log}");
+        }
+    }
+
     #[tokio::test]
     async fn without_staking_the_lists_are_empty() {
         let node = Node::new(NOWHERE);
