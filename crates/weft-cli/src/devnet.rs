@@ -7,7 +7,8 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
-use weft_testnet::{Testnet, TestnetConfig, DEVNET_BASE_PORT, DEV_KEY_WARNING};
+use weft_core::{GovernanceParams, StakingParams};
+use weft_testnet::{Testnet, TestnetConfig, TestnetStaking, DEVNET_BASE_PORT, DEV_KEY_WARNING};
 
 use crate::output::Output;
 
@@ -37,8 +38,28 @@ pub enum DevnetCommand {
         /// 2 ABCI, 3 API}. The default gives node0 CometBFT's usual ports.
         #[arg(long, default_value_t = DEVNET_BASE_PORT, value_name = "BASE")]
         base_port: u16,
+        /// Extra synced full nodes that are not validators, each with a
+        /// funded operator key (DEV ONLY), listed in devnet.json under
+        /// `candidates`. Implies --staking.
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        candidates: usize,
+        /// Give the genesis a staking section: every validator gets a
+        /// funded operator key and a self-bond, and governance runs.
+        #[arg(long)]
+        staking: bool,
+        /// With staking: blocks per epoch (the active set is recomputed at
+        /// heights divisible by it).
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        epoch_blocks: u64,
+        /// With staking: blocks a proposal is open for votes.
+        #[arg(long, default_value_t = 40, value_name = "N")]
+        voting_period_blocks: u64,
     },
 }
+
+/// Each devnet validator's self-bond with staking (the default
+/// min_self_bond).
+const DEVNET_SELF_BOND: u128 = 1_000_000;
 
 /// Runs a `weft devnet` command.
 pub async fn run(command: DevnetCommand, out: Output) -> Result<()> {
@@ -48,11 +69,29 @@ pub async fn run(command: DevnetCommand, out: Output) -> Result<()> {
         timeout_commit_ms,
         chain_id,
         base_port,
+        candidates,
+        staking,
+        epoch_blocks,
+        voting_period_blocks,
     } = command;
     prepare_home(&home, out)?;
 
     let mut cfg = TestnetConfig::new(&home);
     cfg.validators = validators;
+    cfg.candidates = candidates;
+    if staking || candidates > 0 {
+        cfg.staking = Some(TestnetStaking {
+            params: StakingParams {
+                epoch_blocks,
+                ..StakingParams::default()
+            },
+            governance: Some(GovernanceParams {
+                voting_period_blocks,
+                ..GovernanceParams::default()
+            }),
+            self_bond: DEVNET_SELF_BOND,
+        });
+    }
     cfg.chain_id = chain_id;
     cfg.timeout_commit = Duration::from_millis(timeout_commit_ms);
     cfg.base_port = Some(base_port);
@@ -168,7 +207,9 @@ fn report_ready(net: &Testnet, devnet_json: &std::path::Path, out: Output) {
             })
         })
         .collect();
+    let candidates = net.devnet_file().candidates;
     let value = json!({
+        "candidates": candidates,
         "event": "ready",
         "chain_id": net.chain_id(),
         "home": net.home(),
@@ -180,9 +221,10 @@ fn report_ready(net: &Testnet, devnet_json: &std::path::Path, out: Output) {
     });
     out.emit(&value, || {
         let mut text = format!(
-            "devnet is up: chain id {}, {} validators\n",
+            "devnet is up: chain id {}, {} validators, {} candidates\n",
             net.chain_id(),
-            net.nodes().len()
+            net.validator_count(),
+            candidates.len()
         );
         for n in net.nodes() {
             text.push_str(&format!(
@@ -193,6 +235,18 @@ fn report_ready(net: &Testnet, devnet_json: &std::path::Path, out: Output) {
                 n.p2p_address(),
                 n.cometbft_log().display(),
                 n.sequencer_log().display(),
+            ));
+        }
+        for c in &candidates {
+            text.push_str(&format!(
+                "\ncandidate {}: operator {} (key {}, DEV ONLY), consensus key {}\n  weft tx register-validator --devnet DEVNET --key {} --consensus-key {} --name {}\n",
+                c.name,
+                c.operator,
+                c.operator_key.display(),
+                c.consensus_key,
+                c.operator_key.display(),
+                c.consensus_key,
+                c.name,
             ));
         }
         text.push_str(&format!(

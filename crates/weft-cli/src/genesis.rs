@@ -94,9 +94,10 @@ pub enum GenesisCommand {
         #[arg(long, default_value_t = 0, requires = "operator", value_name = "BPS")]
         commission_bps: u16,
     },
-    /// Sets a parameter in app_state: a chain parameter (e.g. base_fee) or
-    /// a staking one (staking.<name>). Unknown names are refused with the
-    /// list of known ones.
+    /// Sets a parameter in app_state: a chain parameter (e.g. base_fee), a
+    /// staking one (staking.<name>, e.g. staking.epoch_blocks) or a
+    /// governance one (governance.<name>, e.g. governance.quorum_bps).
+    /// Unknown names are refused with the list of known ones.
     SetParam {
         /// The genesis file to edit.
         #[arg(long, default_value = "genesis.json", value_name = "FILE")]

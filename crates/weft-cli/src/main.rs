@@ -39,10 +39,12 @@ enum Command {
     /// Run a local validator network.
     #[command(subcommand)]
     Devnet(devnet::DevnetCommand),
-    /// Sign and submit transactions.
+    /// Sign and submit transactions (transfers, rollup data, staking,
+    /// governance).
     #[command(subcommand)]
     Tx(tx::TxCommand),
-    /// Query accounts and rollup batches.
+    /// Query accounts, rollup batches, validators, delegations and
+    /// proposals.
     #[command(subcommand)]
     Query(query::QueryCommand),
 }

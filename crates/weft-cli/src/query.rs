@@ -1,5 +1,5 @@
-//! `weft query`: reading accounts and verified rollup batches from a node
-//! through ABCI queries.
+//! `weft query`: reading accounts, verified rollup batches, validators,
+//! delegations and governance proposals from a node through ABCI queries.
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -38,11 +38,214 @@ pub enum QueryCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// Every validator (candidates included) with stake, power, share and
+    /// activity, and the set's Nakamoto coefficient.
+    Validators {
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// One validator by its operator address.
+    Validator {
+        /// The operator address (weft1…).
+        address: Address,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// An account's delegations and unbonding entries.
+    Delegations {
+        /// The delegator (weft1…).
+        address: Address,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// Governance proposals by id, a page at a time.
+    Proposals {
+        /// Only these: voting, passed, rejected, vetoed or no_quorum.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many (1 to 100) [default: 50].
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// The first id wanted (a previous page's next_cursor).
+        #[arg(long, value_name = "ID")]
+        cursor: Option<u64>,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// One proposal with its tally (final, or so far while voting).
+    Proposal {
+        /// The proposal's id.
+        id: u64,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+}
+
+/// A decimal-string or number JSON field as text.
+fn text(v: &Value) -> String {
+    v.as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| v.to_string())
+}
+
+/// One validator row, as text.
+fn validator_text(v: &Value) -> String {
+    format!(
+        "{}  {:<16} stake {:>14}  power {:>8}  share {:>6}  commission {:>5} bps  {}{}",
+        text(&v["operator"]),
+        text(&v["name"]),
+        text(&v["stake"]),
+        text(&v["power"]),
+        format!("{}bps", text(&v["share_bps"])),
+        text(&v["commission_bps"]),
+        if v["active"] == true {
+            "active"
+        } else {
+            "inactive"
+        },
+        if v["approved"] == true {
+            ""
+        } else {
+            ", not approved"
+        },
+    )
+}
+
+/// One proposal, as text.
+fn proposal_text(p: &Value) -> String {
+    let kind = &p["kind"];
+    let what = match kind["type"].as_str() {
+        Some("admit_validator") | Some("remove_validator") => {
+            format!("{} {}", text(&kind["type"]), text(&kind["operator"]))
+        }
+        Some("text") => format!("text {:?}", text(&kind["title"])),
+        _ => kind.to_string(),
+    };
+    let t = &p["tally"];
+    format!(
+        "#{} {:<10} {}
+    proposer {}  deposit {}  blocks {}..{}  votes {}
+    tally yes {} no {} abstain {} no_with_veto {} of {} bonded",
+        text(&p["id"]),
+        text(&p["status"]),
+        what,
+        text(&p["proposer"]),
+        text(&p["deposit"]),
+        text(&p["submit_height"]),
+        text(&p["end_height"]),
+        text(&p["votes"]),
+        text(&t["yes"]),
+        text(&t["no"]),
+        text(&t["abstain"]),
+        text(&t["no_with_veto"]),
+        text(&t["total_bonded"]),
+    )
 }
 
 /// Runs a `weft query` command.
 pub async fn run(command: QueryCommand, out: Output) -> Result<()> {
     match command {
+        QueryCommand::Validators { node } => {
+            let v: Value = node.client()?.abci_query_json("validators").await?;
+            out.emit(&v, || {
+                let mut t = format!(
+                    "height {}  active {}  total power {}  Nakamoto coefficient {}",
+                    text(&v["height"]),
+                    text(&v["active_validators"]),
+                    text(&v["total_power"]),
+                    text(&v["nakamoto_coefficient"]),
+                );
+                for row in v["validators"].as_array().into_iter().flatten() {
+                    t.push('\n');
+                    t.push_str(&validator_text(row));
+                }
+                t
+            });
+        }
+        QueryCommand::Validator { address, node } => {
+            let v: Value = node
+                .client()?
+                .abci_query_json(&format!("validator/{address}"))
+                .await?;
+            out.emit(&v, || {
+                format!(
+                    "height {}\n{}\nconsensus key {}\nwebsite {}",
+                    text(&v["height"]),
+                    validator_text(&v),
+                    text(&v["consensus_key"]),
+                    text(&v["website"])
+                )
+            });
+        }
+        QueryCommand::Delegations { address, node } => {
+            let v: Value = node
+                .client()?
+                .abci_query_json(&format!("delegations/{address}"))
+                .await?;
+            out.emit(&v, || {
+                let mut t = format!("{address} at height {}", text(&v["height"]));
+                for d in v["delegations"].as_array().into_iter().flatten() {
+                    t.push_str(&format!(
+                        "\n  bonded    {:>14} to {}",
+                        text(&d["amount"]),
+                        text(&d["validator"])
+                    ));
+                }
+                for u in v["unbonding"].as_array().into_iter().flatten() {
+                    t.push_str(&format!(
+                        "\n  unbonding {:>14} from {} until height {}",
+                        text(&u["amount"]),
+                        text(&u["validator"]),
+                        text(&u["completion_height"])
+                    ));
+                }
+                t
+            });
+        }
+        QueryCommand::Proposals {
+            status,
+            limit,
+            cursor,
+            node,
+        } => {
+            let mut params = Vec::new();
+            if let Some(s) = status {
+                params.push(format!("status={s}"));
+            }
+            if let Some(l) = limit {
+                params.push(format!("limit={l}"));
+            }
+            if let Some(c) = cursor {
+                params.push(format!("cursor={c}"));
+            }
+            let path = if params.is_empty() {
+                "proposals".to_string()
+            } else {
+                format!("proposals?{}", params.join("&"))
+            };
+            let v: Value = node.client()?.abci_query_json(&path).await?;
+            out.emit(&v, || {
+                let list = v["proposals"].as_array().cloned().unwrap_or_default();
+                let mut t = format!("height {}  {} proposal(s)", text(&v["height"]), list.len());
+                for p in &list {
+                    t.push('\n');
+                    t.push_str(&proposal_text(p));
+                }
+                if !v["next_cursor"].is_null() {
+                    t.push_str(&format!("\nmore: --cursor {}", text(&v["next_cursor"])));
+                }
+                t
+            });
+        }
+        QueryCommand::Proposal { id, node } => {
+            let v: Value = node
+                .client()?
+                .abci_query_json(&format!("proposal/{id}"))
+                .await?;
+            out.emit(&v, || {
+                format!("height {}\n{}", text(&v["height"]), proposal_text(&v))
+            });
+        }
         QueryCommand::Tx { hash, node } => {
             let hash = weft_core::Hash::from_hex(hash.trim())
                 .with_context(|| format!("`{hash}` is not a 64-hex transaction hash"))?;

@@ -1,13 +1,16 @@
 //! `weft tx`: building, signing and submitting transactions, and optionally
 //! waiting until they are committed.
 
-use std::time::{Duration, Instant};
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
-use weft_core::{Action, Address, Amount, RollupId, Transaction};
-use weft_testnet::DEV_KEY_WARNING;
+use weft_core::{Action, Address, Amount, ProposalKind, RollupId, Transaction, VoteOption};
+use weft_testnet::{genesis::GenesisValidator, DEV_KEY_WARNING};
 
 use crate::{
     args::{KeyArgs, NodeArgs},
@@ -39,6 +42,112 @@ pub enum TxCommand {
         /// The data: hex (optionally 0x-prefixed), or @FILE for a file's bytes.
         #[arg(long, value_name = "HEX|@FILE")]
         data: String,
+        #[command(flatten)]
+        options: TxOptions,
+    },
+    /// Registers the signer as the operator of a new validator candidate
+    /// (not approved, no stake: bond with `delegate`, then ask governance
+    /// to admit it with `propose --admit`).
+    #[command(group(clap::ArgGroup::new("consensus").required(true)))]
+    RegisterValidator {
+        /// The ed25519 consensus key CometBFT signs with: 64 hex digits,
+        /// or base64 (as `cometbft show-validator` prints it).
+        #[arg(long, value_name = "HEX|BASE64", group = "consensus")]
+        consensus_key: Option<String>,
+        /// Read the consensus key from a CometBFT priv_validator_key.json
+        /// (only the public part is used).
+        #[arg(long, value_name = "FILE", group = "consensus")]
+        priv_validator_key: Option<PathBuf>,
+        /// Read it from a CometBFT home (DIR/config/priv_validator_key.json).
+        #[arg(long, value_name = "DIR", group = "consensus")]
+        node_home: Option<PathBuf>,
+        /// Display name (1 to 64 bytes).
+        #[arg(long)]
+        name: String,
+        /// Website (at most 128 bytes).
+        #[arg(long, default_value = "")]
+        website: String,
+        /// Commission in basis points (0 to 10000).
+        #[arg(long, default_value_t = 0, value_name = "BPS")]
+        commission_bps: u16,
+        #[command(flatten)]
+        options: TxOptions,
+    },
+    /// Bonds stake from the signer's balance to a validator (its operator
+    /// address); to its own validator, this is the operator's self-bond.
+    Delegate {
+        /// The validator's operator address (weft1…).
+        #[arg(long, value_name = "ADDR")]
+        validator: Address,
+        /// Amount in the smallest unit.
+        #[arg(long, value_name = "N")]
+        amount: Amount,
+        #[command(flatten)]
+        options: TxOptions,
+    },
+    /// Starts unbonding stake from a validator; it returns to the
+    /// balance after the chain's unbonding period.
+    Undelegate {
+        /// The validator's operator address (weft1…).
+        #[arg(long, value_name = "ADDR")]
+        validator: Address,
+        /// Amount in the smallest unit.
+        #[arg(long, value_name = "N")]
+        amount: Amount,
+        #[command(flatten)]
+        options: TxOptions,
+    },
+    /// Moves bonded stake from one validator to another at once.
+    Redelegate {
+        /// The validator the stake leaves (operator address).
+        #[arg(long, value_name = "ADDR")]
+        from: Address,
+        /// The validator the stake joins (operator address).
+        #[arg(long, value_name = "ADDR")]
+        to: Address,
+        /// Amount in the smallest unit.
+        #[arg(long, value_name = "N")]
+        amount: Amount,
+        #[command(flatten)]
+        options: TxOptions,
+    },
+    /// Submits a governance proposal, escrowing a deposit (returned at the
+    /// end of voting unless the proposal is vetoed). Exactly one of
+    /// --admit, --remove, --title or --kind.
+    #[command(group(clap::ArgGroup::new("what").required(true)))]
+    Propose {
+        /// Admit this registered candidate (operator address) to the
+        /// approved set.
+        #[arg(long, value_name = "ADDR", group = "what")]
+        admit: Option<Address>,
+        /// Remove this validator (operator address) from the approved set.
+        #[arg(long, value_name = "ADDR", group = "what")]
+        remove: Option<Address>,
+        /// A text proposal with this title (executes nothing).
+        #[arg(long, group = "what")]
+        title: Option<String>,
+        /// The text proposal's description.
+        #[arg(long, default_value = "", requires = "title")]
+        description: String,
+        /// Any proposal kind as JSON (protocol.md, section 3), e.g.
+        /// '{"type":"change_fee_params","params":{"base_fee":"2000","fee_per_byte":"1"}}',
+        /// or @FILE to read it from a file.
+        #[arg(long, value_name = "JSON|@FILE", group = "what")]
+        kind: Option<String>,
+        /// Deposit in the smallest unit (at least the chain's min_deposit).
+        #[arg(long, value_name = "N")]
+        deposit: Amount,
+        #[command(flatten)]
+        options: TxOptions,
+    },
+    /// Votes on an open proposal; a later vote replaces an earlier one.
+    Vote {
+        /// The proposal's id.
+        #[arg(long, value_name = "ID")]
+        proposal: u64,
+        /// yes, no, abstain or no_with_veto (also: veto).
+        #[arg(long, value_name = "OPTION", value_parser = parse_vote_option)]
+        option: VoteOption,
         #[command(flatten)]
         options: TxOptions,
     },
@@ -77,6 +186,73 @@ pub async fn run(command: TxCommand, out: Output) -> Result<bool> {
             Action::SubmitRollupData {
                 rollup_id: RollupId::from_name_or_hex(&rollup),
                 data: read_data(&data)?,
+            },
+            options,
+        ),
+        TxCommand::RegisterValidator {
+            consensus_key,
+            priv_validator_key,
+            node_home,
+            name,
+            website,
+            commission_bps,
+            options,
+        } => (
+            Action::RegisterValidator {
+                consensus_key: read_consensus_key(consensus_key, priv_validator_key, node_home)?,
+                name,
+                website,
+                commission_bps,
+            },
+            options,
+        ),
+        TxCommand::Delegate {
+            validator,
+            amount,
+            options,
+        } => (Action::Delegate { validator, amount }, options),
+        TxCommand::Undelegate {
+            validator,
+            amount,
+            options,
+        } => (Action::Undelegate { validator, amount }, options),
+        TxCommand::Redelegate {
+            from,
+            to,
+            amount,
+            options,
+        } => (Action::Redelegate { from, to, amount }, options),
+        TxCommand::Propose {
+            admit,
+            remove,
+            title,
+            description,
+            kind,
+            deposit,
+            options,
+        } => {
+            let kind = match (admit, remove, title, kind) {
+                (Some(operator), ..) => ProposalKind::AdmitValidator { operator },
+                (_, Some(operator), ..) => ProposalKind::RemoveValidator { operator },
+                (_, _, Some(title), _) => ProposalKind::Text { title, description },
+                (_, _, _, Some(json)) => read_kind(&json)?,
+                // clap's required group makes this unreachable; say so
+                // rather than panic.
+                _ => bail!("pass one of --admit, --remove, --title or --kind"),
+            };
+            // The chain would refuse it with a less precise message.
+            kind.check()
+                .map_err(|e| anyhow::anyhow!("the proposal is malformed: {e}"))?;
+            (Action::Propose { kind, deposit }, options)
+        }
+        TxCommand::Vote {
+            proposal,
+            option,
+            options,
+        } => (
+            Action::Vote {
+                proposal_id: proposal,
+                option,
             },
             options,
         ),
@@ -177,9 +353,128 @@ fn read_data(data: &str) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// `--option`: a vote option by its protocol name.
+fn parse_vote_option(text: &str) -> Result<VoteOption, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "yes" => Ok(VoteOption::Yes),
+        "no" => Ok(VoteOption::No),
+        "abstain" => Ok(VoteOption::Abstain),
+        "no_with_veto" | "no-with-veto" | "veto" => Ok(VoteOption::NoWithVeto),
+        _ => Err(format!(
+            "`{text}` is not a vote option: yes, no, abstain or no_with_veto"
+        )),
+    }
+}
+
+/// `--kind`: a proposal kind's JSON, inline or `@FILE`.
+fn read_kind(text: &str) -> Result<ProposalKind> {
+    let json = match text.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading --kind file {path}"))?
+        }
+        None => text.to_string(),
+    };
+    serde_json::from_str(&json).context(
+        "--kind is not a proposal kind (JSON with \"type\": admit_validator, remove_validator, text, change_staking_params, change_governance_params, change_fee_params, change_rollup_params or change_account_params, and its fields)",
+    )
+}
+
+/// The consensus key from `--consensus-key` (hex or base64),
+/// `--priv-validator-key` or `--node-home`.
+fn read_consensus_key(
+    key: Option<String>,
+    file: Option<PathBuf>,
+    home: Option<PathBuf>,
+) -> Result<[u8; 32]> {
+    let file = match (key, file, home) {
+        (Some(text), ..) => {
+            let text = text.trim();
+            if text.len() == 64 {
+                if let Ok(bytes) = hex::decode(text) {
+                    return bytes
+                        .try_into()
+                        .map_err(|_| anyhow::anyhow!("--consensus-key is not 32 bytes"));
+                }
+            }
+            return GenesisValidator::from_base64(text, "")?
+                .ed25519_key()
+                .map_err(anyhow::Error::msg)
+                .context("--consensus-key must be 64 hex digits or base64 of 32 bytes");
+        }
+        (None, Some(file), _) => file,
+        (None, None, Some(dir)) => {
+            let nested = dir.join("config/priv_validator_key.json");
+            if nested.exists() {
+                nested
+            } else {
+                dir.join("priv_validator_key.json")
+            }
+        }
+        (None, None, None) => {
+            bail!("pass --consensus-key, --priv-validator-key or --node-home")
+        }
+    };
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", file.display()))?;
+    GenesisValidator::from_priv_validator_key(&json, "")
+        .with_context(|| format!("reading {}", file.display()))?
+        .ed25519_key()
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{}: pub_key", file.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vote_options_kinds_and_consensus_keys() {
+        assert_eq!(parse_vote_option("YES").unwrap(), VoteOption::Yes);
+        assert_eq!(parse_vote_option("veto").unwrap(), VoteOption::NoWithVeto);
+        assert_eq!(
+            parse_vote_option("no_with_veto").unwrap(),
+            VoteOption::NoWithVeto
+        );
+        assert!(parse_vote_option("maybe").is_err());
+        let kind = read_kind(
+            r#"{"type":"change_account_params","params":{"max_txs_per_account_per_block":3}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            kind,
+            ProposalKind::ChangeAccountParams {
+                params: weft_core::AccountParams {
+                    max_txs_per_account_per_block: 3
+                }
+            }
+        );
+        assert!(read_kind(r#"{"type":"bogus"}"#).is_err());
+        let key = weft_core::SigningKey::from_seed("cons").public_key().0;
+        let hex_key = hex::encode(key);
+        assert_eq!(read_consensus_key(Some(hex_key), None, None).unwrap(), key);
+        let b64 = weft_testnet::genesis::GenesisValidator::from_ed25519(key, "x").pub_key_value;
+        assert_eq!(read_consensus_key(Some(b64), None, None).unwrap(), key);
+        assert!(read_consensus_key(Some("zz".into()), None, None).is_err());
+        let dir = std::env::temp_dir().join(format!("weft-cli-pvk-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        let v = weft_testnet::genesis::GenesisValidator::from_ed25519(key, "x");
+        std::fs::write(
+            dir.join("config/priv_validator_key.json"),
+            serde_json::json!({
+                "address": v.address,
+                "pub_key": { "type": v.pub_key_type, "value": v.pub_key_value },
+            })
+            .to_string(),
+        )
+        .unwrap();
+        assert_eq!(
+            read_consensus_key(None, None, Some(dir.clone())).unwrap(),
+            key
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn data_is_hex_or_a_file() {

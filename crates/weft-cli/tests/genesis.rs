@@ -104,9 +104,62 @@ fn build_edit_and_validate() {
     assert!(!ok);
     let e = v["error"].as_str().unwrap();
     assert!(
-        e.contains("unknown parameter `bogus`") && e.contains("staking.min_self_bond"),
+        e.contains("unknown parameter `bogus`")
+            && e.contains("staking.min_self_bond")
+            && e.contains("governance.voting_period_blocks"),
         "{e}"
     );
+    assert!(
+        weft(&[
+            "genesis",
+            "set-param",
+            "--genesis",
+            f,
+            "staking.epoch_blocks",
+            "5"
+        ])
+        .0
+    );
+    assert!(
+        weft(&[
+            "genesis",
+            "set-param",
+            "--genesis",
+            f,
+            "governance.voting_period_blocks",
+            "7"
+        ])
+        .0
+    );
+    assert!(
+        weft(&[
+            "genesis",
+            "set-param",
+            "--genesis",
+            f,
+            "governance.quorum_bps",
+            "2500"
+        ])
+        .0
+    );
+    let (ok, v) = weft(&[
+        "genesis",
+        "set-param",
+        "--genesis",
+        f,
+        "governance.quorm_bps",
+        "1",
+    ]);
+    assert!(!ok);
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains("unknown parameter `governance.quorm_bps`"),
+        "{e}"
+    );
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(doc["app_state"]["staking"]["params"]["epoch_blocks"], 5);
+    assert_eq!(doc["app_state"]["governance"]["voting_period_blocks"], 7);
+    assert_eq!(doc["app_state"]["governance"]["quorum_bps"], 2500);
 
     let (ok, v) = weft(&["genesis", "validate", f]);
     assert!(ok, "{v}");

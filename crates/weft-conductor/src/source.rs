@@ -225,7 +225,7 @@ impl BatchSource {
     /// The validator set at `height`, from the endpoint in use.
     pub async fn validators(&self, height: u64) -> Result<validator::Set, SourceError> {
         let endpoint = self.endpoint();
-        let url = format!("{endpoint}/v1/validators/{height}");
+        let url = format!("{endpoint}/v1/validator-sets/{height}");
         let v: Validators = self.get_json(endpoint, self.http.get(url)).await?;
         Ok(validator::Set::without_proposer(v.validators))
     }

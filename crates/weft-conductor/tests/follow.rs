@@ -97,7 +97,7 @@ async fn validators(State(chain): State<Shared>, UrlPath(_h): UrlPath<u64>) -> J
 async fn serve_chain(chain: Shared) -> String {
     let router = Router::new()
         .route("/v1/rollups/{rollup}/batches", get(batches))
-        .route("/v1/validators/{height}", get(validators))
+        .route("/v1/validator-sets/{height}", get(validators))
         .with_state(chain);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

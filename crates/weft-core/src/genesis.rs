@@ -10,8 +10,10 @@ use crate::{
     Amount,
 };
 
-/// Chain parameters kept in authenticated state (governance changes them in
-/// a later issue).
+/// The chain parameters genesis sets (`app_state.params`). In state they
+/// are split by the component that owns each ([`FeeParams`],
+/// [`RollupParams`], [`AccountParams`]); governance changes each group
+/// with its own proposal kind.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ChainParams {
@@ -49,6 +51,118 @@ impl ChainParams {
         self.fee_per_byte
             .checked_mul(Amount::from(rollup_bytes))?
             .checked_add(self.base_fee)
+    }
+}
+
+/// The fee component's parameters (kept in state under `fees/params`,
+/// version 1). Changed by a `ChangeFeeParams` proposal.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeeParams {
+    /// Fee charged for every transaction.
+    #[serde(with = "amount_string")]
+    pub base_fee: Amount,
+    /// Fee per byte of rollup data carried.
+    #[serde(with = "amount_string")]
+    pub fee_per_byte: Amount,
+}
+
+impl FeeParams {
+    /// The fee for a transaction carrying `rollup_bytes` of rollup data;
+    /// `None` on overflow, which callers treat as unaffordable.
+    pub fn fee_for(&self, rollup_bytes: u64) -> Option<Amount> {
+        self.fee_per_byte
+            .checked_mul(Amount::from(rollup_bytes))?
+            .checked_add(self.base_fee)
+    }
+
+    /// Why a proposal may not set these fees, if it may not: the fee of
+    /// the largest transaction possible (`MAX_TX_BYTES` of rollup data)
+    /// must not overflow, or data transactions would become unaffordable
+    /// by arithmetic rather than by price.
+    pub fn check(&self) -> Result<(), String> {
+        let largest = u64::try_from(crate::transaction::MAX_TX_BYTES).unwrap_or(u64::MAX);
+        if self.fee_for(largest).is_none() {
+            return Err(format!(
+                "fees: base_fee + fee_per_byte × {largest} overflows u128"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The rollup component's limits (kept in state under `rollups/params`,
+/// version 1). Changed by a `ChangeRollupParams` proposal.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollupParams {
+    /// Most rollup data bytes one transaction may carry.
+    pub max_rollup_data_per_tx: u32,
+    /// Most rollup data bytes one block may carry (all rollups together).
+    pub max_rollup_data_per_block: u64,
+}
+
+impl RollupParams {
+    /// Why a proposal may not set these limits, if it may not: both
+    /// positive, and a transaction's limit within a block's (a
+    /// transaction larger than any block would be admitted and never
+    /// included).
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_rollup_data_per_tx == 0 {
+            return Err("rollups: max_rollup_data_per_tx must be positive".into());
+        }
+        if self.max_rollup_data_per_block < u64::from(self.max_rollup_data_per_tx) {
+            return Err(
+                "rollups: max_rollup_data_per_block must be at least max_rollup_data_per_tx".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The accounts component's limits (kept in state under
+/// `accounts/params`, version 1). Changed by a `ChangeAccountParams`
+/// proposal.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountParams {
+    /// Most transactions one account may have in one block.
+    pub max_txs_per_account_per_block: u32,
+}
+
+impl AccountParams {
+    /// Why a proposal may not set this limit, if it may not: positive (at
+    /// 0 no transaction, hence no later proposal, could ever execute).
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_txs_per_account_per_block == 0 {
+            return Err("accounts: max_txs_per_account_per_block must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+impl ChainParams {
+    /// The fee parameters these chain parameters start with.
+    pub fn fees(&self) -> FeeParams {
+        FeeParams {
+            base_fee: self.base_fee,
+            fee_per_byte: self.fee_per_byte,
+        }
+    }
+
+    /// The rollup limits these chain parameters start with.
+    pub fn rollups(&self) -> RollupParams {
+        RollupParams {
+            max_rollup_data_per_tx: self.max_rollup_data_per_tx,
+            max_rollup_data_per_block: self.max_rollup_data_per_block,
+        }
+    }
+
+    /// The account limits these chain parameters start with.
+    pub fn accounts(&self) -> AccountParams {
+        AccountParams {
+            max_txs_per_account_per_block: self.max_txs_per_account_per_block,
+        }
     }
 }
 
@@ -494,10 +608,17 @@ pub fn check_chain_id(chain_id: &str) -> Result<(), String> {
 
 /// Prefix of staking parameter names in [`param_names`] and [`set_param`].
 const STAKING_PREFIX: &str = "staking.";
+/// Prefix of governance parameter names in [`param_names`] and
+/// [`set_param`].
+const GOVERNANCE_PREFIX: &str = "governance.";
+/// Prefix of inclusion-list parameter names in [`param_names`] and
+/// [`set_param`].
+const INCLUSION_PREFIX: &str = "inclusion.";
 
 /// The parameter names [`set_param`] knows: every field of [`ChainParams`],
-/// then every field of [`StakingParams`] as `staking.<field>`. Derived
-/// from the types' serde shapes, so a new parameter is known at once.
+/// then every field of [`StakingParams`] as `staking.<field>` and every
+/// field of [`GovernanceParams`] as `governance.<field>`. Derived from
+/// the types' serde shapes, so a new parameter is known at once.
 pub fn param_names() -> Vec<String> {
     let names = |v: serde_json::Value| -> Vec<String> {
         v.as_object()
@@ -510,13 +631,25 @@ pub fn param_names() -> Vec<String> {
             .into_iter()
             .map(|n| format!("{STAKING_PREFIX}{n}")),
     );
+    out.extend(
+        names(serde_json::to_value(GovernanceParams::default()).unwrap_or_default())
+            .into_iter()
+            .map(|n| format!("{GOVERNANCE_PREFIX}{n}")),
+    );
+    out.extend(
+        names(serde_json::to_value(InclusionParams::default()).unwrap_or_default())
+            .into_iter()
+            .map(|n| format!("{INCLUSION_PREFIX}{n}")),
+    );
     out
 }
 
 /// Sets parameter `name` (one of [`param_names`]) to `value`, given as
 /// text (a decimal number). Unknown names are refused with the list of
 /// known ones. A `staking.*` parameter creates the staking section (with
-/// no validators yet) if there is none. The value is checked by the
+/// no validators yet) if there is none; a `governance.*` parameter
+/// creates the governance section (defaults for its other fields) and,
+/// since governance needs staking, the staking section too. The value is checked by the
 /// parameter's own type; whole-genesis rules (e.g. `max_rollup_data_per_tx
 /// > 0`) are [`GenesisAppState::check_fields`]'s.
 pub fn set_param(state: &mut GenesisAppState, name: &str, value: &str) -> Result<(), String> {
@@ -538,6 +671,11 @@ pub fn set_param(state: &mut GenesisAppState, name: &str, value: &str) -> Result
                     .map_err(|e| format!("{full_name}: `{value}` is not an amount: {e}"))?;
                 serde_json::Value::String(value.to_owned())
             }
+            serde_json::Value::Bool(_) => serde_json::Value::Bool(
+                value
+                    .parse::<bool>()
+                    .map_err(|_| format!("{full_name}: `{value}` is not true or false"))?,
+            ),
             _ => serde_json::Value::Number(
                 value
                     .parse::<u64>()
@@ -555,7 +693,23 @@ pub fn set_param(state: &mut GenesisAppState, name: &str, value: &str) -> Result
             param_names().join(", ")
         )
     };
-    if let Some(field) = name.strip_prefix(STAKING_PREFIX) {
+    let staking_section = |state: &mut GenesisAppState| {
+        state.staking.get_or_insert_with(|| GenesisStaking {
+            params: StakingParams::default(),
+            validators: Vec::new(),
+        });
+    };
+    if let Some(field) = name.strip_prefix(INCLUSION_PREFIX) {
+        // Inclusion lists need CometBFT's vote extensions too (the
+        // consensus parameter `abci.vote_extensions_enable_height`).
+        let current = state.inclusion.clone().unwrap_or_default();
+        state.inclusion = Some(edit(&current, field, name, value)?.ok_or_else(unknown)?);
+    } else if let Some(field) = name.strip_prefix(GOVERNANCE_PREFIX) {
+        let current = state.governance.clone().unwrap_or_default();
+        let params = edit(&current, field, name, value)?.ok_or_else(unknown)?;
+        staking_section(state);
+        state.governance = Some(params);
+    } else if let Some(field) = name.strip_prefix(STAKING_PREFIX) {
         let current = state
             .staking
             .as_ref()
@@ -869,6 +1023,54 @@ mod tests {
         );
         assert!(e.contains("staking.epoch_blocks"), "{e}");
         assert!(set_param(&mut g, "staking.bogus", "1").is_err());
+        // Every governance parameter, each under its own name.
+        assert!(e.contains("governance.quorum_bps"), "{e}");
+        let mut fresh = GenesisAppState::default();
+        set_param(&mut fresh, "governance.voting_period_blocks", "9").unwrap();
+        set_param(&mut fresh, "governance.min_deposit", "11").unwrap();
+        set_param(&mut fresh, "governance.quorum_bps", "100").unwrap();
+        set_param(&mut fresh, "governance.pass_threshold_bps", "6000").unwrap();
+        set_param(&mut fresh, "governance.veto_threshold_bps", "4000").unwrap();
+        assert_eq!(
+            fresh.governance,
+            Some(GovernanceParams {
+                voting_period_blocks: 9,
+                min_deposit: 11,
+                quorum_bps: 100,
+                pass_threshold_bps: 6000,
+                veto_threshold_bps: 4000,
+            })
+        );
+        // Governance needs staking: its section comes along.
+        assert!(fresh.staking.is_some());
+        let e = set_param(&mut fresh, "governance.bogus", "1").unwrap_err();
+        assert!(e.contains("unknown parameter `governance.bogus`"), "{e}");
+        assert!(set_param(&mut fresh, "governance.quorum_bps", "65536").is_err());
+        for n in param_names() {
+            assert!(
+                n.starts_with(STAKING_PREFIX)
+                    || n.starts_with(GOVERNANCE_PREFIX)
+                    || n.starts_with(INCLUSION_PREFIX)
+                    || serde_json::to_value(ChainParams::default())
+                        .unwrap()
+                        .get(&n)
+                        .is_some(),
+                "{n}"
+            );
+        }
+        // Chain (5), staking (11), governance (5), inclusion (3).
+        assert_eq!(param_names().len(), 5 + 11 + 5 + 3);
+        set_param(&mut fresh, "inclusion.enabled", "false").unwrap();
+        set_param(&mut fresh, "inclusion.max_inclusion_list_bytes", "4096").unwrap();
+        assert_eq!(
+            fresh.inclusion,
+            Some(InclusionParams {
+                enabled: false,
+                max_inclusion_list_bytes: 4096,
+                ..InclusionParams::default()
+            })
+        );
+        assert!(set_param(&mut fresh, "inclusion.enabled", "maybe").is_err());
         assert!(set_param(&mut g, "base_fee", "-1").is_err());
         assert!(set_param(&mut g, "max_rollup_data_per_tx", "4294967296").is_err());
         assert!(param_names().contains(&"max_txs_per_account_per_block".to_string()));

@@ -19,8 +19,8 @@ pub use block::{BlockCommitments, RollupBatch, RollupBatchProof};
 pub use codes::TxCode;
 pub use encoding::DecodeError;
 pub use genesis::{
-    ChainParams, GenesisAccount, GenesisAppState, GenesisStaking, GenesisValidator,
-    GovernanceParams, InclusionParams, StakingParams,
+    AccountParams, ChainParams, FeeParams, GenesisAccount, GenesisAppState, GenesisStaking,
+    GenesisValidator, GovernanceParams, InclusionParams, RollupParams, StakingParams,
 };
 pub use hash::{sha256, Hash};
 pub use keys::{Address, KeyFile, PublicKey, Signature, SigningKey};

@@ -209,6 +209,25 @@ pub enum ProposalKind {
         /// The new parameters.
         params: crate::genesis::GovernanceParams,
     },
+    /// Replace the fee parameters as a whole (tag 5); they must pass
+    /// `FeeParams::check`. Transactions pay the new fees from the block
+    /// after the one that tallies the proposal.
+    ChangeFeeParams {
+        /// The new parameters.
+        params: crate::genesis::FeeParams,
+    },
+    /// Replace the rollup data limits as a whole (tag 6); they must pass
+    /// `RollupParams::check`. They apply from the next block.
+    ChangeRollupParams {
+        /// The new parameters.
+        params: crate::genesis::RollupParams,
+    },
+    /// Replace the per-account block limit (tag 7); it must pass
+    /// `AccountParams::check`. It applies from the next block.
+    ChangeAccountParams {
+        /// The new parameters.
+        params: crate::genesis::AccountParams,
+    },
 }
 
 impl ProposalKind {
@@ -218,6 +237,9 @@ impl ProposalKind {
             ProposalKind::AdmitValidator { .. } | ProposalKind::RemoveValidator { .. } => Ok(()),
             ProposalKind::ChangeStakingParams { params } => params.check(),
             ProposalKind::ChangeGovernanceParams { params } => params.check(),
+            ProposalKind::ChangeFeeParams { params } => params.check(),
+            ProposalKind::ChangeRollupParams { params } => params.check(),
+            ProposalKind::ChangeAccountParams { params } => params.check(),
             ProposalKind::Text { title, description } => {
                 if title.is_empty() || title.len() > MAX_PROPOSAL_TITLE_LEN {
                     return Err(format!(
@@ -545,6 +567,89 @@ mod tests {
             ],
         }
         .sign(&SigningKey::from_seed("alice"))
+    }
+
+    #[test]
+    fn parameter_proposals_take_tags_5_to_7_and_are_checked() {
+        use crate::genesis::{AccountParams, FeeParams, RollupParams};
+        let fees = FeeParams {
+            base_fee: 2,
+            fee_per_byte: 3,
+        };
+        let rollups = RollupParams {
+            max_rollup_data_per_tx: 10,
+            max_rollup_data_per_block: 10,
+        };
+        let accounts = AccountParams {
+            max_txs_per_account_per_block: 1,
+        };
+        for (kind, tag) in [
+            (
+                ProposalKind::ChangeFeeParams {
+                    params: fees.clone(),
+                },
+                5u8,
+            ),
+            (
+                ProposalKind::ChangeRollupParams {
+                    params: rollups.clone(),
+                },
+                6,
+            ),
+            (
+                ProposalKind::ChangeAccountParams {
+                    params: accounts.clone(),
+                },
+                7,
+            ),
+        ] {
+            kind.check().unwrap();
+            let bytes = crate::encoding::encode(&kind);
+            assert_eq!(bytes[0], tag, "{kind:?}");
+            let back: ProposalKind = borsh::from_slice(&bytes).unwrap();
+            assert_eq!(back, kind);
+        }
+        // Fees whose largest transaction's fee overflows.
+        let overflowing = FeeParams {
+            base_fee: Amount::MAX,
+            fee_per_byte: 1,
+        };
+        assert!(ProposalKind::ChangeFeeParams {
+            params: overflowing
+        }
+        .check()
+        .unwrap_err()
+        .contains("overflows"));
+        // A zero or inverted rollup limit, a zero account limit.
+        for params in [
+            RollupParams {
+                max_rollup_data_per_tx: 0,
+                ..rollups.clone()
+            },
+            RollupParams {
+                max_rollup_data_per_tx: 11,
+                ..rollups
+            },
+        ] {
+            assert!(ProposalKind::ChangeRollupParams { params }.check().is_err());
+        }
+        assert!(ProposalKind::ChangeAccountParams {
+            params: AccountParams {
+                max_txs_per_account_per_block: 0
+            }
+        }
+        .check()
+        .is_err());
+        // JSON is complete: a missing field is refused, not defaulted.
+        assert!(serde_json::from_str::<ProposalKind>(
+            r#"{"type":"change_fee_params","params":{"base_fee":"1"}}"#
+        )
+        .is_err());
+        let json: ProposalKind = serde_json::from_str(
+            r#"{"type":"change_fee_params","params":{"base_fee":"2","fee_per_byte":"3"}}"#,
+        )
+        .unwrap();
+        assert_eq!(json, ProposalKind::ChangeFeeParams { params: fees });
     }
 
     #[test]

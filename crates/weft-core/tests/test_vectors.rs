@@ -14,8 +14,8 @@ use weft_core::{
     encoding,
     merkle::{self, Proof},
     transaction::SigningDomain,
-    Action, GovernanceParams, Hash, ProposalKind, RollupId, SignedTransaction, SigningKey,
-    StakingParams, Transaction, VoteOption,
+    AccountParams, Action, FeeParams, GovernanceParams, Hash, ProposalKind, RollupId, RollupParams,
+    SignedTransaction, SigningKey, StakingParams, Transaction, VoteOption,
 };
 
 /// Where the committed vectors live, from this crate's manifest directory.
@@ -233,6 +233,42 @@ fn sample_transactions() -> Vec<(&'static str, &'static str, Transaction)> {
                     },
                     Action::Unjail {},
                     Action::ClaimRewards {},
+                ],
+            },
+        ),
+        (
+            "governance: change the fees, the rollup data limits and the per-account block limit",
+            "bob",
+            Transaction {
+                chain_id: CHAIN_ID.into(),
+                nonce: 3,
+                actions: vec![
+                    Action::Propose {
+                        kind: ProposalKind::ChangeFeeParams {
+                            params: FeeParams {
+                                base_fee: 2_000,
+                                fee_per_byte: 3,
+                            },
+                        },
+                        deposit: 10_000_000,
+                    },
+                    Action::Propose {
+                        kind: ProposalKind::ChangeRollupParams {
+                            params: RollupParams {
+                                max_rollup_data_per_tx: 512 * 1024,
+                                max_rollup_data_per_block: 4 * 1024 * 1024,
+                            },
+                        },
+                        deposit: 10_000_000,
+                    },
+                    Action::Propose {
+                        kind: ProposalKind::ChangeAccountParams {
+                            params: AccountParams {
+                                max_txs_per_account_per_block: 64,
+                            },
+                        },
+                        deposit: 10_000_000,
+                    },
                 ],
             },
         ),

@@ -25,6 +25,32 @@ pub struct DevnetFile {
     /// key's path. Absent from files written before it existed.
     #[serde(default)]
     pub dev_key_warning: String,
+    /// Full nodes that are not validators (`weft devnet up --candidates
+    /// N`), each ready to register as a candidate. Absent when there are
+    /// none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<DevnetCandidate>,
+}
+
+/// A candidate node in `devnet.json`: its endpoints, its consensus key and
+/// its funded operator key (DEV ONLY, like the developer key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevnetCandidate {
+    /// `node<i>`.
+    pub name: String,
+    /// CometBFT RPC URL.
+    pub rpc: String,
+    /// Sequencer HTTP API URL.
+    pub api: String,
+    /// Its ed25519 consensus key, 64 hex digits (what `weft tx
+    /// register-validator --consensus-key` takes).
+    pub consensus_key: String,
+    /// The operator's address (weft1…), funded at genesis.
+    pub operator: String,
+    /// The operator's key file (a `weft_core::KeyFile`).
+    pub operator_key: PathBuf,
+    /// CometBFT's priv_validator_key.json of the node.
+    pub priv_validator_key: PathBuf,
 }
 
 /// One node's endpoints in `devnet.json`.
@@ -71,6 +97,7 @@ mod tests {
             }],
             dev_key: "/tmp/dev-key.json".into(),
             dev_key_warning: DEV_KEY_WARNING.into(),
+            candidates: vec![],
         };
         let value = serde_json::to_value(&file).unwrap();
         assert_eq!(

@@ -35,9 +35,11 @@ mod process;
 
 pub use app::App;
 pub use binaries::{cli_binary, cometbft_binary, sequencer_binary, workspace_binary};
-pub use devnet_file::{DevnetFile, DevnetNode, DEV_KEY_WARNING};
+pub use devnet_file::{DevnetCandidate, DevnetFile, DevnetNode, DEV_KEY_WARNING};
 pub use error::TestnetError;
-pub use network::{Node, NodePids, Testnet, TestnetConfig, DEV_ACCOUNT_BALANCE};
+pub use network::{
+    Node, NodePids, Testnet, TestnetConfig, TestnetStaking, DEV_ACCOUNT_BALANCE, OPERATOR_BALANCE,
+};
 pub use ports::{NodePorts, PortPlan, DEVNET_BASE_PORT, DEVNET_RPC_URL};
 
 /// Result type of this crate.

@@ -12,13 +12,14 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use tendermint_rpc::{Client, HttpClient, HttpClientUrl};
 use weft_core::{
-    Amount, ChainParams, GenesisAccount, GenesisAppState, InclusionParams, KeyFile, SigningKey,
+    Amount, ChainParams, GenesisAccount, GenesisAppState, GenesisStaking, GovernanceParams,
+    InclusionParams, KeyFile, SigningKey, StakingParams,
 };
 
 use crate::{
     app::App,
     binaries::{cometbft_binary, sequencer_binary},
-    devnet_file::{DevnetFile, DevnetNode, DEV_KEY_WARNING},
+    devnet_file::{DevnetCandidate, DevnetFile, DevnetNode, DEV_KEY_WARNING},
     genesis::{build_genesis, GenesisValidator},
     node_config::{self, NodeConfigSettings},
     ports::{NodePorts, PortPlan},
@@ -71,7 +72,30 @@ pub struct TestnetConfig {
     /// genesis has an `inclusion` section and CometBFT's vote extensions
     /// are on from height 1. On by default, as on any Weft network.
     pub inclusion: Option<InclusionParams>,
+    /// Extra full nodes that are not validators (`node<validators + j>`),
+    /// each with a funded operator key, ready to register as validator
+    /// candidates.
+    pub candidates: usize,
+    /// A staking section for the genesis: every validator gets a funded
+    /// operator key and is approved with this self-bond. `None`: no
+    /// staking (validators fixed by genesis.json).
+    pub staking: Option<TestnetStaking>,
 }
+
+/// The staking genesis of a test network.
+#[derive(Debug, Clone)]
+pub struct TestnetStaking {
+    /// Staking parameters.
+    pub params: StakingParams,
+    /// Governance parameters (`None`: the defaults).
+    pub governance: Option<GovernanceParams>,
+    /// Each genesis validator's self-bond, from its operator's balance.
+    pub self_bond: Amount,
+}
+
+/// What each operator key (validators' with staking, candidates') is
+/// funded with at genesis.
+pub const OPERATOR_BALANCE: Amount = 1_000_000_000_000;
 
 impl TestnetConfig {
     /// Four validators in `home`, chain id `weft-devnet`, 1s blocks, random
@@ -89,6 +113,8 @@ impl TestnetConfig {
             node_sequencer_args: Default::default(),
             app: App::Weft,
             inclusion: Some(InclusionParams::default()),
+            candidates: 0,
+            staking: None,
         }
     }
 }
@@ -222,6 +248,11 @@ pub struct Testnet {
     procs: Vec<Mutex<NodeProcs>>,
     /// One CometBFT RPC client per node, node0 first.
     rpc: Vec<HttpClient>,
+    /// How many of `nodes` (the first ones) are genesis validators; the
+    /// rest are candidates.
+    validators: usize,
+    /// Each node's operator key and its file, if it has one.
+    operators: Vec<Option<(SigningKey, PathBuf)>>,
 }
 
 impl Testnet {
@@ -242,7 +273,16 @@ impl Testnet {
         } else {
             None
         };
-        let plan = PortPlan::choose(cfg.base_port, cfg.validators)?;
+        let total = cfg
+            .validators
+            .checked_add(cfg.candidates)
+            .ok_or_else(|| TestnetError::InvalidConfig("too many nodes".into()))?;
+        if cfg.candidates > 0 && !cfg.app.has_sequencer() {
+            return Err(TestnetError::InvalidConfig(
+                "validator candidates need the Weft app".into(),
+            ));
+        }
+        let plan = PortPlan::choose(cfg.base_port, total)?;
 
         std::fs::create_dir_all(&cfg.home)
             .map_err(|e| TestnetError::io(format!("creating {}", cfg.home.display()), e))?;
@@ -254,9 +294,9 @@ impl Testnet {
             return Err(TestnetError::HomeNotEmpty(home));
         }
 
-        let mut nodes = Vec::with_capacity(cfg.validators);
+        let mut nodes = Vec::with_capacity(total);
         let mut validators = Vec::with_capacity(cfg.validators);
-        for i in 0..cfg.validators {
+        for i in 0..total {
             let node_home = home.join(format!("node{i}"));
             for dir in ["logs", "app"] {
                 let dir = node_home.join(dir);
@@ -270,11 +310,15 @@ impl Testnet {
                 .await?
                 .trim()
                 .to_owned();
-            let key = read_json(&cometbft_home.join("config/priv_validator_key.json"))?;
-            validators.push(GenesisValidator::from_priv_validator_key(
-                &key,
-                format!("node{i}"),
-            )?);
+            // Candidates have a consensus key too (CometBFT always makes
+            // one); they are just not in the genesis set.
+            if i < cfg.validators {
+                let key = read_json(&cometbft_home.join("config/priv_validator_key.json"))?;
+                validators.push(GenesisValidator::from_priv_validator_key(
+                    &key,
+                    format!("node{i}"),
+                )?);
+            }
             nodes.push(Node {
                 index: i,
                 name: format!("node{i}"),
@@ -293,11 +337,53 @@ impl Testnet {
             balance: DEV_ACCOUNT_BALANCE,
         }];
         accounts.extend(cfg.extra_accounts.iter().cloned());
+        // Operator keys: every candidate's, and every validator's when the
+        // chain has staking.
+        let mut operators = Vec::with_capacity(total);
+        for node in &nodes {
+            let needs = node.index >= cfg.validators || cfg.staking.is_some();
+            if !needs {
+                operators.push(None);
+                continue;
+            }
+            let key = SigningKey::generate();
+            let path = node.home.join("operator-key.json");
+            write_json(&path, &KeyFile::new(&key))?;
+            accounts.push(GenesisAccount {
+                address: key.address(),
+                balance: OPERATOR_BALANCE,
+            });
+            operators.push(Some((key, path)));
+        }
+        let staking = match &cfg.staking {
+            None => None,
+            Some(st) => Some(GenesisStaking {
+                params: st.params.clone(),
+                validators: validators
+                    .iter()
+                    .zip(&operators)
+                    .map(|(v, op)| {
+                        let operator = op
+                            .as_ref()
+                            .map(|(k, _)| k.address())
+                            .ok_or_else(|| TestnetError::InvalidConfig("operator key".into()))?;
+                        Ok(weft_core::GenesisValidator {
+                            operator,
+                            consensus_key: v.ed25519_key().map_err(TestnetError::InvalidConfig)?,
+                            name: v.name.clone(),
+                            website: String::new(),
+                            commission_bps: 0,
+                            self_bond: st.self_bond,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            }),
+        };
         let app_state = GenesisAppState {
             accounts,
             params: cfg.params.clone(),
-            staking: None,
-            governance: None,
+            governance: cfg.staking.as_ref().and_then(|s| s.governance.clone()),
+            staking,
             // kvstore ignores app state; its vote extensions stay off.
             inclusion: cfg.inclusion.clone().filter(|_| cfg.app == App::Weft),
         };
@@ -339,6 +425,8 @@ impl Testnet {
             chain_id: cfg.chain_id,
             app: cfg.app,
             nodes,
+            validators: cfg.validators,
+            operators,
             dev_key,
             dev_key_path,
             cometbft_bin,
@@ -579,12 +667,40 @@ impl Testnet {
         &self.home
     }
 
+    /// How many nodes (the first ones) are genesis validators.
+    pub fn validator_count(&self) -> usize {
+        self.validators
+    }
+
+    /// The indexes of the candidate nodes (full nodes, not validators at
+    /// genesis).
+    pub fn candidates(&self) -> std::ops::Range<usize> {
+        self.validators..self.nodes.len()
+    }
+
+    /// Node `i`'s operator key and its file: every candidate has one, and
+    /// every validator on a chain with staking.
+    pub fn operator(&self, i: usize) -> Option<(&SigningKey, &Path)> {
+        self.operators
+            .get(i)?
+            .as_ref()
+            .map(|(k, p)| (k, p.as_path()))
+    }
+
+    /// Node `i`'s ed25519 consensus key (from its priv_validator_key.json).
+    pub fn consensus_key(&self, i: usize) -> Result<[u8; 32]> {
+        let node = self.node(i)?;
+        let key = read_json(&node.cometbft_home().join("config/priv_validator_key.json"))?;
+        GenesisValidator::from_priv_validator_key(&key, node.name.clone())?
+            .ed25519_key()
+            .map_err(TestnetError::InvalidConfig)
+    }
+
     /// What `devnet.json` holds for this network.
     pub fn devnet_file(&self) -> DevnetFile {
         DevnetFile {
             chain_id: self.chain_id.clone(),
-            nodes: self
-                .nodes
+            nodes: self.nodes[..self.validators]
                 .iter()
                 .map(|n| DevnetNode {
                     name: n.name.clone(),
@@ -594,6 +710,24 @@ impl Testnet {
                 .collect(),
             dev_key: self.dev_key_path.clone(),
             dev_key_warning: DEV_KEY_WARNING.into(),
+            candidates: self
+                .candidates()
+                .filter_map(|i| {
+                    let n = &self.nodes[i];
+                    let (key, path) = self.operator(i)?;
+                    Some(DevnetCandidate {
+                        name: n.name.clone(),
+                        rpc: n.rpc_url(),
+                        api: n.api_url(),
+                        consensus_key: hex::encode(self.consensus_key(i).ok()?),
+                        operator: key.address().to_string(),
+                        operator_key: path.to_path_buf(),
+                        priv_validator_key: n
+                            .cometbft_home()
+                            .join("config/priv_validator_key.json"),
+                    })
+                })
+                .collect(),
         }
     }
 
@@ -736,6 +870,7 @@ impl Testnet {
             "dev_key": self.dev_key_path,
             "dev_address": self.dev_key.address(),
             "dev_key_warning": DEV_KEY_WARNING,
+            "validators": self.validators,
             "base_port": plan.base,
             "timeout_commit_ms": timeout_commit.as_millis() as u64,
             "cometbft_binary": self.cometbft_bin,
@@ -752,6 +887,8 @@ impl Testnet {
                 "abci": n.abci_address(),
                 "ports": n.ports,
                 "logs": { "cometbft": n.cometbft_log(), "sequencer": n.sequencer_log() },
+                "validator": n.index < self.validators,
+                "operator": self.operator(n.index).map(|(k, _)| k.address().to_string()),
             })).collect::<Vec<_>>(),
         })
     }

@@ -5,8 +5,6 @@ pub mod actions;
 pub mod query;
 pub mod state;
 
-use borsh::{BorshDeserialize, BorshSerialize};
-
 pub use state::{Account, AccountsRead, AccountsWrite};
 
 use crate::{
@@ -18,13 +16,9 @@ use crate::{
 /// The accounts component.
 pub struct Accounts;
 
-/// Parameters owned by accounts.
-#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct AccountParams {
-    /// Most transactions one account may have in one block, so a single
-    /// sender cannot fill blocks while others wait.
-    pub max_txs_per_account_per_block: u32,
-}
+/// Parameters owned by accounts (defined in `weft_core`: a
+/// `ChangeAccountParams` proposal carries them).
+pub use weft_core::AccountParams;
 
 impl ComponentParams for AccountParams {
     const KEY: &'static str = "accounts/params";
@@ -41,9 +35,7 @@ impl Component for Accounts {
         state: &mut dyn StateWrite,
         genesis: &Genesis<'_>,
     ) -> Result<(), StorageError> {
-        state.put_component_params(&AccountParams {
-            max_txs_per_account_per_block: genesis.app_state.params.max_txs_per_account_per_block,
-        });
+        state.put_component_params(&genesis.app_state.params.accounts());
         for a in &genesis.app_state.accounts {
             state.put_account(
                 &a.address,

@@ -308,7 +308,7 @@ pub(super) async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
-/// `GET /v1/validators/{height}`: the validator set at a committed
+/// `GET /v1/validator-sets/{height}`: the validator set at a committed
 /// height, as CometBFT's `/validators` JSON with every page joined.
 pub(super) async fn validators(
     State(s): State<ApiState>,

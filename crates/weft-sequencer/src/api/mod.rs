@@ -1,19 +1,29 @@
 //! The sequencer's HTTP API (axum): submitting transactions (forwarded to
 //! the local CometBFT), transaction status, accounts, rollup batches with
-//! signed headers and proofs (one, a range, a stream), validator sets,
-//! health and Prometheus metrics. Bodies are size-limited before
+//! signed headers and proofs (one, a range, a stream), validator sets at
+//! a height, validators and delegations (staking), proposals
+//! (governance), health and Prometheus metrics. Bodies are size-limited before
 //! parsing, every request has a timeout, clients are rate-limited per IP
 //! and requests in flight are capped (see `limits`), every error is JSON
 //! `{ code, message }` (see `error`).
 
 mod batches;
 mod error;
+mod governance;
 mod limits;
+mod staking;
 mod submit;
 
 pub use batches::{BatchAtHeight, BatchRange, MAX_HEIGHT};
 pub use error::{json_errors, ApiError, ApiPath, ApiQuery};
+pub use governance::{
+    proposal_at, proposals_at, ProposalResponse, ProposalsQuery, ProposalsResponse,
+};
 pub use limits::ApiLimits;
+pub use staking::{
+    delegations_at, validator_at, validators_at, DelegationsResponse, ValidatorResponse,
+    ValidatorRow, ValidatorsResponse,
+};
 pub use submit::Submitted;
 
 use std::sync::{Arc, Mutex};
@@ -124,7 +134,15 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/rollups/{rollup_id}/batches", get(batches::range))
         .route("/v1/rollups/{rollup_id}/stream", get(batches::stream))
-        .route("/v1/validators/{height}", get(batches::validators))
+        .route("/v1/validator-sets/{height}", get(batches::validators))
+        .route("/v1/validators", get(staking::validators))
+        .route("/v1/validators/{address}", get(staking::validator))
+        .route(
+            "/v1/staking/delegations/{address}",
+            get(staking::delegations),
+        )
+        .route("/v1/governance/proposals", get(governance::proposals))
+        .route("/v1/governance/proposals/{id}", get(governance::proposal))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

@@ -580,7 +580,7 @@ async fn a_height_not_committed_is_the_same_404_everywhere() {
     node.commit(2);
     let app = node.router();
     for uri in [
-        "/v1/validators/5".to_string(),
+        "/v1/validator-sets/5".to_string(),
         format!("/v1/rollups/{}/batches/5", rollup_hex()),
     ] {
         let got = send(&app, get(&uri)).await;
@@ -610,7 +610,7 @@ async fn hostile_heights_are_400_not_a_panic() {
         format!("/v1/rollups/{r}/batches/{max}"),
         format!("/v1/rollups/{r}/batches/0"),
         format!("/v1/rollups/{r}/stream?from={max}"),
-        format!("/v1/validators/{beyond}"),
+        format!("/v1/validator-sets/{beyond}"),
     ] {
         assert_error(
             &send(&app, get(&uri)).await,
@@ -900,4 +900,488 @@ async fn ready_only_once_cometbft_has_caught_up_while_health_stays_200() {
     assert_eq!(got.1["status"], "cometbft_unreachable");
     assert!(got.1["catching_up"].is_null());
     assert_eq!(send(&app, get("/health")).await.0, StatusCode::OK);
+}
+
+// ------------------------------------------------- staking and governance
+
+mod staking_and_governance {
+    use weft_core::{
+        Address, GenesisStaking, GenesisValidator, GovernanceParams, ProposalKind, StakingParams,
+        VoteOption,
+    };
+
+    use super::*;
+    use crate::test_support::run_block;
+
+    const VALIDATORS: [&str; 4] = ["v0", "v1", "v2", "v3"];
+
+    fn key(seed: &str) -> SigningKey {
+        SigningKey::from_seed(seed)
+    }
+
+    fn addr(seed: &str) -> Address {
+        key(seed).address()
+    }
+
+    fn consensus(seed: &str) -> [u8; 32] {
+        key(&format!("{seed}/consensus")).public_key().0
+    }
+
+    /// A real app with four genesis validators (self-bond 100 each), a
+    /// funded candidate and delegator, epochs of 2 blocks and voting
+    /// periods of 2 blocks; committed through height 0.
+    struct StakingNode {
+        app: App,
+        state: ApiState,
+        _commits: watch::Sender<u64>,
+        height: u32,
+        _dir: tempfile::TempDir,
+    }
+
+    impl StakingNode {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let storage = Storage::open(dir.path()).unwrap();
+            let mut app = App::new(storage.clone(), AppConfig::default()).unwrap();
+            let genesis = GenesisAppState {
+                accounts: VALIDATORS
+                    .iter()
+                    .chain(&["cand", "d"])
+                    .map(|s| GenesisAccount {
+                        address: addr(s),
+                        balance: 1_000_000_000,
+                    })
+                    .collect(),
+                staking: Some(GenesisStaking {
+                    params: StakingParams {
+                        epoch_blocks: 2,
+                        unbonding_blocks: 5,
+                        max_power_share_bps: 10_000,
+                        min_self_bond: 10,
+                        ..StakingParams::default()
+                    },
+                    validators: VALIDATORS
+                        .iter()
+                        .map(|s| GenesisValidator {
+                            operator: addr(s),
+                            consensus_key: consensus(s),
+                            name: (*s).into(),
+                            website: String::new(),
+                            commission_bps: 500,
+                            self_bond: 100,
+                        })
+                        .collect(),
+                }),
+                governance: Some(GovernanceParams {
+                    voting_period_blocks: 2,
+                    min_deposit: 50,
+                    ..GovernanceParams::default()
+                }),
+                ..Default::default()
+            };
+            let r = app.handle(AbciRequest::InitChain(request::InitChain {
+                time: Time::from_unix_timestamp(1_700_000_000, 0).unwrap(),
+                chain_id: CHAIN.into(),
+                consensus_params: crate::test_support::consensus_params(),
+                validators: vec![],
+                app_state_bytes: serde_json::to_vec(&genesis).unwrap().into(),
+                initial_height: 1u32.into(),
+            }));
+            assert!(matches!(r, AbciResponse::InitChain(_)));
+            let (commits, rx) = watch::channel(0);
+            let state = ApiState::new(storage, app.mempool(), rx, NOWHERE, None).unwrap();
+            StakingNode {
+                app,
+                state,
+                _commits: commits,
+                height: 0,
+                _dir: dir,
+            }
+        }
+
+        /// Commits the next block with these transactions (each must
+        /// execute).
+        fn block(&mut self, txs: &[(&str, Action)]) {
+            self.height += 1;
+            let mut nonces = std::collections::BTreeMap::new();
+            let signed: Vec<Bytes> = txs
+                .iter()
+                .map(|(signer, action)| {
+                    let view =
+                        accounts::query::account(&self.state.storage, None, &addr(signer), 0)
+                            .unwrap();
+                    let n = nonces.entry(*signer).or_insert(view.nonce);
+                    let tx = Transaction {
+                        chain_id: CHAIN.into(),
+                        nonce: *n,
+                        actions: vec![action.clone()],
+                    }
+                    .sign(&key(signer));
+                    *n += 1;
+                    Bytes::from(tx.encode())
+                })
+                .collect();
+            // Into the mempool, where PrepareProposal takes them from.
+            for tx in signed {
+                match self.app.handle(AbciRequest::CheckTx(request::CheckTx {
+                    tx,
+                    kind: CheckTxKind::New,
+                })) {
+                    AbciResponse::CheckTx(r) => assert_eq!(r.code.value(), 0, "{}", r.log),
+                    other => panic!("{other:?}"),
+                }
+            }
+            let (_, fin) = run_block(&mut self.app, self.height, vec![]);
+            // Item 0 is the commitments item.
+            for (i, r) in fin.tx_results.iter().enumerate().skip(1) {
+                assert_eq!(r.code.value(), 0, "tx {i} at {}: {}", self.height, r.log);
+            }
+            assert_eq!(fin.tx_results.len(), txs.len() + 1);
+        }
+
+        fn router(&self) -> Router {
+            router(self.state.clone())
+        }
+    }
+
+    fn vote(proposal_id: u64, option: VoteOption) -> Action {
+        Action::Vote {
+            proposal_id,
+            option,
+        }
+    }
+
+    /// Height 1: the candidate registers; `d` bonds 30 to `v0`. Height 2
+    /// (an epoch): the candidate self-bonds 50; `d` unbonds 10. Height
+    /// 3: proposal 0 (text) and 1 (admit the candidate), voting until the
+    /// end of height 5.
+    fn node() -> StakingNode {
+        let mut n = StakingNode::new();
+        n.block(&[
+            (
+                "cand",
+                Action::RegisterValidator {
+                    consensus_key: consensus("cand"),
+                    name: "cand".into(),
+                    website: "https://cand.example".into(),
+                    commission_bps: 1_000,
+                },
+            ),
+            (
+                "d",
+                Action::Delegate {
+                    validator: addr("v0"),
+                    amount: 30,
+                },
+            ),
+        ]);
+        n.block(&[
+            (
+                "cand",
+                Action::Delegate {
+                    validator: addr("cand"),
+                    amount: 50,
+                },
+            ),
+            (
+                "d",
+                Action::Undelegate {
+                    validator: addr("v0"),
+                    amount: 10,
+                },
+            ),
+        ]);
+        n.block(&[
+            (
+                "v0",
+                Action::Propose {
+                    kind: ProposalKind::Text {
+                        title: "hello".into(),
+                        description: String::new(),
+                    },
+                    deposit: 50,
+                },
+            ),
+            (
+                "v1",
+                Action::Propose {
+                    kind: ProposalKind::AdmitValidator {
+                        operator: addr("cand"),
+                    },
+                    deposit: 60,
+                },
+            ),
+        ]);
+        n
+    }
+
+    #[tokio::test]
+    async fn validators_show_stake_power_activity_and_the_nakamoto_coefficient() {
+        let n = node();
+        let app = n.router();
+        let (st, v) = send(&app, get("/v1/validators")).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["height"], 3);
+        // Four validators of 100, v0 with `d`'s 20 more since the epoch
+        // at height 2.
+        let rows = v["validators"].as_array().unwrap();
+        assert_eq!(rows.len(), 5, "{v}");
+        assert_eq!(v["total_power"], 420);
+        assert_eq!(v["active_validators"], 4);
+        // 120 + 100 = 220 > 420 / 3; 120 alone is not.
+        assert_eq!(v["nakamoto_coefficient"], 2);
+        let first = &rows[0];
+        assert_eq!(first["operator"], addr("v0").to_string());
+        assert_eq!(first["consensus_key"], hex::encode(consensus("v0")));
+        assert_eq!(first["stake"], "120");
+        assert_eq!(first["power"], 120);
+        assert_eq!(first["share_bps"], 2857);
+        assert_eq!(first["active"], true);
+        assert_eq!(first["approved"], true);
+        assert_eq!(first["commission_bps"], 500);
+        let cand = rows
+            .iter()
+            .find(|r| r["name"] == "cand")
+            .expect("the candidate is listed");
+        assert_eq!(cand["operator"], addr("cand").to_string());
+        assert_eq!(
+            (
+                &cand["approved"],
+                &cand["active"],
+                &cand["power"],
+                &cand["stake"]
+            ),
+            (&json!(false), &json!(false), &json!(0), &json!("50"))
+        );
+        assert_eq!(cand["website"], "https://cand.example");
+
+        let (st, one) = send(&app, get(format!("/v1/validators/{}", addr("cand")))).await;
+        assert_eq!(st, StatusCode::OK, "{one}");
+        assert_eq!(one["height"], 3);
+        assert_eq!(one["operator"], addr("cand").to_string());
+        assert_eq!(one["active"], false);
+        assert_error(
+            &send(&app, get(format!("/v1/validators/{}", addr("d")))).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+        assert_error(
+            &send(&app, get("/v1/validators/weft1notanaddress")).await,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        );
+    }
+
+    #[tokio::test]
+    async fn delegations_and_unbonding_of_an_account() {
+        let n = node();
+        let app = n.router();
+        let (st, v) = send(&app, get(format!("/v1/staking/delegations/{}", addr("d")))).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["address"], addr("d").to_string());
+        assert_eq!(v["delegations"].as_array().unwrap().len(), 1, "{v}");
+        assert_eq!(v["delegations"][0]["validator"], addr("v0").to_string());
+        assert_eq!(v["delegations"][0]["amount"], "20");
+        assert_eq!(v["unbonding"].as_array().unwrap().len(), 1, "{v}");
+        assert_eq!(v["unbonding"][0]["amount"], "10");
+        // Undelegated at height 2, unbonding_blocks 5.
+        assert_eq!(v["unbonding"][0]["completion_height"], 7);
+        // An account with nothing: empty lists, not 404.
+        let (st, v) = send(
+            &app,
+            get(format!("/v1/staking/delegations/{}", addr("nobody"))),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(
+            (&v["delegations"], &v["unbonding"]),
+            (&json!([]), &json!([]))
+        );
+        assert_error(
+            &send(&app, get("/v1/staking/delegations/xyz")).await,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        );
+    }
+
+    #[tokio::test]
+    async fn proposals_filter_paginate_and_show_their_tally() {
+        let mut n = node();
+        // Height 4: three of four validators vote yes on the admission.
+        n.block(&[
+            ("v0", vote(1, VoteOption::Yes)),
+            ("v1", vote(1, VoteOption::Yes)),
+            ("v2", vote(1, VoteOption::Yes)),
+        ]);
+        let app = n.router();
+        let (st, v) = send(&app, get("/v1/governance/proposals")).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["height"], 4);
+        let ids: Vec<u64> = v["proposals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, vec![0, 1]);
+        assert_eq!(v["next_cursor"], Value::Null);
+        // Pages of one.
+        let (_, page) = send(&app, get("/v1/governance/proposals?limit=1")).await;
+        assert_eq!(page["proposals"].as_array().unwrap().len(), 1);
+        assert_eq!(page["proposals"][0]["id"], 0);
+        assert_eq!(page["next_cursor"], 1);
+        let (_, page) = send(&app, get("/v1/governance/proposals?limit=1&cursor=1")).await;
+        assert_eq!(page["proposals"][0]["id"], 1);
+        assert_eq!(page["next_cursor"], Value::Null);
+        // The open admission with its running tally.
+        let (st, p) = send(&app, get("/v1/governance/proposals/1")).await;
+        assert_eq!(st, StatusCode::OK, "{p}");
+        assert_eq!(p["height"], 4);
+        assert_eq!(p["status"], "voting");
+        assert_eq!(p["proposer"], addr("v1").to_string());
+        assert_eq!(p["kind"]["type"], "admit_validator");
+        assert_eq!(p["kind"]["operator"], addr("cand").to_string());
+        assert_eq!(p["deposit"], "60");
+        assert_eq!(p["end_height"], 5);
+        assert_eq!(p["votes"], 3);
+        // v0 (its delegator `d` did not vote, so it counts with v0), v1,
+        // v2; the candidate is not approved, its stake not counted.
+        assert_eq!(p["tally"]["yes"], "320");
+        assert_eq!(p["tally"]["total_bonded"], "420");
+
+        // Height 5 ends both: the text one without votes (no quorum), the
+        // admission passed.
+        n.block(&[]);
+        let (_, passed) = send(&app, get("/v1/governance/proposals?status=passed")).await;
+        let ids: Vec<&Value> = passed["proposals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| &p["id"])
+            .collect();
+        assert_eq!(ids, vec![&json!(1)]);
+        let (_, none) = send(&app, get("/v1/governance/proposals?status=no_quorum")).await;
+        assert_eq!(none["proposals"][0]["id"], 0);
+        assert_eq!(none["proposals"][0]["status"], "no_quorum");
+        let (_, open) = send(&app, get("/v1/governance/proposals?status=voting")).await;
+        assert_eq!(open["proposals"], json!([]));
+        // At the next epoch (height 6) the candidate is active.
+        n.block(&[]);
+        let (_, v) = send(&app, get(format!("/v1/validators/{}", addr("cand")))).await;
+        assert_eq!(
+            (&v["approved"], &v["active"]),
+            (&json!(true), &json!(true)),
+            "{v}"
+        );
+        assert_eq!(v["power"], 50);
+
+        for uri in [
+            "/v1/governance/proposals?limit=0",
+            "/v1/governance/proposals?limit=101",
+            "/v1/governance/proposals/abc",
+        ] {
+            assert_error(
+                &send(&app, get(uri)).await,
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+            );
+        }
+        for uri in [
+            "/v1/governance/proposals?status=bogus",
+            "/v1/governance/proposals?cursor=-1",
+            "/v1/governance/proposals?page=2",
+        ] {
+            assert_error(
+                &send(&app, get(uri)).await,
+                StatusCode::BAD_REQUEST,
+                "bad_query",
+            );
+        }
+        assert_error(
+            &send(&app, get("/v1/governance/proposals/9")).await,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        );
+    }
+
+    fn abci(app: &mut App, path: &str) -> (u32, Value, String) {
+        match app.handle(AbciRequest::Query(request::Query {
+            data: Bytes::new(),
+            path: path.into(),
+            height: 0u32.into(),
+            prove: false,
+        })) {
+            AbciResponse::Query(q) => (
+                q.code.value(),
+                serde_json::from_slice(&q.value).unwrap_or(Value::Null),
+                q.log,
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn abci_queries_answer_what_the_http_routes_do() {
+        let mut n = node();
+        let app = n.router();
+        for (uri, path) in [
+            ("/v1/validators".to_string(), "validators".to_string()),
+            (
+                format!("/v1/validators/{}", addr("v2")),
+                format!("validator/{}", addr("v2")),
+            ),
+            (
+                format!("/v1/staking/delegations/{}", addr("d")),
+                format!("delegations/{}", addr("d")),
+            ),
+            (
+                "/v1/governance/proposals?status=voting&limit=1&cursor=1".to_string(),
+                "proposals?status=voting&limit=1&cursor=1".to_string(),
+            ),
+            (
+                "/v1/governance/proposals".to_string(),
+                "proposals".to_string(),
+            ),
+            (
+                "/v1/governance/proposals/0".to_string(),
+                "proposal/0".to_string(),
+            ),
+        ] {
+            let (st, http) = send(&app, get(&uri)).await;
+            assert_eq!(st, StatusCode::OK, "{uri}: {http}");
+            let (code, value, log) = abci(&mut n.app, &path);
+            assert_eq!(code, 0, "{path}: {log}");
+            assert_eq!(value, http, "{path}");
+        }
+        for (path, why) in [
+            ("proposal/9", "no proposal has id 9"),
+            ("validator/weft1bogus", ""),
+            ("proposals?limit=0", "limit must be 1 to 100"),
+            ("proposals?status=open", "status `open`"),
+            ("proposals?page=2", "unknown parameter `page`"),
+        ] {
+            let (code, _, log) = abci(&mut n.app, path);
+            assert_eq!(code, 1, "{path}");
+            assert!(log.contains(why), "{path}: {log}");
+        }
+    }
+
+    #[tokio::test]
+    async fn without_staking_the_lists_are_empty() {
+        let node = Node::new(NOWHERE);
+        let app = node.router();
+        let (st, v) = send(&app, get("/v1/validators")).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(
+            (
+                &v["validators"],
+                &v["total_power"],
+                &v["nakamoto_coefficient"]
+            ),
+            (&json!([]), &json!(0), &json!(0))
+        );
+        let (st, v) = send(&app, get("/v1/governance/proposals")).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["proposals"], json!([]));
+    }
 }

@@ -633,6 +633,11 @@ impl App {
                     fatal("Commit", e);
                 }
                 pool.report_metrics();
+                drop(pool);
+                if let Err(e) = crate::staking::decentralisation::report_metrics(&snapshot) {
+                    // Metrics only: the block is committed; say so and go on.
+                    tracing::warn!(height, error = %e, "validator metrics not updated");
+                }
             }
             None => tracing::warn!("Commit without a finalized block"),
         }

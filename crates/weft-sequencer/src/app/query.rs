@@ -1,7 +1,10 @@
 //! ABCI `Query`: routes a path to the component that answers it. Paths:
 //! `account/<address>`, `batch/<rollup id hex>/<height>`, `tx/<hash hex>`
 //! (the tx's status),
-//! `app_hash/<height>` (this node's own JMT root after that height).
+//! `app_hash/<height>` (this node's own JMT root after that height),
+//! `validators`, `validator/<address>`, `delegations/<address>`,
+//! `proposals[?status=S&limit=N&cursor=C]`, `proposal/<id>` (the JSON of
+//! the matching HTTP routes).
 //! Values are JSON; errors are code 1 with a readable log.
 
 use tendermint::abci::{request, response, Code};
@@ -10,7 +13,7 @@ use weft_core::{Address, Hash, RollupId};
 use std::sync::Mutex;
 
 use crate::{
-    accounts,
+    accounts, api,
     mempool::{self, Mempool},
     rollups,
     storage::Storage,
@@ -78,8 +81,47 @@ fn route(
             let status = mempool::status(storage, pool, &hash).map_err(|e| e.to_string())?;
             Ok((to_json(&status)?, at))
         }
+        // Staking and governance, the JSON of the matching HTTP routes,
+        // read from one committed snapshot (the `height` argument is not
+        // honoured: history is not kept for them).
+        ["validators"] => {
+            let snap = storage.snapshot().map_err(|e| e.to_string())?;
+            let v = api::validators_at(&snap).map_err(|e| e.to_string())?;
+            Ok((to_json(&v)?, v.height))
+        }
+        ["validator", addr] => {
+            let operator: Address = addr.parse().map_err(|e| format!("{e}"))?;
+            let snap = storage.snapshot().map_err(|e| e.to_string())?;
+            let v = api::validator_at(&snap, &operator)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no validator is registered by operator {operator}"))?;
+            Ok((to_json(&v)?, v.height))
+        }
+        ["delegations", addr] => {
+            let address: Address = addr.parse().map_err(|e| format!("{e}"))?;
+            let snap = storage.snapshot().map_err(|e| e.to_string())?;
+            let v = api::delegations_at(&snap, &address).map_err(|e| e.to_string())?;
+            Ok((to_json(&v)?, v.height))
+        }
+        [proposals] if *proposals == "proposals" || proposals.starts_with("proposals?") => {
+            let q = api::ProposalsQuery::parse(
+                proposals.strip_prefix("proposals").unwrap_or_default().trim_start_matches('?'),
+            )?;
+            let limit = q.page_size()?;
+            let snap = storage.snapshot().map_err(|e| e.to_string())?;
+            let v = api::proposals_at(&snap, &q, limit).map_err(|e| e.to_string())?;
+            Ok((to_json(&v)?, v.height))
+        }
+        ["proposal", id] => {
+            let id: u64 = id.parse().map_err(|e| format!("proposal id: {e}"))?;
+            let snap = storage.snapshot().map_err(|e| e.to_string())?;
+            let v = api::proposal_at(&snap, id)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("no proposal has id {id}"))?;
+            Ok((to_json(&v)?, v.height))
+        }
         _ => Err(format!(
-            "unknown query path `{path}`; use account/<address>, batch/<rollup id>/<height>, tx/<hash> or app_hash/<height>"
+            "unknown query path `{path}`; use account/<address>, batch/<rollup id>/<height>, tx/<hash>, app_hash/<height>, validators, validator/<address>, delegations/<address>, proposals[?status=S&limit=N&cursor=C] or proposal/<id>"
         )),
     }
 }

@@ -2,7 +2,6 @@
 //! charged in the native asset into the fee pool. Payers are debited as
 //! each transaction executes; the pool is credited once per block.
 
-use borsh::{BorshDeserialize, BorshSerialize};
 use weft_core::{Amount, TxCode};
 
 use crate::{
@@ -19,29 +18,21 @@ pub mod keys {
     pub const POOL: &str = "fees/pool";
 }
 
-/// Parameters owned by fees.
-#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct FeeParams {
-    /// Fee charged for every transaction.
-    pub base_fee: Amount,
-    /// Fee per byte of rollup data carried.
-    pub fee_per_byte: Amount,
-}
+/// Parameters owned by fees (defined in `weft_core`: a `ChangeFeeParams`
+/// proposal carries them).
+pub use weft_core::FeeParams;
 
 impl ComponentParams for FeeParams {
     const KEY: &'static str = "fees/params";
     const VERSION: u8 = 1;
 }
 
-impl FeeParams {
-    /// The fee for a transaction carrying `rollup_bytes` of rollup data;
-    /// an overflow makes the transaction unaffordable.
-    pub fn fee_for(&self, rollup_bytes: u64) -> Result<Amount, Rejection> {
-        self.fee_per_byte
-            .checked_mul(Amount::from(rollup_bytes))
-            .and_then(|f| f.checked_add(self.base_fee))
-            .ok_or_else(|| Rejection::new(TxCode::InsufficientFunds, "fee overflows"))
-    }
+/// The fee for a transaction carrying `rollup_bytes` of rollup data; an
+/// overflow makes the transaction unaffordable.
+pub fn fee_for(params: &FeeParams, rollup_bytes: u64) -> Result<Amount, Rejection> {
+    params
+        .fee_for(rollup_bytes)
+        .ok_or_else(|| Rejection::new(TxCode::InsufficientFunds, "fee overflows"))
 }
 
 /// The fees component.
@@ -57,10 +48,7 @@ impl Component for Fees {
         state: &mut dyn StateWrite,
         genesis: &Genesis<'_>,
     ) -> Result<(), StorageError> {
-        state.put_component_params(&FeeParams {
-            base_fee: genesis.app_state.params.base_fee,
-            fee_per_byte: genesis.app_state.params.fee_per_byte,
-        });
+        state.put_component_params(&genesis.app_state.params.fees());
         Ok(())
     }
 

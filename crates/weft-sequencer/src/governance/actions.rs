@@ -77,6 +77,9 @@ impl Propose<'_> {
             }
             ProposalKind::ChangeStakingParams { .. }
             | ProposalKind::ChangeGovernanceParams { .. }
+            | ProposalKind::ChangeFeeParams { .. }
+            | ProposalKind::ChangeRollupParams { .. }
+            | ProposalKind::ChangeAccountParams { .. }
             | ProposalKind::Text { .. } => {}
         }
         Ok(params)
@@ -157,6 +160,9 @@ pub fn kind_name(kind: &ProposalKind) -> &'static str {
         ProposalKind::ChangeStakingParams { .. } => "change_staking_params",
         ProposalKind::ChangeGovernanceParams { .. } => "change_governance_params",
         ProposalKind::Text { .. } => "text",
+        ProposalKind::ChangeFeeParams { .. } => "change_fee_params",
+        ProposalKind::ChangeRollupParams { .. } => "change_rollup_params",
+        ProposalKind::ChangeAccountParams { .. } => "change_account_params",
     }
 }
 

@@ -1,7 +1,8 @@
 //! Governance: proposals with escrowed deposits, votes weighed by bonded
 //! stake at the end of the voting period, and the deterministic execution
 //! of passed proposals (admitting and removing validators, changing the
-//! staking parameters) at the end of that period.
+//! staking, governance, fee, rollup and account parameters) at the end of
+//! that period.
 //!
 //! Governance runs exactly when staking does: votes weigh by stake, so a
 //! chain without a staking section writes no governance state, refuses
@@ -203,8 +204,28 @@ fn execute(state: &mut dyn StateWrite, kind: &ProposalKind) -> Result<&'static s
             state.put_component_params::<GovernanceParams>(params);
             Ok("applied")
         }
+        // Always present (genesis writes them); read from the next block
+        // on, as every block reads its parameters from state.
+        ProposalKind::ChangeFeeParams { params } => Ok(replace(state, params, params.check())),
+        ProposalKind::ChangeRollupParams { params } => Ok(replace(state, params, params.check())),
+        ProposalKind::ChangeAccountParams { params } => Ok(replace(state, params, params.check())),
         ProposalKind::Text { .. } => Ok("none"),
     }
+}
+
+/// Writes a component's parameters if they passed their check (they did
+/// when proposed; checked again so a block never stores parameters the
+/// chain refuses).
+fn replace<P: ComponentParams>(
+    state: &mut dyn StateWrite,
+    params: &P,
+    check: Result<(), String>,
+) -> &'static str {
+    if check.is_err() {
+        return "no_effect";
+    }
+    state.put_component_params(params);
+    "applied"
 }
 
 /// Deposits escrowed plus deposits burned: what governance holds out of

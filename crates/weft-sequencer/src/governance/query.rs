@@ -63,6 +63,29 @@ pub fn proposals<S: StateRead + ?Sized>(state: &S) -> Result<Vec<ProposalView>, 
         .collect()
 }
 
+/// A page of proposals: those with id ≥ `from` and, if given, this
+/// status, at most `limit` of them by id, and the id the next page starts
+/// at (`None` when nothing is left). Tallies are computed only for the
+/// page, not for every open proposal.
+pub fn proposals_page<S: StateRead + ?Sized>(
+    state: &S,
+    status: Option<ProposalStatus>,
+    from: u64,
+    limit: usize,
+) -> Result<(Vec<ProposalView>, Option<u64>), StorageError> {
+    let mut matching = state
+        .proposals()?
+        .into_iter()
+        .filter(|p| p.id >= from && status.is_none_or(|s| p.status == s));
+    let page: Vec<Proposal> = matching.by_ref().take(limit).collect();
+    let next = matching.next().map(|p| p.id);
+    let views = page
+        .into_iter()
+        .map(|p| view(state, p))
+        .collect::<Result<_, _>>()?;
+    Ok((views, next))
+}
+
 /// One proposal, if it exists.
 pub fn proposal<S: StateRead + ?Sized>(
     state: &S,

@@ -5,7 +5,7 @@
 //! of open proposals by end height then id, a proposal's votes by voter.
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use weft_core::{Address, Amount, ProposalKind, VoteOption};
 
 use crate::storage::{decode_stored, encode_stored, StateRead, StateWrite, StorageError};
@@ -49,7 +49,9 @@ pub fn vote_key(id: u64, voter: &Address) -> String {
 }
 
 /// Where a proposal stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ProposalStatus {
     /// Open for votes until the end of its end height.

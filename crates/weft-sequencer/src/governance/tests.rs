@@ -6,9 +6,9 @@
 
 use proptest::prelude::*;
 use weft_core::{
-    Action, Address, Amount, ChainParams, GenesisAccount, GenesisAppState, GenesisStaking,
-    GenesisValidator, GovernanceParams, Hash, ProposalKind, SigningKey, StakingParams, Transaction,
-    TxCode, VoteOption,
+    AccountParams, Action, Address, Amount, ChainParams, FeeParams, GenesisAccount,
+    GenesisAppState, GenesisStaking, GenesisValidator, GovernanceParams, Hash, ProposalKind,
+    RollupParams, SigningKey, StakingParams, Transaction, TxCode, VoteOption,
 };
 
 use super::{
@@ -148,6 +148,20 @@ impl Chain {
     /// Executes the next block with these transactions (one action each):
     /// its end-of-block output and each transaction's code.
     fn block(&mut self, txs: Vec<(&str, Action)>) -> (EndBlock, Vec<TxCode>) {
+        let (end, outcomes) = self.block_outcomes(txs);
+        let codes = outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|limit| panic!("{limit}")))
+            .collect();
+        (end, codes)
+    }
+
+    /// Like [`Chain::block`], with a transaction left out of the block by
+    /// a block limit as `Err`.
+    fn block_outcomes(
+        &mut self,
+        txs: Vec<(&str, Action)>,
+    ) -> (EndBlock, Vec<Result<TxCode, String>>) {
         self.height += 1;
         let mut exec = BlockExecution::new(
             &self.state,
@@ -165,10 +179,11 @@ impl Chain {
             }
             .sign(&key(signer));
             let code = match check_stateless(&tx.encode(), CHAIN) {
-                Err(r) => r.code,
+                Err(r) => Ok(r.code),
                 Ok(checked) => match exec.apply(&checked) {
-                    Ok(()) => TxCode::Ok,
-                    Err(ApplyError::Rejected(r)) => r.code,
+                    Ok(()) => Ok(TxCode::Ok),
+                    Err(ApplyError::Rejected(r)) => Ok(r.code),
+                    Err(ApplyError::Limit(m)) => Err(m),
                     Err(e) => panic!("{e}"),
                 },
             };
@@ -436,6 +451,98 @@ fn a_passed_parameter_change_replaces_the_staking_parameters() {
 }
 
 #[test]
+fn passed_fee_and_limit_changes_apply_from_the_next_block() {
+    let mut c = with_candidate();
+    let fees = FeeParams {
+        base_fee: 7_000,
+        fee_per_byte: 3,
+    };
+    let rollups = RollupParams {
+        max_rollup_data_per_tx: 4,
+        max_rollup_data_per_block: 8,
+    };
+    let accounts = AccountParams {
+        max_txs_per_account_per_block: 1,
+    };
+    // Height 2: proposals 0, 1, 2, voting until the end of height 5.
+    let (_, codes) = c.block(vec![
+        (
+            "v0",
+            propose(
+                ProposalKind::ChangeFeeParams {
+                    params: fees.clone(),
+                },
+                50,
+            ),
+        ),
+        (
+            "v1",
+            propose(
+                ProposalKind::ChangeRollupParams {
+                    params: rollups.clone(),
+                },
+                50,
+            ),
+        ),
+        (
+            "v2",
+            propose(
+                ProposalKind::ChangeAccountParams {
+                    params: accounts.clone(),
+                },
+                50,
+            ),
+        ),
+    ]);
+    assert_eq!(codes, vec![TxCode::Ok; 3]);
+    let mut votes = Vec::new();
+    for id in 0..3 {
+        for v in ["v0", "v1", "v2"] {
+            votes.push((v, vote(id, VoteOption::Yes)));
+        }
+    }
+    let (_, codes) = c.block(votes);
+    assert_eq!(codes, vec![TxCode::Ok; 9]);
+    c.until(4);
+    let data = |bytes: usize| Action::SubmitRollupData {
+        rollup_id: weft_core::RollupId::from_name("r"),
+        data: vec![7; bytes],
+    };
+    let transfer = || Action::Transfer {
+        to: addr("d0"),
+        amount: 1,
+    };
+    // Height 5 tallies them; its own transactions still run under the old
+    // parameters: five bytes of data, two transactions from one account,
+    // the old fees.
+    let before = c.balance("d1");
+    let (end, outcomes) = c.block_outcomes(vec![("d1", data(5)), ("d1", transfer())]);
+    assert_eq!(outcomes, vec![Ok(TxCode::Ok), Ok(TxCode::Ok)]);
+    assert_eq!(finished(&end), vec!["passed"; 3]);
+    let old = ChainParams::default();
+    assert_eq!(
+        before - c.balance("d1"),
+        old.fee_for(5).unwrap() + old.base_fee + 1
+    );
+    assert_eq!(c.state.component_params::<FeeParams>().unwrap(), fees);
+    assert_eq!(c.state.component_params::<RollupParams>().unwrap(), rollups);
+    assert_eq!(
+        c.state.component_params::<AccountParams>().unwrap(),
+        accounts
+    );
+    // Height 6: the new ones. Five bytes are over the transaction limit,
+    // four fit and pay the new fee, a second transaction of the same
+    // account is left out of the block.
+    let before = c.balance("d1");
+    let (_, outcomes) =
+        c.block_outcomes(vec![("d1", data(5)), ("d1", data(4)), ("d1", transfer())]);
+    assert_eq!(outcomes[0], Ok(TxCode::RollupDataTooLarge));
+    assert_eq!(outcomes[1], Ok(TxCode::Ok));
+    assert!(outcomes[2].is_err(), "{outcomes:?}");
+    assert_eq!(before - c.balance("d1"), fees.fee_for(4).unwrap());
+}
+
+#[test]
 fn proposals_ending_together_run_in_id_order_and_a_stale_one_does_nothing() {
     let mut c = with_candidate();
     let initial = supply(&c.state);
@@ -593,6 +700,43 @@ fn refusals_and_their_codes() {
                 50,
             ),
         ),
+        // Fees that overflow, inverted rollup limits, a zero account
+        // limit: stateless.
+        (
+            "d1",
+            propose(
+                ProposalKind::ChangeFeeParams {
+                    params: FeeParams {
+                        base_fee: Amount::MAX,
+                        fee_per_byte: 1,
+                    },
+                },
+                50,
+            ),
+        ),
+        (
+            "d1",
+            propose(
+                ProposalKind::ChangeRollupParams {
+                    params: RollupParams {
+                        max_rollup_data_per_tx: 9,
+                        max_rollup_data_per_block: 8,
+                    },
+                },
+                50,
+            ),
+        ),
+        (
+            "d1",
+            propose(
+                ProposalKind::ChangeAccountParams {
+                    params: AccountParams {
+                        max_txs_per_account_per_block: 0,
+                    },
+                },
+                50,
+            ),
+        ),
         // Unknown, already approved, not approved.
         ("d1", propose(admit("d0"), 50)),
         ("d1", propose(admit("v0"), 50)),
@@ -614,6 +758,9 @@ fn refusals_and_their_codes() {
     assert_eq!(
         codes,
         vec![
+            InvalidTransaction,
+            InvalidTransaction,
+            InvalidTransaction,
             InvalidTransaction,
             InvalidTransaction,
             InvalidTransaction,

@@ -6,8 +6,6 @@ pub mod actions;
 pub mod query;
 pub mod state;
 
-use borsh::{BorshDeserialize, BorshSerialize};
-
 use crate::{
     component::{Component, ComponentParams, FinalizedBlock, Genesis, ParamsWrite},
     error::StorageError,
@@ -15,14 +13,9 @@ use crate::{
 };
 use state::{BlockIndex, BlockRecord, BATCHES, BLOCKS};
 
-/// Parameters owned by rollups.
-#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct RollupParams {
-    /// Most rollup data bytes one transaction may carry.
-    pub max_rollup_data_per_tx: u32,
-    /// Most rollup data bytes one block may carry (all rollups together).
-    pub max_rollup_data_per_block: u64,
-}
+/// Parameters owned by rollups (defined in `weft_core`: a
+/// `ChangeRollupParams` proposal carries them).
+pub use weft_core::RollupParams;
 
 impl ComponentParams for RollupParams {
     const KEY: &'static str = "rollups/params";
@@ -48,10 +41,7 @@ impl Component for Rollups {
         state: &mut dyn StateWrite,
         genesis: &Genesis<'_>,
     ) -> Result<(), StorageError> {
-        state.put_component_params(&RollupParams {
-            max_rollup_data_per_tx: genesis.app_state.params.max_rollup_data_per_tx,
-            max_rollup_data_per_block: genesis.app_state.params.max_rollup_data_per_block,
-        });
+        state.put_component_params(&genesis.app_state.params.rollups());
         Ok(())
     }
 

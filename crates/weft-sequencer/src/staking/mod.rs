@@ -13,6 +13,7 @@
 
 pub mod accountability;
 pub mod actions;
+pub mod decentralisation;
 pub mod query;
 pub mod rewards;
 pub mod shares;

@@ -105,7 +105,10 @@ pub fn cost(tx: &CheckedTx, fee: Amount) -> Result<Amount, Rejection> {
 /// The fee for `tx` under the fee component's parameters.
 fn fee<S: StateRead + ?Sized>(state: &S, tx: &CheckedTx) -> Result<Amount, ExecError> {
     let params: FeeParams = state.component_params()?;
-    Ok(params.fee_for(tx.tx.transaction.rollup_data_bytes())?)
+    Ok(crate::fees::fee_for(
+        &params,
+        tx.tx.transaction.rollup_data_bytes(),
+    )?)
 }
 
 /// The fee, if `account` holds the fee plus everything `tx` spends.
