@@ -384,7 +384,8 @@ mod tests {
 
     #[test]
     fn every_structural_rule_has_its_error() {
-        let cases: Vec<(fn(&mut Bid), BidError)> = vec![
+        type Breaking = fn(&mut Bid);
+        let cases: Vec<(Breaking, BidError)> = vec![
             (|b| b.chain_id.clear(), BidError::ChainId),
             (|b| b.chain_id = "x".repeat(51), BidError::ChainId),
             (|b| b.target_height = 0, BidError::ZeroHeight),
