@@ -100,7 +100,11 @@ fn now_ms() -> u64 {
 }
 
 /// Starts the relay on its own two-thread runtime; returns its URL.
-fn start_relay(options: &RelayBenchOptions, operator: Address, relay_key: &SigningKey) -> anyhow::Result<String> {
+fn start_relay(
+    options: &RelayBenchOptions,
+    operator: Address,
+    relay_key: &SigningKey,
+) -> anyhow::Result<String> {
     std::fs::create_dir_all(&options.work_dir)?;
     let path = options
         .work_dir
@@ -143,8 +147,8 @@ fn start_relay(options: &RelayBenchOptions, operator: Address, relay_key: &Signi
                 .expect("a runtime for the relay");
             runtime.block_on(async move {
                 let _heads = heads;
-                let listener = tokio::net::TcpListener::from_std(std_listener)
-                    .expect("the bench listener");
+                let listener =
+                    tokio::net::TcpListener::from_std(std_listener).expect("the bench listener");
                 let _ = axum::serve(listener, weft_relay::router(relay)).await;
             });
         })?;
@@ -251,7 +255,10 @@ pub async fn run(options: &RelayBenchOptions) -> anyhow::Result<RelayBenchReport
             }
         }
     }
-    let elapsed = last.saturating_duration_since(start).as_secs_f64().max(1e-9);
+    let elapsed = last
+        .saturating_duration_since(start)
+        .as_secs_f64()
+        .max(1e-9);
 
     // Winner fetches, one after another, each signed afresh.
     let mut fetch_latencies = Vec::new();
@@ -269,7 +276,10 @@ pub async fn run(options: &RelayBenchOptions) -> anyhow::Result<RelayBenchReport
         let header = hex::encode(request.encode());
         let sent = Instant::now();
         let response = client
-            .get(format!("{url}/relay/v1/validator/winners?height={}", HEAD + 1))
+            .get(format!(
+                "{url}/relay/v1/validator/winners?height={}",
+                HEAD + 1
+            ))
             .header("weft-relay-request", header)
             .send()
             .await?;
