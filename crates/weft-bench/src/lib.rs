@@ -10,7 +10,8 @@
 //! - [`blocks`], [`conductor`]: when transactions commit and are delivered;
 //! - [`procstat`], [`hot_path`]: CPU, memory and the ABCI handlers' time;
 //! - [`search`], [`stats`]: the saturation search and percentiles;
-//! - [`harness`]: runs a scenario; [`report`]: JSON, Markdown and SVG.
+//! - [`harness`]: runs a scenario; [`report`]: JSON, Markdown and SVG;
+//! - [`relay`]: the builder-bid relay alone (`weft-bench relay`).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), weft_bench::BenchError> {
@@ -29,6 +30,7 @@ pub mod harness;
 pub mod hot_path;
 pub mod pacing;
 pub mod procstat;
+pub mod relay;
 pub mod report;
 pub mod scenario;
 pub mod search;

@@ -45,6 +45,37 @@ enum Command {
         #[command(flatten)]
         options: Options,
     },
+    /// The builder-bid relay alone, in process: bid submissions at an
+    /// open-loop rate, then winner fetches.
+    Relay {
+        /// Offered bids per second.
+        #[arg(long, default_value_t = 5000.0)]
+        rate: f64,
+        /// Seconds of submissions.
+        #[arg(long, default_value_t = 5.0)]
+        secs: f64,
+        /// Bundle payload bytes.
+        #[arg(long, default_value_t = 4096)]
+        bundle_bytes: usize,
+        /// Distinct builders.
+        #[arg(long, default_value_t = 1024)]
+        builders: usize,
+        /// Distinct rollups.
+        #[arg(long, default_value_t = 16)]
+        rollups: usize,
+        /// Concurrent connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Winner fetches.
+        #[arg(long, default_value_t = 2000)]
+        fetches: usize,
+        /// Where the report and the relay's trace store go.
+        #[arg(long, default_value = "target/bench")]
+        out: PathBuf,
+        /// Log filter.
+        #[arg(long, default_value = "warn")]
+        log: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -154,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let log = match &cli.command {
         Command::List => "warn".to_string(),
+        Command::Relay { log, .. } => log.clone(),
         Command::Run { options, .. } | Command::All { options } => options.log.clone(),
     };
     tracing_subscriber::fmt()
@@ -161,6 +193,36 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
+        Command::Relay {
+            rate,
+            secs,
+            bundle_bytes,
+            builders,
+            rollups,
+            connections,
+            fetches,
+            out,
+            ..
+        } => {
+            if !(rate > 0.0 && secs > 0.0) {
+                bail!("--rate and --secs must be positive");
+            }
+            let r = weft_bench::relay::run(&weft_bench::relay::RelayBenchOptions {
+                rate,
+                secs,
+                bundle_bytes,
+                builders,
+                rollups,
+                connections,
+                fetches,
+                work_dir: out.join("relay"),
+            })
+            .await?;
+            std::fs::create_dir_all(&out)?;
+            std::fs::write(out.join("relay.json"), serde_json::to_string_pretty(&r)?)?;
+            println!("{}", weft_bench::relay::markdown(&r));
+            println!("wrote {}/relay.json", out.display());
+        }
         Command::List => {
             for s in Scenario::catalog() {
                 println!(

@@ -2,6 +2,7 @@
 //! a Weft node's CometBFT RPC.
 
 mod args;
+mod bid;
 mod devnet;
 mod genesis;
 mod keys;
@@ -47,6 +48,9 @@ enum Command {
     /// proposals.
     #[command(subcommand)]
     Query(query::QueryCommand),
+    /// Bid at a relay for the top of rollup batches (builders).
+    #[command(subcommand)]
+    Bid(bid::BidCommand),
 }
 
 #[tokio::main]
@@ -66,6 +70,7 @@ async fn main() -> ExitCode {
         Command::Devnet(c) => devnet::run(c, out).await.map(|()| true),
         Command::Tx(c) => tx::run(c, out).await,
         Command::Query(c) => query::run(c, out).await.map(|()| true),
+        Command::Bid(c) => bid::run(c, out).await,
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -247,6 +247,21 @@ impl NodeClient {
         }
     }
 
+    /// The block hash (CometBFT's header hash) of the block at `height`.
+    pub async fn block_hash(&self, height: u64) -> Result<Hash> {
+        let at = tendermint::block::Height::try_from(height)
+            .map_err(|e| anyhow!("height {height} is not a block height: {e}"))?;
+        let response = self
+            .rpc
+            .header(at)
+            .await
+            .map_err(|e| self.explain("header", e))?;
+        match response.header.hash() {
+            tendermint::Hash::Sha256(bytes) => Ok(Hash(bytes)),
+            tendermint::Hash::None => bail!("block {height} has no hash"),
+        }
+    }
+
     /// A failed request as a message that says what went wrong and, where
     /// there is one, what to do. Decided by the error's kind, never its text.
     fn explain(&self, method: &str, error: tendermint_rpc::Error) -> anyhow::Error {

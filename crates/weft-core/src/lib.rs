@@ -4,6 +4,7 @@
 //! This crate does no I/O. Every other Weft crate depends on it, so anything
 //! that crosses a process boundary is defined here exactly once.
 
+pub mod bid;
 pub mod block;
 pub mod codes;
 pub mod encoding;
@@ -15,6 +16,7 @@ pub mod merkle;
 pub mod rollup;
 pub mod transaction;
 
+pub use bid::{Bid, Bundle, RelayRequest, RelayRequestKind, SignedBid, SignedRelayRequest};
 pub use block::{BlockCommitments, RollupBatch, RollupBatchProof};
 pub use codes::TxCode;
 pub use encoding::DecodeError;

@@ -36,6 +36,11 @@ pub const MAX_PROPOSAL_DESCRIPTION_LEN: usize = 4_096;
 pub enum SigningDomain {
     /// A transaction.
     Transaction,
+    /// A builder's bid for the top of rollup batches (`bid::Bid`).
+    Bid,
+    /// A signed request to a relay (`bid::RelayRequest`): a validator
+    /// fetching winners, a builder cancelling its bid.
+    RelayRequest,
 }
 
 impl SigningDomain {
@@ -43,6 +48,8 @@ impl SigningDomain {
     pub fn tag(self) -> &'static [u8] {
         match self {
             SigningDomain::Transaction => b"weft/transaction/v1",
+            SigningDomain::Bid => b"weft/bid/v1",
+            SigningDomain::RelayRequest => b"weft/relay-request/v1",
         }
     }
 

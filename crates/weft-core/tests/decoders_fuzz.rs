@@ -5,8 +5,9 @@
 
 use proptest::prelude::*;
 use weft_core::{
-    block::BlockCommitments, Action, RollupBatchProof, RollupId, SignedTransaction, SigningKey,
-    Transaction,
+    bid::{Bid, Bundle, SignedBid, SignedRelayRequest},
+    block::BlockCommitments,
+    Action, RollupBatchProof, RollupId, SignedTransaction, SigningKey, Transaction,
 };
 
 fn valid_tx(nonce: u64, data: Vec<u8>, amount: u128) -> Vec<u8> {
@@ -91,5 +92,67 @@ proptest! {
         item.extend_from_slice(&bytes);
         let ok = BlockCommitments::decode(&item).is_ok();
         prop_assert_eq!(ok, bytes.len() == 64);
+    }
+}
+
+fn valid_bid(height: u64, payload: Vec<u8>, amount: u128) -> Vec<u8> {
+    let key = SigningKey::from_seed("fuzz-builder");
+    Bid {
+        chain_id: "fuzz".into(),
+        target_height: height,
+        parent_hash: weft_core::sha256(b"parent"),
+        bundles: vec![Bundle {
+            rollup_id: RollupId::from_name("r"),
+            payloads: vec![payload],
+        }],
+        amount,
+        builder: key.public_key(),
+    }
+    .sign(&key)
+    .encode()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_bid_decoders(
+        bytes in proptest::collection::vec(any::<u8>(), 0..512),
+    ) {
+        if let Ok(bid) = SignedBid::decode(&bytes) {
+            prop_assert_eq!(bid.encode(), bytes.clone());
+            let _ = bid.verify_signature();
+            let _ = bid.check_structure();
+        }
+        if let Ok(r) = SignedRelayRequest::decode(&bytes) {
+            prop_assert_eq!(r.encode(), bytes.clone());
+            let _ = r.verify_signature();
+        }
+    }
+
+    #[test]
+    fn mutated_bids_never_panic_and_never_verify(
+        height in 1u64..,
+        payload in proptest::collection::vec(any::<u8>(), 1..64),
+        amount in any::<u128>(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let good = valid_bid(height, payload, amount);
+        let mut bad = good.clone();
+        for (i, x) in &flips {
+            let i = i.index(bad.len());
+            bad[i] ^= x;
+        }
+        if let Ok(bid) = SignedBid::decode(&bad) {
+            prop_assert_eq!(bid.encode(), bad.clone());
+            // Any change to the signed bytes breaks the signature (or the
+            // flips cancelled out).
+            if bad != good {
+                prop_assert!(bid.verify_signature().is_err());
+            }
+        }
+        let cut = cut.index(good.len());
+        prop_assert!(SignedBid::decode(&good[..cut]).is_err());
     }
 }

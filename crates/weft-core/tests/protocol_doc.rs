@@ -5,6 +5,10 @@
 use std::path::PathBuf;
 
 use weft_core::{
+    bid::{
+        MAX_BID_BUNDLES, MAX_BID_BYTES, MAX_BID_DATA_BYTES, MAX_BUNDLE_PAYLOADS,
+        MAX_RELAY_REQUEST_BYTES,
+    },
     block::{COMMITMENTS_ITEM_LEN, COMMITMENTS_MAGIC, COMMITMENTS_VERSION},
     keys::ADDRESS_PREFIX,
     merkle::MAX_AUNTS,
@@ -107,9 +111,15 @@ fn every_result_code_is_in_the_protocol_page() {
 #[test]
 fn tags_and_prefixes_are_in_the_protocol_page() {
     let doc = protocol_doc();
-    let tag = std::str::from_utf8(SigningDomain::Transaction.tag()).expect("tags are ASCII");
+    let tag = |d: SigningDomain| std::str::from_utf8(d.tag()).expect("tags are ASCII");
     let magic = std::str::from_utf8(&COMMITMENTS_MAGIC).expect("the magic is ASCII");
-    for text in [tag, magic, ADDRESS_PREFIX] {
+    for text in [
+        tag(SigningDomain::Transaction),
+        tag(SigningDomain::Bid),
+        tag(SigningDomain::RelayRequest),
+        magic,
+        ADDRESS_PREFIX,
+    ] {
         assert!(
             doc.contains(&format!("`{text}`")),
             "docs/protocol.md must spell `{text}` exactly"
@@ -223,5 +233,19 @@ fn inclusion_limits_and_parameter_defaults_are_documented() {
                 .any(|l| l.contains(&format!("`{name}`")) && has_number(l, &value)),
             "docs/censorship-resistance.md must state {name} = {value} on one line"
         );
+    }
+}
+
+#[test]
+fn bid_limits_are_documented() {
+    let doc = protocol_doc();
+    for (name, value) in [
+        ("MAX_BID_BYTES", MAX_BID_BYTES),
+        ("MAX_BID_BUNDLES", MAX_BID_BUNDLES),
+        ("MAX_BUNDLE_PAYLOADS", MAX_BUNDLE_PAYLOADS),
+        ("MAX_BID_DATA_BYTES", MAX_BID_DATA_BYTES),
+        ("MAX_RELAY_REQUEST_BYTES", MAX_RELAY_REQUEST_BYTES),
+    ] {
+        assert_documented(&doc, name, &value.to_string());
     }
 }

@@ -10,6 +10,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 
 use serde_json::{json, Value};
 use weft_core::{
+    bid::{Bid, Bundle, RelayRequest, RelayRequestKind, SignedBid, SignedRelayRequest},
     block::{self, BlockCommitments, COMMITMENTS_MAGIC},
     encoding,
     merkle::{self, Proof},
@@ -459,6 +460,118 @@ fn block_vectors(signed: &[SignedTransaction]) -> Value {
     })
 }
 
+/// Bids every client should reproduce: one single-rollup bid, one
+/// two-rollup bid, and a cancellation (amount 0).
+fn bid_vectors() -> Vec<Value> {
+    let parent = weft_core::sha256(b"block 41");
+    let samples = [
+        (
+            "one bundle for one rollup",
+            "builder",
+            vec![Bundle {
+                rollup_id: RollupId::from_name("my-rollup"),
+                payloads: vec![b"tx-1".to_vec(), b"tx-2".to_vec()],
+            }],
+            25_000u128,
+        ),
+        (
+            "two rollups taken atomically",
+            "builder",
+            vec![
+                Bundle {
+                    rollup_id: RollupId::from_name("alpha"),
+                    payloads: vec![vec![0xaa]],
+                },
+                Bundle {
+                    rollup_id: RollupId::from_name("my-rollup"),
+                    payloads: vec![vec![0xbb, 0xcc]],
+                },
+            ],
+            1 << 70,
+        ),
+        (
+            "a cancellation: amount 0",
+            "builder",
+            vec![Bundle {
+                rollup_id: RollupId::from_name("my-rollup"),
+                payloads: vec![b"tx-1".to_vec()],
+            }],
+            0,
+        ),
+    ];
+    samples
+        .into_iter()
+        .map(|(why, seed, bundles, amount)| {
+            let key = SigningKey::from_seed(seed);
+            let bid = Bid {
+                chain_id: CHAIN_ID.into(),
+                target_height: 42,
+                parent_hash: parent,
+                bundles,
+                amount,
+                builder: key.public_key(),
+            };
+            let body = encoding::encode(&bid);
+            let signed = bid.clone().sign(&key);
+            json!({
+                "description": why,
+                "builder_seed": seed,
+                "bid": bid,
+                "bid_borsh": hex::encode(&body),
+                "signing_message": hex::encode(SigningDomain::Bid.message(CHAIN_ID, &body)),
+                "signature": hex::encode(signed.signature.0),
+                "signed_bid_borsh": hex::encode(signed.encode()),
+                "hash": signed.hash(),
+                "bundle_hashes": bid.bundles.iter().map(Bundle::hash).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+/// A validator's signed winner fetch and a builder's signed cancellation.
+fn relay_request_vectors() -> Vec<Value> {
+    let operator = SigningKey::from_seed("operator").address();
+    let relay_key = SigningKey::from_seed("relay-key");
+    let builder = SigningKey::from_seed("builder");
+    [
+        (
+            "a validator fetches the winners of height 42",
+            "relay-key",
+            relay_key.clone(),
+            RelayRequestKind::FetchWinners,
+            operator,
+        ),
+        (
+            "a builder cancels its bid for height 42",
+            "builder",
+            builder.clone(),
+            RelayRequestKind::CancelBid,
+            builder.address(),
+        ),
+    ]
+    .into_iter()
+    .map(|(why, seed, key, kind, requester)| {
+        let request = RelayRequest {
+            chain_id: CHAIN_ID.into(),
+            kind,
+            height: 42,
+            timestamp_ms: 1_767_225_600_000,
+            requester,
+            key: key.public_key(),
+        };
+        let body = encoding::encode(&request);
+        let signed: SignedRelayRequest = request.sign(&key);
+        json!({
+            "description": why,
+            "signer_seed": seed,
+            "request_borsh": hex::encode(&body),
+            "signing_message": hex::encode(SigningDomain::RelayRequest.message(CHAIN_ID, &body)),
+            "signed_request_borsh": hex::encode(signed.encode()),
+        })
+    })
+    .collect()
+}
+
 fn generate() -> Value {
     let txs = sample_transactions();
     let signed: Vec<SignedTransaction> = txs
@@ -471,6 +584,8 @@ fn generate() -> Value {
         "keys": (["alice", "bob", "dev"].map(key_vector)),
         "signing": {
             "transaction_domain_tag": String::from_utf8_lossy(SigningDomain::Transaction.tag()),
+            "bid_domain_tag": String::from_utf8_lossy(SigningDomain::Bid.tag()),
+            "relay_request_domain_tag": String::from_utf8_lossy(SigningDomain::RelayRequest.tag()),
             "example": {
                 "chain_id": "c",
                 "body": "0102",
@@ -490,6 +605,8 @@ fn generate() -> Value {
         "empty_block_commitments_item": hex::encode(empty_block.encode()),
         "commitments_magic": hex::encode(COMMITMENTS_MAGIC),
         "block": block_vectors(&signed[..BLOCK_SAMPLE_TXS]),
+        "bids": bid_vectors(),
+        "relay_requests": relay_request_vectors(),
         "inclusion": inclusion_vectors(&signed),
     })
 }
@@ -581,5 +698,33 @@ fn committed_transactions_decode_and_verify() {
         assert_eq!(tx.hash().to_hex(), v["hash"].as_str().unwrap());
         let fields: Transaction = serde_json::from_value(v["transaction"].clone()).unwrap();
         assert_eq!(tx.transaction, fields);
+    }
+}
+
+// Committed bids decode, pass their stateless checks and verify.
+#[test]
+fn committed_bids_decode_and_verify() {
+    let text = std::fs::read_to_string(vectors_path()).expect("vectors exist");
+    let vectors: Value = serde_json::from_str(&text).expect("vectors are JSON");
+    let bids = vectors["bids"].as_array().expect("a bid list");
+    assert_eq!(bids.len(), 3);
+    for v in bids {
+        let bytes = hex::decode(v["signed_bid_borsh"].as_str().unwrap()).unwrap();
+        let bid = SignedBid::decode(&bytes).unwrap();
+        bid.check_structure().unwrap();
+        bid.verify_signature().unwrap();
+        assert_eq!(bid.hash().to_hex(), v["hash"].as_str().unwrap());
+        let fields: Bid = serde_json::from_value(v["bid"].clone()).unwrap();
+        assert_eq!(bid.bid, fields);
+    }
+    for v in vectors["relay_requests"]
+        .as_array()
+        .expect("a request list")
+    {
+        let bytes = hex::decode(v["signed_request_borsh"].as_str().unwrap()).unwrap();
+        SignedRelayRequest::decode(&bytes)
+            .unwrap()
+            .verify_signature()
+            .unwrap();
     }
 }
