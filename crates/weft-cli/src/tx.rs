@@ -111,6 +111,39 @@ pub enum TxCommand {
         #[command(flatten)]
         options: TxOptions,
     },
+    /// Changes the signer's validator: name, website, commission (at most
+    /// once per epoch, by at most the chain's `max_commission_change_bps`),
+    /// or the relay key its node signs winner requests with. Only what is
+    /// given changes.
+    EditValidator {
+        /// New display name (1 to 64 bytes).
+        #[arg(long)]
+        name: Option<String>,
+        /// New website (at most 128 bytes).
+        #[arg(long)]
+        website: Option<String>,
+        /// New commission in basis points (0 to 10000).
+        #[arg(long, value_name = "BPS")]
+        commission_bps: Option<u16>,
+        /// The ed25519 public key the validator's node signs relay
+        /// requests with: 64 hex digits or base64.
+        #[arg(long, value_name = "HEX|BASE64")]
+        relay_key: Option<String>,
+        #[command(flatten)]
+        options: TxOptions,
+    },
+    /// Brings the signer's jailed validator back (after its jail period;
+    /// never for a tombstoned one). It rejoins the set at the next epoch.
+    Unjail {
+        #[command(flatten)]
+        options: TxOptions,
+    },
+    /// Pays the signer's claimable staking rewards (and, for an operator,
+    /// its commission) into its balance.
+    ClaimRewards {
+        #[command(flatten)]
+        options: TxOptions,
+    },
     /// Submits a governance proposal, escrowing a deposit (returned at the
     /// end of voting unless the proposal is vetoed). Exactly one of
     /// --admit, --remove, --title or --kind.
@@ -222,6 +255,36 @@ pub async fn run(command: TxCommand, out: Output) -> Result<bool> {
             amount,
             options,
         } => (Action::Redelegate { from, to, amount }, options),
+        TxCommand::EditValidator {
+            name,
+            website,
+            commission_bps,
+            relay_key,
+            options,
+        } => {
+            if name.is_none()
+                && website.is_none()
+                && commission_bps.is_none()
+                && relay_key.is_none()
+            {
+                bail!("nothing to change: pass --name, --website, --commission-bps or --relay-key");
+            }
+            let relay_key = relay_key
+                .map(|k| read_consensus_key(Some(k), None, None))
+                .transpose()
+                .context("--relay-key")?;
+            (
+                Action::EditValidator {
+                    name,
+                    website,
+                    commission_bps,
+                    relay_key,
+                },
+                options,
+            )
+        }
+        TxCommand::Unjail { options } => (Action::Unjail {}, options),
+        TxCommand::ClaimRewards { options } => (Action::ClaimRewards {}, options),
         TxCommand::Propose {
             admit,
             remove,
