@@ -205,7 +205,13 @@ pub struct TxOptions {
 
 /// Runs a `weft tx` command; `Ok(false)` when the chain refused the tx.
 pub async fn run(command: TxCommand, out: Output) -> Result<bool> {
-    let (action, options) = match command {
+    let (action, options) = action_of(command)?;
+    send(action, options, out).await
+}
+
+/// The action a command asks for, with its signing and sending options.
+fn action_of(command: TxCommand) -> Result<(Action, TxOptions)> {
+    Ok(match command {
         TxCommand::Transfer {
             to,
             amount,
@@ -319,7 +325,11 @@ pub async fn run(command: TxCommand, out: Output) -> Result<bool> {
             },
             options,
         ),
-    };
+    })
+}
+
+/// Signs `action` with the options' key and sends it.
+async fn send(action: Action, options: TxOptions, out: Output) -> Result<bool> {
     let key = options.key.signing_key(&options.node)?;
     if options.key.uses_devnet_dev_key(&options.node) {
         out.note(format!(
@@ -514,6 +524,43 @@ mod tests {
             }
         );
         assert!(read_kind(r#"{"type":"bogus"}"#).is_err());
+        // edit-validator, unjail and claim-rewards map to their actions.
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(subcommand)]
+            tx: TxCommand,
+        }
+        let relay = weft_core::SigningKey::from_seed("relay").public_key().0;
+        let relay_hex = hex::encode(relay);
+        let edit = Cli::parse_from([
+            "weft",
+            "edit-validator",
+            "--commission-bps",
+            "600",
+            "--relay-key",
+            &relay_hex,
+        ]);
+        assert_eq!(
+            action_of(edit.tx).unwrap().0,
+            Action::EditValidator {
+                name: None,
+                website: None,
+                commission_bps: Some(600),
+                relay_key: Some(relay),
+            }
+        );
+        assert!(action_of(Cli::parse_from(["weft", "edit-validator"]).tx).is_err());
+        assert_eq!(
+            action_of(Cli::parse_from(["weft", "unjail"]).tx).unwrap().0,
+            Action::Unjail {}
+        );
+        assert_eq!(
+            action_of(Cli::parse_from(["weft", "claim-rewards"]).tx)
+                .unwrap()
+                .0,
+            Action::ClaimRewards {}
+        );
         let key = weft_core::SigningKey::from_seed("cons").public_key().0;
         let hex_key = hex::encode(key);
         assert_eq!(read_consensus_key(Some(hex_key), None, None).unwrap(), key);
