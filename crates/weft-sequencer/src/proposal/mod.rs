@@ -160,20 +160,7 @@ impl<S: StateRead> BlockExecution<S> {
     /// Applies `tx` atomically within the block's limits: all of it, or
     /// nothing and why.
     pub fn apply(&mut self, tx: &CheckedTx) -> Result<(), ApplyError> {
-        let count = self.per_account.get(&tx.signer).copied().unwrap_or(0);
-        if count >= self.limits.max_txs_per_account_per_block {
-            return Err(ApplyError::Limit(format!(
-                "{} already has {count} transactions in this block (limit {})",
-                tx.signer, self.limits.max_txs_per_account_per_block
-            )));
-        }
-        let data = tx.tx.transaction.rollup_data_bytes();
-        if self.summary.rollup_bytes + data > self.limits.max_rollup_data_per_block {
-            return Err(ApplyError::Limit(format!(
-                "{} more bytes of rollup data would exceed the block's {} (already {})",
-                data, self.limits.max_rollup_data_per_block, self.summary.rollup_bytes
-            )));
-        }
+        let (count, data) = self.within_limits(tx)?;
         self.delta.begin_tx();
         match execute(&mut self.delta, tx) {
             Ok((receipt, rollup_data)) => {
@@ -198,17 +185,30 @@ impl<S: StateRead> BlockExecution<S> {
         }
     }
 
-    /// Whether `tx` would apply on top of the block so far, within its
-    /// limits, without applying it (the inclusion rule's question).
-    pub fn probe(&mut self, tx: &CheckedTx) -> Result<(), ApplyError> {
+    /// The block caps `tx` must fit: the signer's transactions in the
+    /// block so far and `tx`'s rollup data bytes, or which cap it breaks.
+    fn within_limits(&self, tx: &CheckedTx) -> Result<(u32, u64), ApplyError> {
         let count = self.per_account.get(&tx.signer).copied().unwrap_or(0);
         if count >= self.limits.max_txs_per_account_per_block {
-            return Err(ApplyError::Limit("per-account transactions".into()));
+            return Err(ApplyError::Limit(format!(
+                "{} already has {count} transactions in this block (limit {})",
+                tx.signer, self.limits.max_txs_per_account_per_block
+            )));
         }
         let data = tx.tx.transaction.rollup_data_bytes();
         if self.summary.rollup_bytes + data > self.limits.max_rollup_data_per_block {
-            return Err(ApplyError::Limit("rollup data per block".into()));
+            return Err(ApplyError::Limit(format!(
+                "{} more bytes of rollup data would exceed the block's {} (already {})",
+                data, self.limits.max_rollup_data_per_block, self.summary.rollup_bytes
+            )));
         }
+        Ok((count, data))
+    }
+
+    /// Whether `tx` would apply on top of the block so far, within its
+    /// limits, without applying it (the inclusion rule's question).
+    pub fn probe(&mut self, tx: &CheckedTx) -> Result<(), ApplyError> {
+        self.within_limits(tx)?;
         self.delta.begin_tx();
         let outcome = execute(&mut self.delta, tx);
         self.delta.discard_tx();
