@@ -366,7 +366,13 @@ async fn run(t: &TestNetwork, poor: &[SigningKey]) -> Result<()> {
         let txs = block_txs(&rpc, h).await?;
         let mut data = 0u64;
         let mut per_account: BTreeMap<Address, u32> = BTreeMap::new();
-        for raw in txs.iter().skip(1) {
+        // Item 0 is the commitments; item 1 may be the listed commit
+        // (inclusion lists are on in test networks).
+        for raw in txs
+            .iter()
+            .skip(1)
+            .filter(|t| !weft_core::inclusion::ListedCommit::is_item(t))
+        {
             let tx = SignedTransaction::decode(raw)?;
             data += tx.transaction.rollup_data_bytes();
             *per_account.entry(tx.signer()).or_default() += 1;
