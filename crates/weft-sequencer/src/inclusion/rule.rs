@@ -173,18 +173,31 @@ pub fn verify<S: StateRead + ?Sized>(
         }));
     }
     let (powers, total) = powers(ctx);
+    let mut carried = Vec::with_capacity(item.votes.len());
+    for vote in &item.votes {
+        match check_vote(state, chain_id, height, round, &powers, params, vote)? {
+            Ok(v) => carried.push(v),
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(collect(height, total, carried))
+}
+
+/// What checked votes (power, list) oblige the block to carry: their
+/// lists' union, each transaction once with the power that named it, if
+/// they carry more than two-thirds of `total`.
+fn collect(
+    height: u64,
+    total: u64,
+    carried: Vec<(u64, InclusionList)>,
+) -> Result<Listed, ListedCommitError> {
     let mut listed = Listed {
         height,
         total_power: total,
         ..Listed::default()
     };
     let mut index: BTreeMap<Hash, usize> = BTreeMap::new();
-    for vote in &item.votes {
-        let (power, list) = match check_vote(state, chain_id, height, round, &powers, params, vote)?
-        {
-            Ok(v) => v,
-            Err(e) => return Ok(Err(e)),
-        };
+    for (power, list) in carried {
         listed.listed_power = listed.listed_power.saturating_add(power);
         // A list naming a transaction twice counts its validator once.
         let mut seen = BTreeSet::new();
@@ -208,12 +221,12 @@ pub fn verify<S: StateRead + ?Sized>(
     }
     // More than two-thirds, in integers: 3 × listed > 2 × total.
     if u128::from(listed.listed_power) * 3 <= u128::from(total) * 2 {
-        return Ok(Err(ListedCommitError::InsufficientPower {
+        return Err(ListedCommitError::InsufficientPower {
             listed: listed.listed_power,
             total,
-        }));
+        });
     }
-    Ok(Ok(listed))
+    Ok(listed)
 }
 
 /// The proposer's item: the extensions CometBFT handed it in
@@ -233,7 +246,7 @@ pub fn build<S: StateRead + ?Sized>(
     let height = ctx.height.saturating_sub(1);
     let round = ctx.last_commit.round;
     let (powers, total) = powers(ctx);
-    let mut valid: Vec<(u64, ListedVote)> = Vec::new();
+    let mut valid: Vec<(u64, ListedVote, InclusionList)> = Vec::new();
     for v in &local_last_commit.votes {
         if !matches!(v.sig_info, BlockSignatureInfo::Flag(BlockIdFlag::Commit)) {
             continue;
@@ -247,15 +260,15 @@ pub fn build<S: StateRead + ?Sized>(
             signature: sig.as_bytes().to_vec(),
         };
         match check_vote(state, chain_id, height, round, &powers, params, &vote)? {
-            Ok((power, _)) => valid.push((power, vote)),
+            Ok((power, list)) => valid.push((power, vote, list)),
             Err(e) => tracing::warn!(error = %e, "leaving an extension out of the listed commit"),
         }
     }
     valid.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.validator.cmp(&b.1.validator)));
-    let mut carried: Vec<ListedVote> = Vec::new();
+    let mut carried: Vec<(u64, ListedVote, InclusionList)> = Vec::new();
     let mut power = 0u64;
     let mut size = 64usize;
-    for (p, vote) in valid {
+    for (p, vote, list) in valid {
         let enough = u128::from(power) * 3 > u128::from(total) * 2;
         let vote_size = 20 + 8 + vote.extension.len() + vote.signature.len();
         if enough && size + vote_size > size_bound {
@@ -263,16 +276,20 @@ pub fn build<S: StateRead + ?Sized>(
         }
         power = power.saturating_add(p);
         size += vote_size;
-        carried.push(vote);
+        carried.push((p, vote, list));
     }
-    carried.sort_by_key(|v| v.validator);
+    // Address order, as the item is checked; each vote was checked above,
+    // so what it lists is collected without verifying it again.
+    carried.sort_by_key(|(_, v, _)| v.validator);
+    let (votes, checked): (Vec<ListedVote>, Vec<(u64, InclusionList)>) =
+        carried.into_iter().map(|(p, v, l)| (v, (p, l))).unzip();
     let item = ListedCommit {
         version: weft_core::inclusion::INCLUSION_VERSION,
         height,
         round,
-        votes: carried,
+        votes,
     };
-    Ok(verify(state, chain_id, ctx, params, &item)?
+    Ok(collect(height, total, checked)
         .ok()
         .map(|listed| (item, listed)))
 }
