@@ -29,6 +29,10 @@ pub const MAX_BUNDLE_PAYLOADS: usize = 256;
 pub const MAX_BID_DATA_BYTES: usize = 256 * 1024;
 /// Largest encoded signed relay request.
 pub const MAX_RELAY_REQUEST_BYTES: usize = 256;
+/// Bytes that open a bid block item (`"WFTB" ‖ borsh(SignedBid)`). Read
+/// as a transaction they would announce a chain id of over a billion
+/// bytes, so no transaction is mistaken for a bid.
+pub const BID_ITEM_MAGIC: [u8; 4] = *b"WFTB";
 
 /// One rollup's part of a bid: payloads that go first in that rollup's
 /// batch, in this order.
@@ -86,7 +90,7 @@ pub struct SignedBid {
 }
 
 /// Why a bid fails its stateless checks.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum BidError {
     /// The bytes do not decode.
     #[error(transparent)]
@@ -167,6 +171,26 @@ impl SignedBid {
     /// The bid id: SHA-256 of the wire bytes.
     pub fn hash(&self) -> Hash {
         sha256(&self.encode())
+    }
+
+    /// The block item carrying this bid: `BID_ITEM_MAGIC ‖ borsh(self)`.
+    pub fn encode_item(&self) -> Vec<u8> {
+        let mut out = BID_ITEM_MAGIC.to_vec();
+        out.extend_from_slice(&self.encode());
+        out
+    }
+
+    /// Whether `bytes` claim to be a bid item (by their magic).
+    pub fn is_item(bytes: &[u8]) -> bool {
+        bytes.starts_with(&BID_ITEM_MAGIC)
+    }
+
+    /// Strictly decodes a bid block item.
+    pub fn decode_item(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let body = bytes
+            .strip_prefix(&BID_ITEM_MAGIC[..])
+            .ok_or_else(|| DecodeError::Invalid("not a bid item (bad magic)".into()))?;
+        Self::decode(body)
     }
 
     /// Rules that need no state: chain id length, height, bundle count,
@@ -422,6 +446,20 @@ mod tests {
         }
         // Amount 0 (a cancellation) is structurally fine.
         sample(0).check_structure().unwrap();
+    }
+
+    #[test]
+    fn bid_items_round_trip_and_never_read_as_transactions() {
+        let bid = sample(9);
+        let item = bid.encode_item();
+        assert!(SignedBid::is_item(&item));
+        assert_eq!(SignedBid::decode_item(&item).unwrap(), bid);
+        assert!(SignedBid::decode_item(&bid.encode()).is_err(), "no magic");
+        assert!(!SignedBid::is_item(&bid.encode()));
+        assert!(crate::SignedTransaction::decode(&item).is_err());
+        let mut trailing = item;
+        trailing.push(0);
+        assert!(SignedBid::decode_item(&trailing).is_err());
     }
 
     #[test]

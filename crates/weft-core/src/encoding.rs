@@ -4,7 +4,7 @@
 use borsh::BorshDeserialize;
 
 /// Why bytes could not be decoded. Never a panic.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     /// The input is larger than this type may ever be.
     #[error("input is {len} bytes, more than the limit of {limit}")]

@@ -375,6 +375,45 @@ impl InclusionParams {
     }
 }
 
+/// The builder auction's parameters (kept in state under
+/// `auction/params`). With `enabled`, a block may carry builders' signed
+/// bids right after its commitments item: each bid's bundles lead their
+/// rollups' batches and its amount is paid into the reward pool
+/// (docs/builders.md).
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuctionParams {
+    /// Whether blocks may carry bids.
+    pub enabled: bool,
+    /// Most bids one block may carry.
+    pub max_bids_per_block: u32,
+}
+
+impl Default for AuctionParams {
+    fn default() -> Self {
+        AuctionParams {
+            enabled: true,
+            max_bids_per_block: 16,
+        }
+    }
+}
+
+impl AuctionParams {
+    /// Why these parameters cannot run, if they cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_bids_per_block > MAX_BIDS_PER_BLOCK {
+            return Err(format!(
+                "auction.max_bids_per_block must be at most {MAX_BIDS_PER_BLOCK}"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The hard bound on `auction.max_bids_per_block`: every bid costs a
+/// signature check in every validator's ProcessProposal.
+pub const MAX_BIDS_PER_BLOCK: u32 = 256;
+
 impl GovernanceParams {
     /// Why these parameters cannot run governance, if they cannot.
     pub fn check(&self) -> Result<(), String> {
@@ -456,6 +495,10 @@ pub struct GenesisAppState {
     /// off; a present one with no fields means the defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inclusion: Option<InclusionParams>,
+    /// The builder auction, if this chain has it (absent means off; a
+    /// present one with no fields means the defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auction: Option<AuctionParams>,
 }
 
 /// Why a genesis is refused.
@@ -509,6 +552,9 @@ impl GenesisAppState {
         }
         if let Some(inclusion) = &state.inclusion {
             inclusion.check().map_err(GenesisError::Invalid)?;
+        }
+        if let Some(auction) = &state.auction {
+            auction.check().map_err(GenesisError::Invalid)?;
         }
         Ok(state)
     }

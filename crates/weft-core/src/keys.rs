@@ -16,7 +16,7 @@ use crate::hash::sha256;
 pub const ADDRESS_PREFIX: &str = "weft";
 
 /// Why a key, signature or address was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
     /// Not a valid ed25519 public key (not a curve point).
     #[error("invalid ed25519 public key")]

@@ -58,6 +58,7 @@ fn app(keys: &[SigningKey]) -> (App, tempfile::TempDir) {
     let mut app = App::new(Storage::open(dir.path()).unwrap(), config).unwrap();
     let genesis = GenesisAppState {
         inclusion: None,
+        auction: None,
         accounts: keys
             .iter()
             .map(|k| GenesisAccount {

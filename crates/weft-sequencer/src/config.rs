@@ -60,6 +60,18 @@ pub struct Config {
     pub api_max_streams: usize,
     /// API: request timeout, seconds.
     pub api_request_timeout_secs: u64,
+    /// Builder relays asked for winners.
+    pub relay_urls: Vec<String>,
+    /// Key file of the validator's registered relay key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_key_file: Option<PathBuf>,
+    /// The validator's operator address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_operator: Option<weft_core::Address>,
+    /// Relay fetch deadline, milliseconds.
+    pub relay_deadline_ms: u64,
+    /// Relay refresh interval, milliseconds.
+    pub relay_refresh_ms: u64,
 }
 
 impl Default for Config {
@@ -89,6 +101,11 @@ impl Default for Config {
             api_max_concurrent_requests: api.max_concurrent_requests,
             api_max_streams: api.max_streams,
             api_request_timeout_secs: api.request_timeout.as_secs(),
+            relay_urls: Vec::new(),
+            relay_key_file: None,
+            relay_operator: None,
+            relay_deadline_ms: 200,
+            relay_refresh_ms: 250,
         }
     }
 }
@@ -185,6 +202,31 @@ pub struct Flags {
     /// HTTP API: seconds a request may take before it is answered 408.
     #[arg(long, env = "WEFT_SEQUENCER_API_REQUEST_TIMEOUT_SECS")]
     pub api_request_timeout_secs: Option<u64>,
+    /// Builder relays (`http://host:port`, comma-separated) this validator
+    /// asks for the next height's winning bids as soon as a height
+    /// commits. Empty: no bids are proposed (blocks from others still
+    /// carry theirs).
+    #[arg(long, env = "WEFT_SEQUENCER_RELAY_URLS", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_urls: Option<Vec<String>>,
+    /// Key file (`weft keys` format) of the relay key registered in this
+    /// validator's staking record (`weft tx edit-validator --relay-key`);
+    /// winner fetches are signed with it. Needed with `relay_urls`.
+    #[arg(long, env = "WEFT_SEQUENCER_RELAY_KEY_FILE")]
+    pub relay_key_file: Option<PathBuf>,
+    /// This validator's operator address (the account that registered
+    /// it), which relays look the relay key up by. Needed with
+    /// `relay_urls`.
+    #[arg(long, env = "WEFT_SEQUENCER_RELAY_OPERATOR")]
+    pub relay_operator: Option<weft_core::Address>,
+    /// Longest one winner fetch may take, in milliseconds; a slower relay
+    /// is skipped for that round (PrepareProposal never waits for one).
+    #[arg(long, env = "WEFT_SEQUENCER_RELAY_DEADLINE_MS")]
+    pub relay_deadline_ms: Option<u64>,
+    /// Pause between refreshes of the next height's winners, in
+    /// milliseconds.
+    #[arg(long, env = "WEFT_SEQUENCER_RELAY_REFRESH_MS")]
+    pub relay_refresh_ms: Option<u64>,
     /// TEST ONLY: never propose this account's transactions. The
     /// censorship-resistance tests run one validator with it; never set it
     /// on a real network (with inclusion lists on, the other validators
@@ -193,6 +235,13 @@ pub struct Flags {
     #[arg(long, hide = true)]
     #[serde(skip)]
     pub unsafe_test_censor: Option<weft_core::Address>,
+    /// TEST ONLY: put a bid that breaks the auction's rules (`forged`:
+    /// another key's signature; `unfunded`: a builder with no funds) into
+    /// every proposal; the other validators refuse such proposals. A flag
+    /// only, never a setting of the file.
+    #[arg(long, hide = true, value_enum)]
+    #[serde(skip)]
+    pub unsafe_test_bid: Option<crate::app::UnsafeTestBid>,
 }
 
 /// Flags that are not settings (never in the file).
@@ -201,6 +250,7 @@ const NOT_SETTINGS: &[&str] = &[
     "print_default_config",
     "check_config",
     "unsafe_test_censor",
+    "unsafe_test_bid",
 ];
 
 impl Flags {
@@ -238,7 +288,38 @@ impl Config {
             tx_index_retention_blocks: self.tx_index_retention_blocks,
             prepare_proposal_budget: Duration::from_millis(self.prepare_proposal_budget_ms),
             unsafe_test_censor: None,
+            unsafe_test_bid: None,
         }
+    }
+
+    /// The relay fetcher's settings, if relays are configured: `None`
+    /// without relays, an error naming the missing key when relays are
+    /// set without the key file or the operator.
+    pub fn relay_client(
+        &self,
+    ) -> Result<Option<crate::auction::fetch::RelayClientConfig>, anyhow::Error> {
+        if self.relay_urls.is_empty() {
+            return Ok(None);
+        }
+        let key_file = self
+            .relay_key_file
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("relay_urls is set but relay_key_file is not"))?;
+        let operator = self
+            .relay_operator
+            .ok_or_else(|| anyhow::anyhow!("relay_urls is set but relay_operator is not"))?;
+        let key = std::fs::read_to_string(key_file)
+            .map_err(anyhow::Error::from)
+            .and_then(|text| Ok(serde_json::from_str::<weft_core::KeyFile>(&text)?))
+            .and_then(|file| Ok(file.signing_key()?))
+            .map_err(|e| anyhow::anyhow!("relay_key_file {}: {e}", key_file.display()))?;
+        Ok(Some(crate::auction::fetch::RelayClientConfig {
+            relays: self.relay_urls.clone(),
+            operator,
+            key: std::sync::Arc::new(key),
+            deadline: Duration::from_millis(self.relay_deadline_ms),
+            refresh: Duration::from_millis(self.relay_refresh_ms.max(10)),
+        }))
     }
 
     /// The HTTP API's limits.
@@ -351,6 +432,6 @@ mod tests {
                 assert!(lines[i - 2].starts_with("# "), "{line} has no help");
             }
         }
-        assert_eq!(keys, 20, "{text}");
+        assert_eq!(keys, 23, "{text}");
     }
 }

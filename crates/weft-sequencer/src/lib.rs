@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod action;
 pub mod api;
 pub mod app;
+pub mod auction;
 pub mod chain;
 pub mod component;
 pub mod config;

@@ -48,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
         storage.clone(),
         AppConfig {
             unsafe_test_censor: flags.unsafe_test_censor,
+            unsafe_test_bid: flags.unsafe_test_bid,
             ..config.app_config()
         },
     )
@@ -64,6 +65,18 @@ async fn main() -> anyhow::Result<()> {
     // Copies each committed height's signed header from CometBFT into the
     // store, so the batch API serves ranges without a round trip per height.
     tokio::spawn(api_state.headers.clone().follow(app.subscribe_commits()));
+    // Winners are fetched from the relays as soon as a height commits, off
+    // the consensus path: PrepareProposal only reads what has arrived.
+    if let Some(relays) = config.relay_client()? {
+        tracing::info!(relays = ?relays.relays, "asking builder relays for winning bids");
+        let client = weft_sequencer::auction::fetch::RelayClient::new(relays)
+            .context("building the relay client")?;
+        tokio::spawn(client.follow(
+            app.chain_id_handle(),
+            app.subscribe_commits(),
+            app.prefetched(),
+        ));
+    }
     // CheckTx bypasses the consensus worker: signatures verify on every
     // core while consensus requests never queue behind admissions.
     let verify_threads = std::thread::available_parallelism().map_or(1, usize::from);

@@ -16,6 +16,7 @@ pub fn state(
 ) -> StateDelta<EmptyState> {
     let app_state = GenesisAppState {
         inclusion: None,
+        auction: None,
         accounts: funded
             .iter()
             .map(|(k, b)| GenesisAccount {

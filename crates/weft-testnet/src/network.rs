@@ -12,8 +12,8 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use tendermint_rpc::{Client, HttpClient, HttpClientUrl};
 use weft_core::{
-    Amount, ChainParams, GenesisAccount, GenesisAppState, GenesisStaking, GovernanceParams,
-    InclusionParams, KeyFile, SigningKey, StakingParams,
+    Amount, AuctionParams, ChainParams, GenesisAccount, GenesisAppState, GenesisStaking,
+    GovernanceParams, InclusionParams, KeyFile, SigningKey, StakingParams,
 };
 
 use crate::{
@@ -37,6 +37,14 @@ const ABCI_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Poll interval while waiting on processes and heights.
 const POLL: Duration = Duration::from_millis(100);
+/// A free loopback port (the OS picks it; it is released right away).
+fn free_port() -> Result<u16> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| TestnetError::io("picking a free port".to_string(), e))
+}
+
 /// How long one CometBFT RPC request may take.
 const RPC_TIMEOUT: Duration = Duration::from_secs(3);
 /// Log lines quoted in errors about a process that exited.
@@ -80,6 +88,14 @@ pub struct TestnetConfig {
     /// operator key and is approved with this self-bond. `None`: no
     /// staking (validators fixed by genesis.json).
     pub staking: Option<TestnetStaking>,
+    /// The builder auction (docs/builders.md): with `Some`, the genesis
+    /// has an `auction` section, so blocks may carry bids. On by default.
+    pub auction: Option<AuctionParams>,
+    /// Also run a `weft-relay` (node0's RPC and API behind it) and point
+    /// every validator at it, each with a relay key of its own
+    /// ([`Testnet::relay_key`]; its operator registers it with
+    /// `EditValidator`). Needs `staking`.
+    pub relay: bool,
 }
 
 /// The staking genesis of a test network.
@@ -115,6 +131,8 @@ impl TestnetConfig {
             inclusion: Some(InclusionParams::default()),
             candidates: 0,
             staking: None,
+            auction: Some(AuctionParams::default()),
+            relay: false,
         }
     }
 }
@@ -253,6 +271,27 @@ pub struct Testnet {
     validators: usize,
     /// Each node's operator key and its file, if it has one.
     operators: Vec<Option<(SigningKey, PathBuf)>>,
+    /// The relay, when the config asked for one.
+    relay: Option<RelayPlan>,
+}
+
+/// Where the test network's relay runs and what it was given.
+struct RelayPlan {
+    port: u16,
+    bin: PathBuf,
+    /// Each validator's relay key, by node index.
+    keys: Vec<SigningKey>,
+    proc: Mutex<Option<Proc>>,
+}
+
+impl std::fmt::Debug for RelayPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys stay out of logs.
+        f.debug_struct("RelayPlan")
+            .field("port", &self.port)
+            .field("bin", &self.bin)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Testnet {
@@ -386,6 +425,7 @@ impl Testnet {
             staking,
             // kvstore ignores app state; its vote extensions stay off.
             inclusion: cfg.inclusion.clone().filter(|_| cfg.app == App::Weft),
+            auction: cfg.auction.clone().filter(|_| cfg.app == App::Weft),
         };
         // Refuse here what the sequencer would refuse at InitChain.
         let app_state_json =
@@ -414,11 +454,51 @@ impl Testnet {
             node_config::edit_file(&node.cometbft_home().join("config/config.toml"), &settings)?;
         }
 
+        let mut node_sequencer_args = cfg.node_sequencer_args;
+        let relay = if cfg.relay {
+            if cfg.staking.is_none() || cfg.app != App::Weft {
+                return Err(TestnetError::InvalidConfig(
+                    "a relay needs a Weft network with staking (relays serve active validators)"
+                        .into(),
+                ));
+            }
+            let port = free_port()?;
+            let mut keys = Vec::with_capacity(cfg.validators);
+            for node in nodes.iter().take(cfg.validators) {
+                let key = SigningKey::generate();
+                let path = node.home.join("relay-key.json");
+                write_json(&path, &KeyFile::new(&key))?;
+                let operator = operators[node.index]
+                    .as_ref()
+                    .map(|(k, _)| k.address())
+                    .ok_or_else(|| {
+                        TestnetError::InvalidConfig("validator without operator".into())
+                    })?;
+                node_sequencer_args.entry(node.index).or_default().extend([
+                    "--relay-urls".to_string(),
+                    format!("http://127.0.0.1:{port}"),
+                    "--relay-key-file".into(),
+                    path.display().to_string(),
+                    "--relay-operator".into(),
+                    operator.to_string(),
+                ]);
+                keys.push(key);
+            }
+            Some(RelayPlan {
+                port,
+                bin: crate::binaries::workspace_binary("weft-relay", "WEFT_RELAY_BIN")?,
+                keys,
+                proc: Mutex::new(None),
+            })
+        } else {
+            None
+        };
         let rpc = nodes
             .iter()
             .map(|node| rpc_client(&node.rpc_url()))
             .collect::<Result<Vec<_>>>()?;
         let net = Testnet {
+            relay,
             procs: nodes.iter().map(|_| Mutex::default()).collect(),
             rpc,
             home,
@@ -432,7 +512,7 @@ impl Testnet {
             cometbft_bin,
             sequencer_bin,
             sequencer_extra_args: cfg.sequencer_args,
-            node_sequencer_args: cfg.node_sequencer_args,
+            node_sequencer_args,
         };
         write_json(
             &net.home.join("testnet.json"),
@@ -442,12 +522,77 @@ impl Testnet {
         Ok(net)
     }
 
-    /// Starts every node, node0 first.
+    /// Starts every node, node0 first, then the relay if there is one.
     pub async fn start(&self) -> Result<()> {
         for i in 0..self.nodes.len() {
             self.start_node(i).await?;
         }
+        if self.relay.is_some() {
+            self.start_relay()?;
+        }
         Ok(())
+    }
+
+    /// Starts the relay (serving node0's chain); already running is fine.
+    pub fn start_relay(&self) -> Result<()> {
+        let plan = self
+            .relay
+            .as_ref()
+            .ok_or_else(|| TestnetError::InvalidConfig("this network has no relay".into()))?;
+        let mut slot = plan
+            .proc
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.as_mut().is_some_and(|p| p.exit_status().is_none()) {
+            return Ok(());
+        }
+        let node0 = self.node(0)?;
+        let dir = self.home.join("relay");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| TestnetError::io(format!("creating {}", dir.display()), e))?;
+        let args = vec![
+            "--chain-id".to_string(),
+            self.chain_id.clone(),
+            "--listen".into(),
+            format!("127.0.0.1:{}", plan.port),
+            "--cometbft-rpc".into(),
+            node0.rpc_url(),
+            "--sequencer-api".into(),
+            node0.api_url(),
+            "--data".into(),
+            dir.join("traces.redb").display().to_string(),
+        ];
+        let log = dir.join("relay.log");
+        mark_log(&log, &plan.bin, &args);
+        *slot = Some(Proc::spawn(&plan.bin, &args, &log)?);
+        Ok(())
+    }
+
+    /// Kills the relay (a dead relay must never stop a block).
+    pub fn stop_relay(&self) -> Result<()> {
+        if let Some(plan) = &self.relay {
+            let mut slot = plan
+                .proc
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(mut p) = slot.take() {
+                p.kill_and_reap();
+            }
+        }
+        Ok(())
+    }
+
+    /// The relay's base URL, if this network has one.
+    pub fn relay_url(&self) -> Option<String> {
+        self.relay
+            .as_ref()
+            .map(|p| format!("http://127.0.0.1:{}", p.port))
+    }
+
+    /// Validator `i`'s relay key (its operator must register it with
+    /// `EditValidator { relay_key }` before relays serve it).
+    pub fn relay_key(&self, i: usize) -> Option<&SigningKey> {
+        self.relay.as_ref().and_then(|p| p.keys.get(i))
     }
 
     /// Starts node `i`: the sequencer, then (once its ABCI port accepts
@@ -542,8 +687,10 @@ impl Testnet {
         self.start_node(i).await
     }
 
-    /// Stops every node gracefully (SIGTERM, up to ~10s, then SIGKILL).
+    /// Stops every node gracefully (SIGTERM, up to ~10s, then SIGKILL),
+    /// and the relay.
     pub async fn shutdown(&self) -> Result<()> {
+        self.stop_relay()?;
         let all: Vec<usize> = (0..self.nodes.len()).collect();
         self.terminate(&all).await
     }

@@ -21,7 +21,7 @@ use tendermint::{
     AppHash,
 };
 use tower::Service;
-use weft_core::{GenesisAppState, Hash};
+use weft_core::{GenesisAppState, Hash, TxCode};
 
 use crate::{
     component::{BlockContext, Components, FinalizedBlock, Genesis, ParamsRead},
@@ -51,6 +51,43 @@ pub struct AppConfig {
     /// censorship tests run one validator with it to show that inclusion
     /// lists make the others refuse its proposals).
     pub unsafe_test_censor: Option<weft_core::Address>,
+    /// TEST ONLY: put a bid that breaks the auction's rules into every
+    /// proposal (the bids tests show the others refuse it).
+    pub unsafe_test_bid: Option<UnsafeTestBid>,
+}
+
+/// Which broken bid `--unsafe-test-bid` proposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnsafeTestBid {
+    /// Signed by a key other than the builder's.
+    Forged,
+    /// Correctly signed by a builder with no funds.
+    Unfunded,
+}
+
+impl UnsafeTestBid {
+    /// The broken bid for the block at `height` over `parent`.
+    fn bid(self, chain_id: &str, height: u64, parent: Hash) -> weft_core::SignedBid {
+        let builder = weft_core::SigningKey::from_seed("unsafe-test/builder");
+        let bid = weft_core::Bid {
+            chain_id: chain_id.to_string(),
+            target_height: height,
+            parent_hash: parent,
+            bundles: vec![weft_core::Bundle {
+                rollup_id: weft_core::RollupId::from_name("unsafe-test"),
+                payloads: vec![format!("unsafe test bid at {height}").into_bytes()],
+            }],
+            amount: 1_000_000_000_000,
+            builder: builder.public_key(),
+        };
+        match self {
+            UnsafeTestBid::Forged => {
+                bid.sign(&weft_core::SigningKey::from_seed("unsafe-test/thief"))
+            }
+            UnsafeTestBid::Unfunded => bid.sign(&builder),
+        }
+    }
 }
 
 impl Default for AppConfig {
@@ -60,6 +97,7 @@ impl Default for AppConfig {
             tx_index_retention_blocks: 100_000,
             prepare_proposal_budget: Duration::from_millis(500),
             unsafe_test_censor: None,
+            unsafe_test_bid: None,
         }
     }
 }
@@ -81,6 +119,7 @@ pub fn standard_components(tx_index_retention_blocks: u64) -> Components {
         Arc::new(crate::governance::Governance),
         // After staking: it records the keys of the validators staking adds.
         Arc::new(crate::inclusion::Inclusion),
+        Arc::new(crate::auction::Auction),
         Arc::new(crate::mempool::TxIndex {
             retention_blocks: tx_index_retention_blocks,
         }),
@@ -389,14 +428,21 @@ impl App {
             .unwrap_or_else(|e| fatal("PrepareProposal", e));
         let guaranteed_tx_bytes = proposal::guaranteed_tx_bytes(&exec.delta, &ctx)
             .unwrap_or_else(|e| fatal("PrepareProposal", e));
+        let unchecked_bid = self.config.unsafe_test_bid.map(|broken| {
+            let parent = crate::auction::parent_hash(&exec.delta)
+                .unwrap_or_else(|e| fatal("PrepareProposal", e))
+                .unwrap_or_default();
+            broken.bid(self.chain_id(), ctx.height, parent)
+        });
         let inputs = ProposalInputs {
             max_tx_bytes,
             deadline: started + self.config.prepare_proposal_budget,
             // Only what has already arrived: never a wait on the network.
-            leading: self.prefetched.take(req.height.value()),
+            bids: self.prefetched.current(req.height.value()),
             listed,
             guaranteed_tx_bytes,
             censor: self.config.unsafe_test_censor,
+            unchecked_bid,
         };
         let pool = mempool::lock(&self.mempool);
         let txs = proposal::prepare(exec, &pool, &self.signatures, self.chain_id(), inputs)
@@ -525,6 +571,7 @@ impl App {
                 let reason = match e {
                     proposal::ProposalError::Censored(_) => "censored",
                     proposal::ProposalError::ListedCommit(_) => "listed_commit",
+                    proposal::ProposalError::Bid { .. } => "bid",
                     _ => "invalid",
                 };
                 metrics::counter!("weft_proposals_rejected_total", "reason" => reason).increment(1);
@@ -547,7 +594,7 @@ impl App {
         // exactly this block's context; otherwise the decided block is
         // executed afresh (a block this node never processed, or another
         // round's).
-        let exec = match self.processed.take() {
+        let mut exec = match self.processed.take() {
             Some((h, exec)) if h == block_hash(&req.hash) && *exec.context() == ctx => exec,
             _ => {
                 let exec = self.begin("FinalizeBlock", ctx);
@@ -555,6 +602,8 @@ impl App {
                     .unwrap_or_else(|e| fatal("FinalizeBlock", e))
             }
         };
+        crate::auction::record_block_hash(&mut exec.delta, block_hash(&req.hash))
+            .unwrap_or_else(|e| fatal("FinalizeBlock", e));
         let block = exec.finish().unwrap_or_else(|e| fatal("FinalizeBlock", e));
 
         let tx_hashes: Vec<Hash> = req.txs.iter().map(|t| weft_core::sha256(t)).collect();
@@ -664,6 +713,12 @@ impl App {
         self.mempool.clone()
     }
 
+    /// The chain id, once InitChain or the store has told it (the relay
+    /// fetcher signs requests for it).
+    pub fn chain_id_handle(&self) -> Arc<OnceLock<String>> {
+        self.chain_id.clone()
+    }
+
     /// The last committed height, updated right after each Commit.
     pub fn subscribe_commits(&self) -> tokio::sync::watch::Receiver<u64> {
         self.commits.subscribe()
@@ -683,6 +738,28 @@ fn exec_tx_result(result: &ItemResult) -> (u32, ExecTxResult) {
             0,
             ExecTxResult {
                 info: "listed commit".into(),
+                ..Default::default()
+            },
+        ),
+        ItemResult::Bid {
+            hash,
+            outcome: Ok(receipt),
+        } => (
+            0,
+            ExecTxResult {
+                info: "bid".into(),
+                events: vec![bid_event(hash, receipt).to_abci()],
+                ..Default::default()
+            },
+        ),
+        ItemResult::Bid {
+            outcome: Err(why), ..
+        } => (
+            TxCode::InvalidTransaction.value(),
+            ExecTxResult {
+                code: Code::from(TxCode::InvalidTransaction.value()),
+                log: format!("bid refused: {why}"),
+                codespace: "weft".into(),
                 ..Default::default()
             },
         ),
@@ -708,6 +785,19 @@ fn exec_tx_result(result: &ItemResult) -> (u32, ExecTxResult) {
             },
         ),
     }
+}
+
+/// The event of a settled bid: who paid how much for which rollups.
+fn bid_event(hash: &Hash, receipt: &proposal::BidReceipt) -> crate::component::Event {
+    use crate::component::{Event, EventValue};
+    let mut event = Event::new("weft.bid")
+        .indexed("builder", EventValue::Address(receipt.builder))
+        .stored("bid", EventValue::Text(hash.to_string()))
+        .stored("amount", EventValue::Amount(receipt.amount));
+    for rollup in &receipt.rollups {
+        event = event.indexed("rollup_id", EventValue::Rollup(*rollup));
+    }
+    event
 }
 
 /// A component's validator update as CometBFT takes it.

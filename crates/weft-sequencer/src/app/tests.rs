@@ -21,6 +21,7 @@ const CHAIN: &str = "weft-app-test";
 fn init(app: &mut App, funded: &[&SigningKey]) -> Hash {
     let genesis = GenesisAppState {
         inclusion: None,
+        auction: None,
         accounts: funded
             .iter()
             .map(|k| GenesisAccount {
@@ -595,6 +596,7 @@ fn staking_genesis() -> GenesisAppState {
     let key = SigningKey::from_seed;
     GenesisAppState {
         inclusion: None,
+        auction: None,
         accounts: ["v0", "v1", "v2", "d0"]
             .map(|s| GenesisAccount {
                 address: key(s).address(),
@@ -711,6 +713,7 @@ fn init_chain_without_staking_returns_no_validators() {
     let mut app = App::new(Storage::open(dir.path()).unwrap(), AppConfig::default()).unwrap();
     let genesis = GenesisAppState {
         inclusion: None,
+        auction: None,
         accounts: vec![GenesisAccount {
             address: SigningKey::from_seed("alice").address(),
             balance: 1_000,

@@ -154,6 +154,7 @@ fn components() -> Components {
 fn genesis(key: &SigningKey) -> StateDelta<EmptyState> {
     let app_state = GenesisAppState {
         inclusion: None,
+        auction: None,
         accounts: vec![GenesisAccount {
             address: key.address(),
             balance: 12,

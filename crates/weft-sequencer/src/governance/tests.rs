@@ -69,6 +69,7 @@ fn gov_params() -> GovernanceParams {
 fn app_state(staking: bool, governance: Option<GovernanceParams>) -> GenesisAppState {
     GenesisAppState {
         inclusion: None,
+        auction: None,
         accounts: SEEDS
             .map(|s| GenesisAccount {
                 address: addr(s),

@@ -13,11 +13,12 @@ use bytes::Bytes;
 use weft_core::{
     block::{batch_roots, COMMITMENTS_ITEM_LEN},
     inclusion::ListedCommit,
-    Address, BlockCommitments, Hash, RollupId, TxCode,
+    Address, Amount, BlockCommitments, Hash, RollupId, SignedBid, TxCode,
 };
 
 use crate::{
     accounts::AccountParams,
+    auction::rules::{self as bid_rules, BidCheckError, BidRejection},
     component::{BlockContext, BlockSummary, Components, EndBlock, ParamsRead},
     error::{ExecError, Rejection, StorageError},
     inclusion::rule::{self, Listed, ListedCommitError},
@@ -47,6 +48,15 @@ pub enum ItemResult {
     /// Item 1 when inclusion lists are on: the previous height's vote
     /// extensions.
     ListedCommit,
+    /// A builder's bid (items right after the commitments) and what became
+    /// of it.
+    Bid {
+        /// The bid hash (of `borsh(SignedBid)`, without the item magic).
+        hash: Hash,
+        /// Settled, or refused (only possible in a block decided without
+        /// our ProcessProposal's agreement).
+        outcome: Result<BidReceipt, BidRejection>,
+    },
     /// A transaction and what became of it.
     Tx {
         /// Its hash.
@@ -55,6 +65,17 @@ pub enum ItemResult {
         /// without our ProcessProposal's agreement).
         outcome: Result<Receipt, Rejection>,
     },
+}
+
+/// What an included bid did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BidReceipt {
+    /// Who paid.
+    pub builder: Address,
+    /// What was paid into the reward pool.
+    pub amount: Amount,
+    /// The rollups whose batches the bid's bundles lead.
+    pub rollups: Vec<RollupId>,
 }
 
 /// Why a transaction could not be added to a block.
@@ -103,6 +124,10 @@ pub struct BlockExecution<S: StateRead> {
     pub results: Vec<ItemResult>,
     /// What the block's listed commit owes, once verified.
     listed: Option<Listed>,
+    /// Rollups led by the block's bids so far.
+    bid_rollups: BTreeSet<RollupId>,
+    /// Bids settled so far.
+    bids: u32,
 }
 
 /// A block whose end-block hooks have run: what FinalizeBlock commits and
@@ -149,6 +174,8 @@ impl<S: StateRead> BlockExecution<S> {
             per_account: BTreeMap::new(),
             results: vec![ItemResult::Commitments],
             listed: None,
+            bid_rollups: BTreeSet::new(),
+            bids: 0,
         })
     }
 
@@ -183,6 +210,81 @@ impl<S: StateRead> BlockExecution<S> {
                 Err(e.into())
             }
         }
+    }
+
+    /// Applies a builder's bid atomically: the auction's rules, the block's
+    /// bid count, conflicts with earlier bids and the rollup-data cap, then
+    /// the payment; its bundles go into their batches. Bids must be applied
+    /// before any transaction, so their bundles lead the batches.
+    pub fn apply_bid(&mut self, chain_id: &str, bid: &SignedBid) -> Result<(), BidCheckError> {
+        let params = bid_rules::check(&self.delta, chain_id, self.ctx.height, bid)?;
+        if self.bids >= params.max_bids_per_block {
+            return Err(BidRejection::TooMany(params.max_bids_per_block).into());
+        }
+        let rollups = bid.bid.rollups();
+        if let Some(taken) = rollups.iter().find(|r| self.bid_rollups.contains(r)) {
+            return Err(BidRejection::Conflict(*taken).into());
+        }
+        let data = bid.bid.data_bytes();
+        if self.summary.rollup_bytes + data > self.limits.max_rollup_data_per_block {
+            return Err(BidRejection::Limit(format!(
+                "{} more bytes of rollup data would exceed the block's {} (already {})",
+                data, self.limits.max_rollup_data_per_block, self.summary.rollup_bytes
+            ))
+            .into());
+        }
+        self.delta.begin_tx();
+        if let Err(e) = bid_rules::settle(&mut self.delta, bid) {
+            self.delta.discard_tx();
+            return Err(e);
+        }
+        self.delta.commit_tx();
+        self.place_bundles(bid);
+        self.results.push(ItemResult::Bid {
+            hash: bid.hash(),
+            outcome: Ok(BidReceipt {
+                builder: bid.bid.builder_address(),
+                amount: bid.bid.amount,
+                rollups: rollups.into_iter().collect(),
+            }),
+        });
+        Ok(())
+    }
+
+    /// Puts a bid's bundles into their batches and counts them against
+    /// the block's caps.
+    fn place_bundles(&mut self, bid: &SignedBid) {
+        self.bids += 1;
+        self.summary.rollup_bytes += bid.bid.data_bytes();
+        for bundle in &bid.bid.bundles {
+            self.bid_rollups.insert(bundle.rollup_id);
+            self.batches
+                .entry(bundle.rollup_id)
+                .or_default()
+                .extend(bundle.payloads.iter().cloned());
+        }
+    }
+
+    /// TEST ONLY (`--unsafe-test-bid`): places a bid with no check and no
+    /// payment, so the other validators' refusal can be shown.
+    pub fn place_unchecked_bid(&mut self, bid: &SignedBid) {
+        self.place_bundles(bid);
+        self.results.push(ItemResult::Bid {
+            hash: bid.hash(),
+            outcome: Ok(BidReceipt {
+                builder: bid.bid.builder_address(),
+                amount: 0,
+                rollups: bid.bid.rollups().into_iter().collect(),
+            }),
+        });
+    }
+
+    /// Records a bid that could not be settled (FinalizeBlock only).
+    pub fn record_bid_failure(&mut self, hash: Hash, rejection: BidRejection) {
+        self.results.push(ItemResult::Bid {
+            hash,
+            outcome: Err(rejection),
+        });
     }
 
     /// The block caps `tx` must fit: the signer's transactions in the
@@ -266,32 +368,32 @@ impl<S: StateRead> BlockExecution<S> {
     }
 }
 
-/// Transactions fetched ahead of time for coming heights (an auction's
-/// winners, fetched as soon as the previous height commits). Cheap to
-/// clone; clones share one store. PrepareProposal takes what is there for
-/// its height and never waits for more.
+/// Bids fetched ahead of time for coming heights (an auction's winners,
+/// fetched from the relays as soon as the previous height commits). Cheap
+/// to clone; clones share one store. PrepareProposal takes what is there
+/// for its height and never waits for more.
 #[derive(Clone, Default)]
 pub struct Prefetched {
-    by_height: Arc<Mutex<BTreeMap<u64, Vec<Bytes>>>>,
+    by_height: Arc<Mutex<BTreeMap<u64, Vec<SignedBid>>>>,
 }
 
 impl Prefetched {
-    /// Leaves `items` for the proposal at `height`, replacing any earlier
-    /// ones for it.
-    pub fn put(&self, height: u64, items: Vec<Bytes>) {
-        self.lock().insert(height, items);
-    }
-
-    /// Takes what was left for `height`, forgetting it and anything for
-    /// earlier heights (never proposed by this node, or already past).
-    pub fn take(&self, height: u64) -> Vec<Bytes> {
+    /// Leaves `bids` for the proposal at `height`, replacing any earlier
+    /// ones for it and forgetting every lower height (the fetcher only
+    /// moves forward, so the store never holds more than a few heights).
+    pub fn put(&self, height: u64, bids: Vec<SignedBid>) {
         let mut map = self.lock();
-        let items = map.remove(&height).unwrap_or_default();
         *map = map.split_off(&height);
-        items
+        map.insert(height, bids);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Vec<Bytes>>> {
+    /// What is there for `height` now (kept: a later round of the same
+    /// height proposes from the freshest fetch too).
+    pub fn current(&self, height: u64) -> Vec<SignedBid> {
+        self.lock().get(&height).cloned().unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Vec<SignedBid>>> {
         self.by_height
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -306,11 +408,12 @@ pub struct ProposalInputs {
     /// Stop adding mempool transactions at this instant: a proposer that
     /// overruns `timeout_propose` is skipped for the round (pitfall 14).
     pub deadline: Instant,
-    /// Transactions fetched ahead of time (for example an auction's
-    /// winners), placed first, in this order, if they execute. Only what
-    /// has already arrived is here: the proposal path never waits on the
-    /// network.
-    pub leading: Vec<Bytes>,
+    /// Builders' bids fetched ahead of time from the relays, best first:
+    /// each is placed, right after the commitments, if it passes the
+    /// auction's rules and does not conflict with one placed before it.
+    /// Only what has already arrived is here: the proposal path never
+    /// waits on the network.
+    pub bids: Vec<SignedBid>,
     /// The previous height's listed commit (item bytes and what it lists),
     /// when inclusion lists are on: carried as item 1, and its
     /// transactions appended after this node's own choice.
@@ -321,10 +424,14 @@ pub struct ProposalInputs {
     /// TEST ONLY (`--unsafe-test-censor`): never propose this account's
     /// transactions, to show that the others refuse such proposals.
     pub censor: Option<Address>,
+    /// TEST ONLY (`--unsafe-test-bid`): a bid placed first without any
+    /// check or payment, to show that the others refuse such proposals.
+    pub unchecked_bid: Option<SignedBid>,
 }
 
-/// PrepareProposal: the commitments item, then the `leading` transactions
-/// that execute, then transactions from the mempool that execute,
+/// PrepareProposal: the commitments item, then the bids that pass the
+/// auction's rules (their bundles lead their rollups' batches), then the
+/// listed commit, then transactions from the mempool that execute,
 /// first-seen across accounts and in nonce order within each, within
 /// `max_tx_bytes` as CometBFT measures it, the block's rollup-data and
 /// per-account caps, and the time budget. What is left out stays pending
@@ -343,13 +450,51 @@ pub fn prepare<S: StateRead>(
     let mut included: Vec<Bytes> = Vec::new();
     let mut taken: BTreeSet<Hash> = BTreeSet::new();
     let censored = |c: &CheckedTx| inputs.censor.is_some_and(|a| a == c.signer);
-    // Room kept for the listed transactions while this node makes its own
-    // choice, so what validators listed is not squeezed out by it.
-    let mut reserve = 0usize;
-    let listed = match inputs.listed {
+    // The listed commit's room is set aside first: bids buy order, never
+    // the room of what validators listed.
+    let listed_item = match inputs.listed {
         Some((item, listed)) if proto_size(item.len()) <= budget => {
             budget -= proto_size(item.len());
             used += proto_size(item.len());
+            Some((item, listed))
+        }
+        Some(_) => {
+            tracing::error!("the listed commit does not fit the block; proposing without it");
+            None
+        }
+        None => None,
+    };
+    if let Some(bid) = &inputs.unchecked_bid {
+        let item = Bytes::from(bid.encode_item());
+        budget = budget.saturating_sub(proto_size(item.len()));
+        used += proto_size(item.len());
+        exec.place_unchecked_bid(bid);
+        included.push(item);
+    }
+    for bid in &inputs.bids {
+        let item = Bytes::from(bid.encode_item());
+        let size = proto_size(item.len());
+        if size > budget {
+            continue;
+        }
+        match exec.apply_bid(chain_id, bid) {
+            Ok(()) => {
+                budget -= size;
+                used += size;
+                included.push(item);
+            }
+            Err(BidCheckError::Storage(e)) => return Err(e),
+            Err(BidCheckError::Rejected(why)) => {
+                metrics::counter!("weft_bids_skipped_total", "reason" => why.code()).increment(1);
+                tracing::debug!(bid = %bid.hash(), error = %why, "bid left out of the proposal");
+            }
+        }
+    }
+    // Room kept for the listed transactions while this node makes its own
+    // choice, so what validators listed is not squeezed out by it.
+    let mut reserve = 0usize;
+    let listed = match listed_item {
+        Some((item, listed)) => {
             exec.record_listed_commit();
             included.push(item);
             reserve = listed
@@ -361,34 +506,8 @@ pub fn prepare<S: StateRead>(
             budget -= reserve;
             Some(listed)
         }
-        Some(_) => {
-            tracing::error!("the listed commit does not fit the block; proposing without it");
-            None
-        }
         None => None,
     };
-    for bytes in inputs.leading {
-        let size = proto_size(bytes.len());
-        if size > budget {
-            continue;
-        }
-        let Ok(checked) = cache.check_stateless(&bytes, chain_id) else {
-            continue;
-        };
-        if taken.contains(&checked.hash) || censored(&checked) {
-            continue;
-        }
-        match exec.apply(&checked) {
-            Ok(()) => {
-                budget -= size;
-                used += size;
-                taken.insert(checked.hash);
-                included.push(bytes);
-            }
-            Err(ApplyError::Storage(e)) => return Err(e),
-            Err(_) => {}
-        }
-    }
     let runs: Vec<Vec<&crate::mempool::Entry>> =
         pool.pending_runs().filter(|r| !r.is_empty()).collect();
     // Heads of every account's run, earliest arrival first.
@@ -587,6 +706,14 @@ pub enum ProposalError {
         /// Which limit.
         why: String,
     },
+    /// A bid item breaks the auction's rules.
+    #[error("bid item {index} is refused: {rejection}")]
+    Bid {
+        /// Position in the block.
+        index: usize,
+        /// Why.
+        rejection: BidRejection,
+    },
     /// The commitments do not match the block's batches.
     #[error("commitments do not match the block's batches")]
     CommitmentsMismatch,
@@ -614,8 +741,24 @@ pub fn process<S: StateRead>(
         .ok_or_else(|| ProposalError::Commitments("empty block".into()))?;
     let claimed =
         BlockCommitments::decode(first).map_err(|e| ProposalError::Commitments(e.to_string()))?;
+    let bid_items = txs[1..]
+        .iter()
+        .take_while(|t| SignedBid::is_item(t))
+        .count();
+    for (i, item) in txs[1..=bid_items].iter().enumerate() {
+        let index = i + 1;
+        let bid = SignedBid::decode_item(item).map_err(|e| ProposalError::Bid {
+            index,
+            rejection: BidRejection::Malformed(e.to_string()),
+        })?;
+        exec.apply_bid(chain_id, &bid).map_err(|e| match e {
+            BidCheckError::Storage(e) => ProposalError::Storage(e),
+            BidCheckError::Rejected(rejection) => ProposalError::Bid { index, rejection },
+        })?;
+    }
+    let listed_at = 1 + bid_items;
     let required = crate::inclusion::required(&exec.delta, exec.ctx.height)?;
-    let item = txs.get(1).filter(|t| ListedCommit::is_item(t));
+    let item = txs.get(listed_at).filter(|t| ListedCommit::is_item(t));
     let listed = match (&required, item) {
         (Some(params), Some(item)) => {
             let item = ListedCommit::decode(item)
@@ -632,7 +775,7 @@ pub fn process<S: StateRead>(
         (None, Some(_)) => return Err(ListedCommitError::Unexpected.into()),
         (None, None) => None,
     };
-    let first_tx = if listed.is_some() { 2 } else { 1 };
+    let first_tx = listed_at + usize::from(listed.is_some());
     let stateless = cache.check_all(&txs[first_tx..], chain_id, verify_threads());
     let mut in_block = BTreeSet::new();
     for (index, checked) in stateless.into_iter().enumerate() {
@@ -702,6 +845,21 @@ pub fn execute_decided<S: StateRead>(
         }
     }
     let mut items = txs.get(1..).unwrap_or_default();
+    while let Some(item) = items.first().filter(|t| SignedBid::is_item(t)) {
+        // A decided bid that does not settle is recorded, never fatal.
+        match SignedBid::decode_item(item) {
+            Ok(bid) => match exec.apply_bid(chain_id, &bid) {
+                Ok(()) => {}
+                Err(BidCheckError::Storage(e)) => return Err(e),
+                Err(BidCheckError::Rejected(why)) => exec.record_bid_failure(bid.hash(), why),
+            },
+            Err(e) => exec.record_bid_failure(
+                weft_core::sha256(item),
+                BidRejection::Malformed(e.to_string()),
+            ),
+        }
+        items = &items[1..];
+    }
     if let Some(item) = items.first().filter(|t| ListedCommit::is_item(t)) {
         // Checked in ProcessProposal; a decided block is executed as is,
         // and what it listed is kept for the tx index if it verifies.

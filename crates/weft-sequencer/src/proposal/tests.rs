@@ -71,10 +71,11 @@ fn prepare<S: StateRead>(base: &S, pool: &Mempool, max: usize) -> Result<Vec<Byt
         ProposalInputs {
             max_tx_bytes: max,
             deadline: Instant::now() + std::time::Duration::from_secs(600),
-            leading: vec![],
+            bids: vec![],
             listed: None,
             guaranteed_tx_bytes: usize::MAX,
             censor: None,
+            unchecked_bid: None,
         },
     )
 }
@@ -325,40 +326,6 @@ fn execution_is_deterministic() {
 }
 
 #[test]
-fn leading_transactions_go_first_once_and_only_if_they_execute() {
-    let (a, b, c) = (
-        SigningKey::from_seed("a"),
-        SigningKey::from_seed("b"),
-        SigningKey::from_seed("c"),
-    );
-    let base = genesis(&[(&a, 1_000_000), (&b, 1_000_000), (&c, 5)]);
-    let from_pool = vec![data_tx(&a, 0, "r", b"a0"), data_tx(&b, 0, "r", b"b0")];
-    let pool = pool_of(&base, &from_pool);
-    let leading = vec![
-        data_tx(&b, 0, "r", b"b0"),     // also in the pool: included once, first
-        data_tx(&c, 0, "r", b"broke"),  // unaffordable: skipped
-        Bytes::from_static(b"garbage"), // does not decode: skipped
-    ];
-    let block = super::prepare(
-        exec_on(&base),
-        &pool,
-        &cache(),
-        CHAIN,
-        ProposalInputs {
-            max_tx_bytes: 1 << 20,
-            deadline: Instant::now() + std::time::Duration::from_secs(600),
-            leading,
-            listed: None,
-            guaranteed_tx_bytes: usize::MAX,
-            censor: None,
-        },
-    )
-    .unwrap();
-    assert_eq!(&block[1..], &[from_pool[1].clone(), from_pool[0].clone()]);
-    assert!(process(&base, &cache(), CHAIN, &block).is_ok());
-}
-
-#[test]
 fn a_spent_time_budget_proposes_what_is_built() {
     let keys: Vec<SigningKey> = (0..200)
         .map(|i| SigningKey::from_seed(&format!("k{i}")))
@@ -374,10 +341,11 @@ fn a_spent_time_budget_proposes_what_is_built() {
         ProposalInputs {
             max_tx_bytes: 1 << 20,
             deadline: Instant::now(), // already spent
-            leading: vec![],
+            bids: vec![],
             listed: None,
             guaranteed_tx_bytes: usize::MAX,
             censor: None,
+            unchecked_bid: None,
         },
     )
     .unwrap();

@@ -49,6 +49,7 @@ fn params() -> StakingParams {
 fn app_state(staking: Option<StakingParams>) -> GenesisAppState {
     GenesisAppState {
         inclusion: None,
+        auction: None,
         accounts: ["v0", "v1", "d0", "d1"]
             .map(|s| GenesisAccount {
                 address: key(s).address(),
