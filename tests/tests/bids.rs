@@ -1,0 +1,360 @@
+//! The builder auction on a real network: four validators with staking, a
+//! real `weft-relay` in front of them, each validator fetching winners
+//! with its registered relay key. Two builders bid for the same rollup:
+//! the higher bid's bundle leads that rollup's batch, the payment is
+//! settled in state, and every pending transaction for the rollup still
+//! lands in the same block; a two-rollup bid lands in both batches. One
+//! validator runs with `--unsafe-test-bid forged`: its proposals are
+//! refused by the others and the chain goes on. With the relay killed,
+//! then replaced by a listener that never answers, blocks keep coming at
+//! the same pace.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use serde_json::Value;
+use weft_cli::rpc::NodeClient;
+use weft_core::{
+    Action, Address, Amount, Bid, Bundle, RollupId, SignedBid, SigningKey, StakingParams,
+    Transaction,
+};
+use weft_e2e::{block_txs, eventually, TestNetwork};
+use weft_testnet::TestnetStaking;
+
+/// The validator that proposes forged bids.
+const FORGER: usize = 3;
+
+/// Signs `action` with `key` at its next nonce and submits it; the
+/// CometBFT hash.
+async fn submit(
+    client: &NodeClient,
+    chain_id: &str,
+    key: &SigningKey,
+    nonce: u64,
+    action: Action,
+) -> Result<String> {
+    let tx = Transaction {
+        chain_id: chain_id.into(),
+        nonce,
+        actions: vec![action.clone()],
+    }
+    .sign(key);
+    let check = client.broadcast_tx_sync(&tx.encode()).await?;
+    ensure!(check.code == 0, "CheckTx refused {action:?}: {}", check.log);
+    Ok(check.hash)
+}
+
+async fn committed(client: &NodeClient, hash: &str) -> Result<u64> {
+    let tx = eventually(Duration::from_secs(60), "a tx to commit", || async {
+        client.tx(hash).await
+    })
+    .await?;
+    ensure!(tx.code == 0, "tx {hash} failed: {}", tx.log);
+    Ok(tx.height)
+}
+
+async fn balance(client: &NodeClient, address: &Address) -> Result<Amount> {
+    Ok(client.account(address).await?.balance)
+}
+
+fn bid(
+    key: &SigningKey,
+    chain_id: &str,
+    height: u64,
+    parent: weft_core::Hash,
+    bundles: &[(&str, &str)],
+    amount: Amount,
+) -> SignedBid {
+    Bid {
+        chain_id: chain_id.into(),
+        target_height: height,
+        parent_hash: parent,
+        bundles: bundles
+            .iter()
+            .map(|(rollup, tag)| Bundle {
+                rollup_id: RollupId::from_name(rollup),
+                payloads: vec![
+                    format!("{tag}-1").into_bytes(),
+                    format!("{tag}-2").into_bytes(),
+                ],
+            })
+            .collect(),
+        amount,
+        builder: key.public_key(),
+    }
+    .sign(key)
+}
+
+async fn post_bid(http: &reqwest::Client, relay: &str, bid: &SignedBid) -> Result<()> {
+    let response = http
+        .post(format!("{relay}/relay/v1/builder/bids"))
+        .header("content-type", "application/octet-stream")
+        .body(bid.encode())
+        .send()
+        .await?;
+    let status = response.status();
+    let body = response.text().await?;
+    ensure!(status.is_success(), "relay refused a bid: {status} {body}");
+    Ok(())
+}
+
+/// The batch of `rollup` at `height` as the sequencer API serves it to
+/// conductors.
+async fn batch(
+    http: &reqwest::Client,
+    api: &str,
+    rollup: &str,
+    height: u64,
+) -> Result<Vec<Vec<u8>>> {
+    let id = RollupId::from_name(rollup).to_hex();
+    let v: Value = http
+        .get(format!("{api}/v1/rollups/{id}/batches/{height}"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    v["batch"]["items"]
+        .as_array()
+        .context("no items")?
+        .iter()
+        .map(|i| Ok(STANDARD.decode(i.as_str().context("item is not a string")?)?))
+        .collect()
+}
+
+/// Mean seconds between the last `n` blocks committed from now on.
+async fn mean_interval(client: &NodeClient, n: u64) -> Result<f64> {
+    let start = client.status().await?.sync_info.latest_block_height.value();
+    let began = Instant::now();
+    eventually(
+        Duration::from_secs(120),
+        "blocks to be committed",
+        || async {
+            let h = client.status().await?.sync_info.latest_block_height.value();
+            Ok((h >= start + n).then_some(()))
+        },
+    )
+    .await?;
+    Ok(began.elapsed().as_secs_f64() / n as f64)
+}
+
+async fn metric(http: &reqwest::Client, api: &str, name: &str) -> Result<f64> {
+    let text = http
+        .get(format!("{api}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_higher_bid_leads_the_batch_and_a_dead_relay_stops_nothing() -> Result<()> {
+    let t = TestNetwork::start_with(4, 4, |cfg| {
+        cfg.staking = Some(TestnetStaking {
+            params: StakingParams {
+                max_power_share_bps: 10_000,
+                min_self_bond: 100,
+                ..StakingParams::default()
+            },
+            governance: None,
+            self_bond: 1_000,
+        });
+        cfg.relay = true;
+        cfg.node_sequencer_args
+            .entry(FORGER)
+            .or_default()
+            .extend(["--unsafe-test-bid".to_string(), "forged".into()]);
+    })
+    .await?;
+    let result = run(&t).await;
+    t.finish(result).await
+}
+
+async fn run(t: &TestNetwork) -> Result<()> {
+    let chain_id = t.net.chain_id().to_string();
+    let client = &t.clients[0];
+    let http = reqwest::Client::new();
+    let relay = t.net.relay_url().context("the network has a relay")?;
+    let api = t.net.node(0)?.api_url();
+
+    // Every validator registers the relay key its sequencer signs with.
+    let mut registered = Vec::new();
+    for i in 0..4 {
+        let (operator, _) = t.net.operator(i).context("validators have operators")?;
+        let key = t.net.relay_key(i).context("validators have relay keys")?;
+        let nonce = client.account(&operator.address()).await?.next_nonce();
+        registered.push(
+            submit(
+                client,
+                &chain_id,
+                operator,
+                nonce,
+                Action::EditValidator {
+                    name: None,
+                    website: None,
+                    commission_bps: None,
+                    relay_key: Some(key.public_key().0),
+                },
+            )
+            .await?,
+        );
+    }
+    for hash in &registered {
+        committed(client, hash).await?;
+    }
+
+    let [low, high, multi, user] = [&t.users[0], &t.users[1], &t.users[2], &t.users[3]];
+    let (low_before, high_before, multi_before) = (
+        balance(client, &low.address()).await?,
+        balance(client, &high.address()).await?,
+        balance(client, &multi.address()).await?,
+    );
+    let mut user_nonce = 0;
+    // A bid is for one height: retry at later heights until one lands
+    // (the window between a commit and the next proposal is short).
+    let mut landed = None;
+    for _attempt in 0..15 {
+        let head = client.status().await?.sync_info.latest_block_height.value();
+        let parent = client.block_hash(head).await?;
+        let target = head + 1;
+        let mut pending = Vec::new();
+        for k in 0..3 {
+            let data = format!("user-{user_nonce}-{k}").into_bytes();
+            pending.push((
+                submit(
+                    client,
+                    &chain_id,
+                    user,
+                    user_nonce,
+                    Action::SubmitRollupData {
+                        rollup_id: RollupId::from_name("alpha"),
+                        data: data.clone(),
+                    },
+                )
+                .await?,
+                data,
+            ));
+            user_nonce += 1;
+        }
+        let bids = [
+            bid(low, &chain_id, target, parent, &[("alpha", "low")], 5_000),
+            bid(high, &chain_id, target, parent, &[("alpha", "high")], 9_000),
+            bid(
+                multi,
+                &chain_id,
+                target,
+                parent,
+                &[("beta", "multi-b"), ("gamma", "multi-g")],
+                3_000,
+            ),
+        ];
+        for b in &bids {
+            post_bid(&http, &relay, b).await?;
+        }
+        // Wait for the target block, then look at what it carries.
+        eventually(Duration::from_secs(30), "the target height", || async {
+            let h = client.status().await?.sync_info.latest_block_height.value();
+            Ok((h >= target).then_some(()))
+        })
+        .await?;
+        let items = block_txs(&t.net.node(0)?.rpc_url(), target).await?;
+        let carried: Vec<SignedBid> = items
+            .iter()
+            .skip(1)
+            .take_while(|i| SignedBid::is_item(i))
+            .map(|i| SignedBid::decode_item(i))
+            .collect::<Result<_, _>>()?;
+        let included: Vec<u64> = {
+            let mut hs = Vec::new();
+            for (hash, _) in &pending {
+                hs.push(committed(client, hash).await?);
+            }
+            hs
+        };
+        if carried.is_empty() {
+            eprintln!("no bid in block {target}; trying the next height");
+            continue;
+        }
+        landed = Some((target, carried, bids, pending, included));
+        break;
+    }
+    let (target, carried, bids, pending, included) =
+        landed.context("no block carried the winning bids in 15 attempts")?;
+
+    // The higher alpha bid and the two-rollup bid won; the lower did not.
+    ensure!(
+        carried == vec![bids[1].clone(), bids[2].clone()],
+        "block {target} carries {} bids, not the two winners",
+        carried.len()
+    );
+    // Every pending alpha transaction landed in the same block.
+    ensure!(
+        included.iter().all(|h| *h == target),
+        "pending txs landed at {included:?}, not all at {target}"
+    );
+    let alpha = batch(&http, &api, "alpha", target).await?;
+    let mut expected = vec![b"high-1".to_vec(), b"high-2".to_vec()];
+    expected.extend(pending.iter().map(|(_, data)| data.clone()));
+    ensure!(alpha == expected, "alpha batch at {target}: {alpha:?}");
+    for (rollup, tag) in [("beta", "multi-b"), ("gamma", "multi-g")] {
+        let items = batch(&http, &api, rollup, target).await?;
+        ensure!(
+            items
+                == vec![
+                    format!("{tag}-1").into_bytes(),
+                    format!("{tag}-2").into_bytes()
+                ],
+            "{rollup} batch at {target}: {items:?}"
+        );
+    }
+    // Settled: the winners paid exactly their amounts, the loser nothing.
+    ensure!(
+        balance(client, &high.address()).await? == high_before - 9_000,
+        "high bid not settled"
+    );
+    ensure!(
+        balance(client, &multi.address()).await? == multi_before - 3_000,
+        "multi bid not settled"
+    );
+    ensure!(
+        balance(client, &low.address()).await? == low_before,
+        "the losing bid was charged"
+    );
+
+    // The forging validator's proposals were refused, and the chain went on.
+    let refused = metric(&http, &api, "weft_proposals_rejected_total{reason=\"bid\"}").await?;
+    ensure!(refused >= 1.0, "no proposal with a forged bid was refused");
+    eprintln!("proposals refused for a forged bid (node0): {refused}");
+
+    // A dead relay, then one that never answers, stop nothing.
+    let with_relay = mean_interval(client, 8).await?;
+    t.net.stop_relay()?;
+    let dead = mean_interval(client, 8).await?;
+    let port: u16 = relay.rsplit(':').next().context("relay port")?.parse()?;
+    let silent = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket); // accepted, never answered
+        }
+    });
+    let slow = mean_interval(client, 8).await?;
+    hold.abort();
+    eprintln!(
+        "mean block interval: relay up {with_relay:.3} s, relay dead {dead:.3} s, relay silent {slow:.3} s"
+    );
+    // Loose on a shared 2-core machine; the exact figures are printed.
+    for (what, v) in [("dead", dead), ("silent", slow)] {
+        ensure!(
+            v < with_relay * 1.5 + 0.2,
+            "block interval with the relay {what}: {v:.3} s against {with_relay:.3} s"
+        );
+    }
+    Ok(())
+}
