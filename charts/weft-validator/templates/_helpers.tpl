@@ -45,6 +45,7 @@ floats, which weft-sequencer's integer keys refuse). */}}
 {{- if kindIs "string" $v -}}{{ $v | quote }}
 {{- else if kindIs "bool" $v -}}{{ $v }}
 {{- else if or (kindIs "float64" $v) (kindIs "int" $v) (kindIs "int64" $v) -}}{{ int64 $v }}
+{{- else if kindIs "slice" $v -}}[{{ range $i, $e := $v }}{{ if $i }}, {{ end }}{{ $e | toString | quote }}{{ end }}]
 {{- else -}}{{ fail (printf "unsupported TOML value %v" $v) }}
 {{- end -}}
 {{- end -}}

@@ -249,3 +249,23 @@ fn bid_limits_are_documented() {
         assert_documented(&doc, name, &value.to_string());
     }
 }
+
+#[test]
+fn auction_limits_and_parameter_defaults_are_documented() {
+    use weft_core::{bid::BID_ITEM_MAGIC, genesis::MAX_BIDS_PER_BLOCK, AuctionParams};
+    let doc = protocol_doc();
+    assert_documented(&doc, "MAX_BIDS_PER_BLOCK", &MAX_BIDS_PER_BLOCK.to_string());
+    let magic = std::str::from_utf8(&BID_ITEM_MAGIC).expect("ASCII magic");
+    assert!(
+        doc.lines()
+            .any(|l| l.contains("`BID_ITEM_MAGIC`") && l.contains(&format!("`{magic}`"))),
+        "BID_ITEM_MAGIC = {magic} must be in the page"
+    );
+    // Destructured so a new parameter cannot be added without a line here.
+    let AuctionParams {
+        enabled,
+        max_bids_per_block,
+    } = AuctionParams::default();
+    assert!(enabled, "the auction is on by default where the section exists");
+    assert_documented(&doc, "max_bids_per_block", &max_bids_per_block.to_string());
+}

@@ -521,6 +521,7 @@ fn bid_vectors() -> Vec<Value> {
                 "signing_message": hex::encode(SigningDomain::Bid.message(CHAIN_ID, &body)),
                 "signature": hex::encode(signed.signature.0),
                 "signed_bid_borsh": hex::encode(signed.encode()),
+                "block_item": hex::encode(signed.encode_item()),
                 "hash": signed.hash(),
                 "bundle_hashes": bid.bundles.iter().map(Bundle::hash).collect::<Vec<_>>(),
             })
@@ -716,6 +717,8 @@ fn committed_bids_decode_and_verify() {
         assert_eq!(bid.hash().to_hex(), v["hash"].as_str().unwrap());
         let fields: Bid = serde_json::from_value(v["bid"].clone()).unwrap();
         assert_eq!(bid.bid, fields);
+        let item = hex::decode(v["block_item"].as_str().unwrap()).unwrap();
+        assert_eq!(SignedBid::decode_item(&item).unwrap(), bid);
     }
     for v in vectors["relay_requests"]
         .as_array()
