@@ -63,14 +63,10 @@ pub enum BidCommand {
 /// Options every bid command takes.
 #[derive(Debug, Args)]
 pub struct BidOptions {
-    /// The relay's HTTP API.
-    #[arg(
-        long,
-        env = "WEFT_RELAY",
-        value_name = "URL",
-        default_value = "http://127.0.0.1:18550"
-    )]
-    relay: String,
+    /// The relay's HTTP API [default: the `--devnet` file's relay, else
+    /// http://127.0.0.1:18550]
+    #[arg(long, env = "WEFT_RELAY", value_name = "URL")]
+    relay: Option<String>,
     #[command(flatten)]
     node: NodeArgs,
     #[command(flatten)]
@@ -151,7 +147,12 @@ pub async fn run(command: BidCommand, out: Output) -> Result<bool> {
     let chain_id = status.node_info.network.to_string();
     let latest = status.sync_info.latest_block_height.value();
     let height = height_arg.unwrap_or(latest + 1);
-    let relay = options.relay.trim_end_matches('/');
+    let relay = match (&options.relay, options.node.devnet_file()?) {
+        (Some(relay), _) => relay.clone(),
+        (None, Some(devnet)) if devnet.relay.is_some() => devnet.relay.unwrap_or_default(),
+        (None, _) => "http://127.0.0.1:18550".to_string(),
+    };
+    let relay = relay.trim_end_matches('/');
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()

@@ -54,6 +54,14 @@ pub enum DevnetCommand {
         /// With staking: blocks a proposal is open for votes.
         #[arg(long, default_value_t = 40, value_name = "N")]
         voting_period_blocks: u64,
+        /// With staking, a builder relay (`weft-relay`) is started on this
+        /// port, every validator fetches winning bids from it with a relay
+        /// key its operator registers, and devnet.json lists it as `relay`.
+        #[arg(long, default_value_t = 18550, value_name = "PORT")]
+        relay_port: u16,
+        /// Do not start the relay.
+        #[arg(long)]
+        no_relay: bool,
     },
 }
 
@@ -73,6 +81,8 @@ pub async fn run(command: DevnetCommand, out: Output) -> Result<()> {
         staking,
         epoch_blocks,
         voting_period_blocks,
+        relay_port,
+        no_relay,
     } = command;
     prepare_home(&home, out)?;
 
@@ -91,6 +101,8 @@ pub async fn run(command: DevnetCommand, out: Output) -> Result<()> {
             }),
             self_bond: DEVNET_SELF_BOND,
         });
+        cfg.relay = !no_relay;
+        cfg.relay_port = Some(relay_port);
     }
     cfg.chain_id = chain_id;
     cfg.timeout_commit = Duration::from_millis(timeout_commit_ms);
@@ -104,7 +116,10 @@ pub async fn run(command: DevnetCommand, out: Output) -> Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let startup = async {
         net.start().await?;
-        net.wait_all_for_height(2, STARTUP_TIMEOUT).await
+        net.wait_all_for_height(2, STARTUP_TIMEOUT).await?;
+        register_relay_keys(&net).await.map_err(|e| {
+            weft_testnet::TestnetError::InvalidConfig(format!("registering relay keys: {e:#}"))
+        })
     };
     let started = tokio::select! {
         r = startup => Some(r),
@@ -167,6 +182,56 @@ pub async fn run(command: DevnetCommand, out: Output) -> Result<()> {
     Ok(())
 }
 
+/// With a relay: each validator's operator registers the relay key its
+/// sequencer signs winner fetches with, and waits until all are committed.
+async fn register_relay_keys(net: &Testnet) -> Result<()> {
+    use weft_core::{Action, Transaction};
+    if net.relay_url().is_none() {
+        return Ok(());
+    }
+    let client = weft_cli::rpc::NodeClient::new(&net.node(0)?.rpc_url())?;
+    let mut hashes = Vec::new();
+    for i in 0..net.validator_count() {
+        let (Some((operator, _)), Some(relay_key)) = (net.operator(i), net.relay_key(i)) else {
+            continue;
+        };
+        let nonce = client.account(&operator.address()).await?.next_nonce();
+        let tx = Transaction {
+            chain_id: net.chain_id().to_string(),
+            nonce,
+            actions: vec![Action::EditValidator {
+                name: None,
+                website: None,
+                commission_bps: None,
+                relay_key: Some(relay_key.public_key().0),
+            }],
+        }
+        .sign(operator);
+        let check = client.broadcast_tx_sync(&tx.encode()).await?;
+        anyhow::ensure!(
+            check.code == 0,
+            "CheckTx refused EditValidator: {}",
+            check.log
+        );
+        hashes.push(check.hash);
+    }
+    let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
+    for hash in hashes {
+        loop {
+            if let Some(tx) = client.tx(&hash).await? {
+                anyhow::ensure!(tx.code == 0, "EditValidator failed: {}", tx.log);
+                break;
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "EditValidator {hash} not committed in time"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(())
+}
+
 /// Removes a previous devnet at `home`, refusing to delete a directory
 /// that does not look like one.
 fn prepare_home(home: &std::path::Path, out: Output) -> Result<()> {
@@ -218,6 +283,7 @@ fn report_ready(net: &Testnet, devnet_json: &std::path::Path, out: Output) {
         "dev_key_warning": DEV_KEY_WARNING,
         "devnet_json": devnet_json,
         "nodes": nodes,
+        "relay": net.relay_url(),
     });
     out.emit(&value, || {
         let mut text = format!(
@@ -247,6 +313,11 @@ fn report_ready(net: &Testnet, devnet_json: &std::path::Path, out: Output) {
                 c.operator_key.display(),
                 c.consensus_key,
                 c.name,
+            ));
+        }
+        if let Some(relay) = net.relay_url() {
+            text.push_str(&format!(
+                "\nbuilder relay: {relay} (every validator fetches winners from it)\n  weft bid submit --relay {relay} --devnet DEVNET --key KEY --payload ROLLUP=HEX --amount N\n"
             ));
         }
         text.push_str(&format!(

@@ -266,6 +266,9 @@ fn auction_limits_and_parameter_defaults_are_documented() {
         enabled,
         max_bids_per_block,
     } = AuctionParams::default();
-    assert!(enabled, "the auction is on by default where the section exists");
+    assert!(
+        enabled,
+        "the auction is on by default where the section exists"
+    );
     assert_documented(&doc, "max_bids_per_block", &max_bids_per_block.to_string());
 }

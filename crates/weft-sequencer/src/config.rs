@@ -105,7 +105,7 @@ impl Default for Config {
             relay_key_file: None,
             relay_operator: None,
             relay_deadline_ms: 200,
-            relay_refresh_ms: 250,
+            relay_refresh_ms: 100,
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct DevnetFile {
     /// none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<DevnetCandidate>,
+    /// The builder relay's URL, when the devnet runs one (with staking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<String>,
 }
 
 /// A candidate node in `devnet.json`: its endpoints, its consensus key and
@@ -98,6 +101,7 @@ mod tests {
             dev_key: "/tmp/dev-key.json".into(),
             dev_key_warning: DEV_KEY_WARNING.into(),
             candidates: vec![],
+            relay: None,
         };
         let value = serde_json::to_value(&file).unwrap();
         assert_eq!(

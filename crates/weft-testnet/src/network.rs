@@ -96,6 +96,8 @@ pub struct TestnetConfig {
     /// ([`Testnet::relay_key`]; its operator registers it with
     /// `EditValidator`). Needs `staking`.
     pub relay: bool,
+    /// The relay's port; `None` picks a free one.
+    pub relay_port: Option<u16>,
 }
 
 /// The staking genesis of a test network.
@@ -133,6 +135,7 @@ impl TestnetConfig {
             staking: None,
             auction: Some(AuctionParams::default()),
             relay: false,
+            relay_port: None,
         }
     }
 }
@@ -462,7 +465,10 @@ impl Testnet {
                         .into(),
                 ));
             }
-            let port = free_port()?;
+            let port = match cfg.relay_port {
+                Some(p) => p,
+                None => free_port()?,
+            };
             let mut keys = Vec::with_capacity(cfg.validators);
             for node in nodes.iter().take(cfg.validators) {
                 let key = SigningKey::generate();
@@ -875,6 +881,7 @@ impl Testnet {
                     })
                 })
                 .collect(),
+            relay: self.relay_url(),
         }
     }
 
