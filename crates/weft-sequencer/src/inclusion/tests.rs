@@ -63,6 +63,9 @@ fn node(censor: Option<&SigningKey>, params: Option<InclusionParams>) -> Node {
             })
             .collect(),
         inclusion: params,
+        // Bids on too, so the interplay with the auction is tested on the
+        // same chains (no bid is proposed unless a test leaves one).
+        auction: Some(weft_core::AuctionParams::default()),
         ..Default::default()
     };
     let mut consensus = consensus_params();
@@ -560,4 +563,60 @@ proptest! {
         });
         prop_assert_eq!(va == ProcessProposal::Reject, owed);
     }
+}
+
+/// A bid buys order, never exclusion: a proposer carrying a winning bid
+/// for the rollup must still carry what the validators listed, after its
+/// own choice; leaving a listed transaction out is refused whatever bids
+/// the block holds.
+#[test]
+fn a_bid_leads_but_never_excuses_leaving_a_listed_transaction_out() {
+    let x = tx(&user(3), 0);
+    let ext = list(&[&x]);
+    let c = extended_commit(1, &[Some(ext.clone()), Some(ext.clone()), Some(ext), None]);
+    let builder = user(4);
+    // Height 1 was finalized with hash [1; 32] (the fixture's hashes).
+    let bid = weft_core::Bid {
+        chain_id: CHAIN.into(),
+        target_height: 2,
+        parent_hash: weft_core::Hash([1; 32]),
+        bundles: vec![weft_core::Bundle {
+            rollup_id: weft_core::RollupId::from_name("alpha"),
+            payloads: vec![b"builder's first".to_vec()],
+        }],
+        amount: 50_000,
+        builder: builder.public_key(),
+    }
+    .sign(&builder);
+    let item = Bytes::from(bid.encode_item());
+
+    let mut censor = node(Some(&user(3)), on());
+    let mut fair = node(None, on());
+    let mut judge = node(None, on());
+    height_one(&mut [&mut censor, &mut fair, &mut judge]);
+    for n in [&mut censor, &mut fair] {
+        assert_eq!(check(&mut n.app, &x).code.value(), 0);
+        n.app.prefetched().put(2, vec![bid.clone()]);
+    }
+
+    // The fair proposer: the bid right after the commitments, the listed
+    // commit, then the listed transaction.
+    let block = prepare(&mut fair.app, 2, Some(&c));
+    assert_eq!(block[1], item, "the bid leads");
+    assert!(ListedCommit::is_item(&block[2]));
+    assert_eq!(block.last(), Some(&x), "the listed tx is still carried");
+    assert_eq!(
+        process(&mut judge.app, 2, &block, Some(&c)),
+        ProcessProposal::Accept
+    );
+
+    // The censoring proposer carries the same bid but drops the listed
+    // transaction: refused.
+    let block = prepare(&mut censor.app, 2, Some(&c));
+    assert_eq!(block[1], item);
+    assert!(!block.contains(&x));
+    assert_eq!(
+        process(&mut judge.app, 2, &block, Some(&c)),
+        ProcessProposal::Reject
+    );
 }
