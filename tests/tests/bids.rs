@@ -332,6 +332,37 @@ async fn run(t: &TestNetwork) -> Result<()> {
     ensure!(refused >= 1.0, "no proposal with a forged bid was refused");
     eprintln!("proposals refused for a forged bid (node0): {refused}");
 
+    // The sample builder bids after every block it sees over the websocket.
+    let sample = weft_bench::builder::run(&weft_bench::builder::BuilderOptions {
+        node_rpc: t.net.node(0)?.rpc_url(),
+        relay: relay.clone(),
+        chain_id: chain_id.clone(),
+        key: low.clone(),
+        rollups: vec![RollupId::from_name("sample")],
+        amount: 2_000,
+        payload_bytes: 128,
+        blocks: 8,
+    })
+    .await?;
+    eprintln!(
+        "sample builder:\n{}",
+        weft_bench::builder::markdown(&sample)
+    );
+    ensure!(
+        sample.accepted >= 6,
+        "the relay refused the sample builder: {sample:?}"
+    );
+    ensure!(
+        sample.landed >= 1,
+        "none of the sample builder's bids landed: {sample:?}"
+    );
+    let charged = low_before - balance(client, &low.address()).await?;
+    ensure!(
+        charged == 2_000 * sample.landed as u128,
+        "the sample builder paid {charged} for {} landed bids",
+        sample.landed
+    );
+
     // A dead relay, then one that never answers, stop nothing.
     let with_relay = mean_interval(client, 8).await?;
     t.net.stop_relay()?;

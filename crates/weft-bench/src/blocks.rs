@@ -188,16 +188,16 @@ struct Hint {
 }
 
 /// One websocket connection with its `NewBlock` subscription.
-struct Connection {
+pub(crate) struct Connection {
     /// Kept so the driver keeps running; dropped with the connection.
     _client: WebSocketClient,
     driver: JoinHandle<()>,
-    subscription: Subscription,
+    pub(crate) subscription: Subscription,
 }
 
 impl Connection {
     /// Connects, spawns the driver and subscribes (waiting for the ack).
-    async fn open(ws_url: &str) -> Result<Self> {
+    pub(crate) async fn open(ws_url: &str) -> Result<Self> {
         let err = |m: String| BenchError::Websocket {
             url: ws_url.to_string(),
             message: m,
@@ -300,7 +300,7 @@ async fn read_events(
 
 /// A tendermint-rpc error on one line, without the location and backtrace
 /// its `Display` appends (when `RUST_BACKTRACE` is set).
-fn brief(e: &tendermint_rpc::Error) -> String {
+pub(crate) fn brief(e: &tendermint_rpc::Error) -> String {
     let full = e.to_string();
     let text = full.split("\n\nLocation:").next().unwrap_or_default();
     let text = text

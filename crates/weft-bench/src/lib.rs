@@ -24,6 +24,7 @@
 //! ```
 
 pub mod blocks;
+pub mod builder;
 pub mod conductor;
 pub mod error;
 pub mod harness;

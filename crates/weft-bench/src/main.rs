@@ -76,6 +76,38 @@ enum Command {
         #[arg(long, default_value = "warn")]
         log: String,
     },
+    /// A sample builder: follows committed blocks over the node's
+    /// websocket and bids for the next height at a relay after each one,
+    /// then reports how many of its bids landed.
+    Builder {
+        /// A node's CometBFT RPC.
+        #[arg(long, default_value = "http://127.0.0.1:26657")]
+        node: String,
+        /// The relay.
+        #[arg(long, default_value = "http://127.0.0.1:18550")]
+        relay: String,
+        /// The builder's key file (`weft keys new`); its account pays.
+        #[arg(long)]
+        key: PathBuf,
+        /// Rollups each bid leads (one bundle each), by name.
+        #[arg(long, value_delimiter = ',', default_value = "sample-rollup")]
+        rollups: Vec<String>,
+        /// Offered per bid.
+        #[arg(long, default_value_t = 10_000)]
+        amount: u128,
+        /// Payload bytes per bundle.
+        #[arg(long, default_value_t = 256)]
+        payload_bytes: usize,
+        /// Blocks to bid on.
+        #[arg(long, default_value_t = 20)]
+        blocks: u64,
+        /// Where the report goes.
+        #[arg(long, default_value = "target/bench")]
+        out: PathBuf,
+        /// Log filter.
+        #[arg(long, default_value = "warn")]
+        log: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -185,7 +217,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let log = match &cli.command {
         Command::List => "warn".to_string(),
-        Command::Relay { log, .. } => log.clone(),
+        Command::Relay { log, .. } | Command::Builder { log, .. } => log.clone(),
         Command::Run { options, .. } | Command::All { options } => options.log.clone(),
     };
     tracing_subscriber::fmt()
@@ -222,6 +254,47 @@ async fn main() -> anyhow::Result<()> {
             std::fs::write(out.join("relay.json"), serde_json::to_string_pretty(&r)?)?;
             println!("{}", weft_bench::relay::markdown(&r));
             println!("wrote {}/relay.json", out.display());
+        }
+        Command::Builder {
+            node,
+            relay,
+            key,
+            rollups,
+            amount,
+            payload_bytes,
+            blocks,
+            out,
+            ..
+        } => {
+            let text = std::fs::read_to_string(&key)
+                .with_context(|| format!("reading {}", key.display()))?;
+            let key = serde_json::from_str::<weft_core::KeyFile>(&text)
+                .with_context(|| format!("{} is not a weft key file", key.display()))?
+                .signing_key()?;
+            let chain_id =
+                tendermint_rpc::Client::status(&tendermint_rpc::HttpClient::new(node.as_str())?)
+                    .await?
+                    .node_info
+                    .network
+                    .to_string();
+            let r = weft_bench::builder::run(&weft_bench::builder::BuilderOptions {
+                node_rpc: node,
+                relay,
+                chain_id,
+                key,
+                rollups: rollups
+                    .iter()
+                    .map(|r| weft_core::RollupId::from_name(r))
+                    .collect(),
+                amount,
+                payload_bytes,
+                blocks,
+            })
+            .await?;
+            std::fs::create_dir_all(&out)?;
+            std::fs::write(out.join("builder.json"), serde_json::to_string_pretty(&r)?)?;
+            println!("{}", weft_bench::builder::markdown(&r));
+            println!("wrote {}/builder.json", out.display());
         }
         Command::List => {
             for s in Scenario::catalog() {

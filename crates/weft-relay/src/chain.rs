@@ -108,14 +108,7 @@ pub async fn follow(
         match source.latest().await {
             Ok(head) => {
                 wait = config.interval;
-                heads.send_if_modified(|current| {
-                    let newer = current.is_none_or(|c| head.height > c.height);
-                    if newer {
-                        *current = Some(head);
-                        metrics::gauge!("weft_relay_head_height").set(head.height as f64);
-                    }
-                    newer
-                });
+                publish(&heads, head);
             }
             Err(e) => {
                 tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot read the chain head");
@@ -126,6 +119,85 @@ pub async fn follow(
             return;
         }
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// Publishes `head` if it is newer than the current one (several
+/// followers may feed one channel; the head never goes back).
+pub fn publish(heads: &watch::Sender<Option<Head>>, head: Head) {
+    heads.send_if_modified(|current| {
+        let newer = current.is_none_or(|c| head.height > c.height);
+        if newer {
+            *current = Some(head);
+            metrics::gauge!("weft_relay_head_height").set(head.height as f64);
+        }
+        newer
+    });
+}
+
+/// The head a `NewBlock` event announces.
+fn head_of(event: tendermint_rpc::event::Event) -> Option<Head> {
+    match event.data {
+        tendermint_rpc::event::EventData::NewBlock {
+            block: Some(block),
+            block_id,
+            ..
+        } => match block_id.hash {
+            tendermint::Hash::Sha256(bytes) => Some(Head {
+                height: block.header.height.value(),
+                hash: Hash(bytes),
+            }),
+            tendermint::Hash::None => None,
+        },
+        _ => None,
+    }
+}
+
+/// Follows CometBFT's `NewBlock` events over its websocket (`ws_url`,
+/// e.g. `ws://127.0.0.1:26657/websocket`), publishing each head the
+/// moment the block commits: builders bid right after a commit, and a
+/// polled head would refuse them as `unknown_parent` for up to a poll
+/// interval. Reconnects after `retry` when the connection fails; the
+/// polling [`follow`] keeps running beside it as the fallback. Returns
+/// when every receiver is gone.
+pub async fn follow_events(ws_url: String, heads: watch::Sender<Option<Head>>, retry: Duration) {
+    use futures::StreamExt;
+    use tendermint_rpc::{query::EventType, SubscriptionClient, WebSocketClient};
+    loop {
+        if heads.is_closed() {
+            return;
+        }
+        match WebSocketClient::new(ws_url.as_str()).await {
+            Ok((client, driver)) => {
+                let driver = tokio::spawn(driver.run());
+                match client.subscribe(EventType::NewBlock.into()).await {
+                    Ok(mut events) => {
+                        tracing::info!(url = %ws_url, "following new blocks over the websocket");
+                        while let Some(event) = events.next().await {
+                            match event {
+                                Ok(event) => {
+                                    if let Some(head) = head_of(event) {
+                                        publish(&heads, head);
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "websocket subscription ended");
+                                    break;
+                                }
+                            }
+                            if heads.is_closed() {
+                                break;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "websocket subscribe refused"),
+                }
+                drop(client);
+                driver.abort();
+            }
+            Err(e) => tracing::debug!(error = %e, url = %ws_url, "websocket not reachable"),
+        }
+        tokio::time::sleep(retry).await;
     }
 }
 

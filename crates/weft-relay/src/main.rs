@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use tokio::sync::watch;
 use weft_relay::{
-    chain::{follow, CometHead, FollowConfig},
+    chain::{follow, follow_events, CometHead, FollowConfig},
     router, HttpSequencer, Relay, RelayConfig, TraceStore,
 };
 
@@ -89,6 +89,19 @@ async fn main() -> Result<()> {
         .context("sequencer API client")?;
     let head_source = CometHead::new(&args.cometbft_rpc).context("CometBFT RPC client")?;
     let (heads_tx, heads) = watch::channel(None);
+    // New blocks arrive over the websocket the moment they commit; the
+    // poll is the fallback while the websocket is down.
+    let ws_url = format!(
+        "{}/websocket",
+        args.cometbft_rpc
+            .trim_end_matches('/')
+            .replacen("http", "ws", 1)
+    );
+    tokio::spawn(follow_events(
+        ws_url,
+        heads_tx.clone(),
+        Duration::from_secs(1),
+    ));
     tokio::spawn(follow(
         head_source,
         heads_tx,
