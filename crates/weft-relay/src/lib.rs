@@ -11,6 +11,7 @@ pub mod api;
 pub mod auction;
 pub mod book;
 pub mod chain;
+pub mod config;
 pub mod error;
 pub mod sequencer;
 pub mod traces;

@@ -1,88 +1,36 @@
 //! `weft-relay`: argument parsing and wiring only; everything else is in
 //! the library.
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use tokio::sync::watch;
 use weft_relay::{
     chain::{follow, follow_events, CometHead, FollowConfig},
-    router, HttpSequencer, Relay, RelayConfig, TraceStore,
+    config::{Config, Flags},
+    router, HttpSequencer, Relay, TraceStore,
 };
-
-/// The builder-bid relay.
-#[derive(Debug, Parser)]
-#[command(name = "weft-relay", version, about)]
-struct Args {
-    /// The chain id bids must carry.
-    #[arg(long, env = "WEFT_RELAY_CHAIN_ID")]
-    chain_id: String,
-    /// Address to serve the API on.
-    #[arg(long, env = "WEFT_RELAY_LISTEN", default_value = "127.0.0.1:18550")]
-    listen: SocketAddr,
-    /// CometBFT RPC of a node, for the chain head.
-    #[arg(
-        long,
-        env = "WEFT_RELAY_COMETBFT_RPC",
-        default_value = "http://127.0.0.1:26657"
-    )]
-    cometbft_rpc: String,
-    /// The sequencer's HTTP API, for balances and the validator directory.
-    #[arg(
-        long,
-        env = "WEFT_RELAY_SEQUENCER_API",
-        default_value = "http://127.0.0.1:8080"
-    )]
-    sequencer_api: String,
-    /// Where bid traces are stored.
-    #[arg(
-        long,
-        env = "WEFT_RELAY_DATA",
-        default_value = "relay-data/traces.redb"
-    )]
-    data: PathBuf,
-    /// Most rollup data bytes the winners of one height may carry.
-    #[arg(long, env = "WEFT_RELAY_AUCTION_BYTE_CAP")]
-    auction_byte_cap: Option<u64>,
-    /// Heights of traces kept behind the head.
-    #[arg(long, env = "WEFT_RELAY_RETENTION_HEIGHTS")]
-    retention_heights: Option<u64>,
-    /// Sustained bids per second per builder (0: no limit).
-    #[arg(long, env = "WEFT_RELAY_RATE_LIMIT")]
-    rate_limit: Option<u32>,
-    /// Burst of bids per builder.
-    #[arg(long, env = "WEFT_RELAY_RATE_BURST")]
-    rate_burst: Option<u32>,
-    /// How often to poll CometBFT for the head, in ms.
-    #[arg(long, env = "WEFT_RELAY_HEAD_POLL_MS", default_value_t = 100)]
-    head_poll_ms: u64,
-}
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    let flags = Flags::parse();
+    if flags.print_default_config {
+        print!("{}", Config::default_toml()?);
+        return Ok(());
+    }
+    let args = flags.load()?;
+    if flags.check_config {
+        print!("{}", toml::to_string(&args)?);
+        return Ok(());
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
         .init();
-    let args = Args::parse();
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("installing the metrics recorder")?;
-    let mut config = RelayConfig::new(args.chain_id);
-    if let Some(v) = args.auction_byte_cap {
-        config.auction_byte_cap = v;
-    }
-    if let Some(v) = args.retention_heights {
-        config.retention_heights = v;
-    }
-    if let Some(v) = args.rate_limit {
-        config.rate_limit_per_second = v;
-    }
-    if let Some(v) = args.rate_burst {
-        config.rate_limit_burst = v;
-    }
+    let config = args.relay_config();
     let traces = TraceStore::open(&args.data)
         .with_context(|| format!("opening the trace store {}", args.data.display()))?;
     let sequencer = HttpSequencer::new(&args.sequencer_api, Duration::from_secs(2))
