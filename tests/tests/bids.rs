@@ -123,6 +123,64 @@ async fn batch(
         .collect()
 }
 
+/// What a real `weft-conductor` for `rollup` (trusting node0's genesis,
+/// reading node0's API, delivering NDJSON on stdout) delivers at
+/// `height`.
+async fn conductor_delivery(t: &TestNetwork, rollup: &str, height: u64) -> Result<Vec<Vec<u8>>> {
+    let node = t.net.node(0)?;
+    let out = t.home().join(format!("conductor-{rollup}.ndjson"));
+    let log = t.home().join(format!("conductor-{rollup}.log"));
+    let mut child = std::process::Command::new(weft_testnet::workspace_binary(
+        "weft-conductor",
+        "WEFT_CONDUCTOR_BIN",
+    )?)
+    .args([
+        "--rollup",
+        rollup,
+        "--endpoint",
+        &node.api_url(),
+        "--genesis",
+        &node
+            .cometbft_home()
+            .join("config/genesis.json")
+            .display()
+            .to_string(),
+        "--deliver",
+        "stdout",
+        "--from-height",
+        &height.to_string(),
+        "--cursor",
+        &t.home()
+            .join(format!("{rollup}.cursor"))
+            .display()
+            .to_string(),
+        "--listen",
+        "127.0.0.1:0",
+    ])
+    .stdout(std::fs::File::create(&out)?)
+    .stderr(std::fs::File::create(&log)?)
+    .spawn()
+    .context("starting weft-conductor")?;
+    let found = eventually(
+        Duration::from_secs(60),
+        "the conductor to deliver the height",
+        || async {
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            for line in text.lines() {
+                let block: weft_conductor::RollupBlock = serde_json::from_str(line)?;
+                if block.height == height {
+                    return Ok(Some(block.txs));
+                }
+            }
+            Ok(None)
+        },
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    found
+}
+
 /// Mean seconds between the last `n` blocks committed from now on.
 async fn mean_interval(client: &NodeClient, n: u64) -> Result<f64> {
     let start = client.status().await?.sync_info.latest_block_height.value();
@@ -302,6 +360,12 @@ async fn run(t: &TestNetwork) -> Result<()> {
     let mut expected = vec![b"high-1".to_vec(), b"high-2".to_vec()];
     expected.extend(pending.iter().map(|(_, data)| data.clone()));
     ensure!(alpha == expected, "alpha batch at {target}: {alpha:?}");
+    // And as a conductor verifies and delivers it to the rollup node.
+    let delivered = conductor_delivery(t, "alpha", target).await?;
+    ensure!(
+        delivered == expected,
+        "the conductor delivered {delivered:?} at {target}"
+    );
     for (rollup, tag) in [("beta", "multi-b"), ("gamma", "multi-g")] {
         let items = batch(&http, &api, rollup, target).await?;
         ensure!(

@@ -155,37 +155,52 @@ pub async fn run(options: &BuilderOptions) -> Result<BuilderReport> {
             tendermint::Hash::None => continue,
         };
         let bid = bid_for(options, height + 1, parent);
-        let answer = http
-            .post(&url)
-            .header("content-type", "application/octet-stream")
-            .body(bid.encode())
-            .send()
-            .await;
+        // The relay may see the new block a moment after this builder
+        // does (both follow a websocket): `unknown_parent` is retried a
+        // few times, 20 ms apart, as a real builder would.
+        let mut outcome = submit(&http, &url, &bid).await;
+        for _ in 0..5 {
+            if !matches!(&outcome, Err(code) if code == "unknown_parent") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            outcome = submit(&http, &url, &bid).await;
+        }
         latencies.push(Some(seen.elapsed().as_secs_f64()));
-        match answer {
-            Ok(r) if r.status().is_success() => {
+        match outcome {
+            Ok(()) => {
                 report.accepted += 1;
                 pending.insert(height + 1, bid.hash());
             }
-            Ok(r) => {
-                let code = r
-                    .json::<serde_json::Value>()
-                    .await
-                    .ok()
-                    .and_then(|v| v["code"].as_str().map(str::to_string))
-                    .unwrap_or_else(|| "unknown".into());
-                *report.refused.entry(code).or_default() += 1;
-            }
-            Err(e) => {
-                *report
-                    .refused
-                    .entry(format!("unreachable: {}", e.without_url()))
-                    .or_default() += 1;
-            }
+            Err(code) => *report.refused.entry(code).or_default() += 1,
         }
     }
     report.submit_latency = LatencySummary::from_seconds(latencies);
     Ok(report)
+}
+
+/// Posts one bid; the relay's error code when refused.
+async fn submit(
+    http: &reqwest::Client,
+    url: &str,
+    bid: &SignedBid,
+) -> std::result::Result<(), String> {
+    match http
+        .post(url)
+        .header("content-type", "application/octet-stream")
+        .body(bid.encode())
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(r
+            .json::<serde_json::Value>()
+            .await
+            .ok()
+            .and_then(|v| v["code"].as_str().map(str::to_string))
+            .unwrap_or_else(|| "unknown".into())),
+        Err(e) => Err(format!("unreachable: {}", e.without_url())),
+    }
 }
 
 fn websocket(url: &str, message: String) -> BenchError {

@@ -190,6 +190,34 @@ pub fn set_app_state(doc: &mut Value, app_state: &GenesisAppState) -> Result<()>
     Ok(())
 }
 
+/// The voting power the staking rules give the genesis validator with
+/// consensus key `key`, as InitChain will return it: stake divided by the
+/// smallest common divisor that keeps the total within CometBFT's maximum
+/// (docs/governance.md, "The active set and voting power"). genesis.json
+/// must list the same set, or a conductor trusting genesis.json refuses
+/// height 1. Exact when no validator's share exceeds
+/// `max_power_share_bps` (test networks bond every validator equally).
+pub fn staking_power(staking: &weft_core::GenesisStaking, key: &[u8; 32]) -> Result<u64> {
+    let total: u128 = staking.validators.iter().map(|v| v.self_bond).sum();
+    let max = MAX_TOTAL_VOTING_POWER as u128;
+    let divisor = total.div_ceil(max).max(1);
+    let bond = staking
+        .validators
+        .iter()
+        .find(|v| &v.consensus_key == key)
+        .map(|v| v.self_bond)
+        .ok_or_else(|| {
+            TestnetError::InvalidConfig(format!(
+                "validator {} has no staking entry",
+                hex::encode(key)
+            ))
+        })?;
+    u64::try_from(bond / divisor)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| TestnetError::InvalidConfig(format!("self-bond {bond} gives no power")))
+}
+
 /// Appends a validator with `power`; refuses power 0 and a key already
 /// listed.
 pub fn add_validator(doc: &mut Value, v: &GenesisValidator, power: u64) -> Result<()> {
@@ -224,7 +252,9 @@ pub fn add_validator(doc: &mut Value, v: &GenesisValidator, power: u64) -> Resul
 /// Builds the network's genesis from `base` (a genesis.json written by
 /// `cometbft init`, whose evidence/validator/abci parameters and genesis time
 /// are kept): sets the chain id, initial height 1, the block limits, every
-/// validator with equal power, and `app_state`; then [`validate`]s it.
+/// validator (power [`VALIDATOR_POWER`], or with a staking section the
+/// power its self-bond gets, see [`staking_power`]), and `app_state`; then
+/// [`validate`]s it.
 pub fn build_genesis(
     base: &Value,
     chain_id: &str,
@@ -252,7 +282,14 @@ pub fn build_genesis(
     obj.insert("validators".into(), json!([]));
     obj.insert("app_hash".into(), json!(""));
     for v in validators {
-        add_validator(&mut genesis, v, VALIDATOR_POWER)?;
+        let power = match &app_state.staking {
+            Some(staking) => staking_power(
+                staking,
+                &v.ed25519_key().map_err(TestnetError::InvalidConfig)?,
+            )?,
+            None => VALIDATOR_POWER,
+        };
+        add_validator(&mut genesis, v, power)?;
     }
     set_app_state(&mut genesis, app_state)?;
     validate(&genesis).map_err(|e| TestnetError::InvalidConfig(format!("genesis: {e}")))?;
@@ -854,5 +891,32 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("REPLACE-ME"));
+    }
+
+    #[test]
+    fn staking_powers_follow_self_bonds_within_cometbft_s_maximum() {
+        let validator = |seed: u8, self_bond: u128| weft_core::GenesisValidator {
+            operator: weft_core::SigningKey::from_seed(&seed.to_string()).address(),
+            consensus_key: [seed; 32],
+            name: format!("v{seed}"),
+            website: String::new(),
+            commission_bps: 0,
+            self_bond,
+        };
+        let staking = |bonds: &[u128]| weft_core::GenesisStaking {
+            validators: bonds
+                .iter()
+                .enumerate()
+                .map(|(i, b)| validator(i as u8 + 1, *b))
+                .collect(),
+            params: weft_core::StakingParams::default(),
+        };
+        let small = staking(&[1_000, 1_000]);
+        assert_eq!(staking_power(&small, &[1; 32]).unwrap(), 1_000);
+        // Past the maximum, one common divisor brings the total under it.
+        let big = staking(&[u128::from(u64::MAX), u128::from(u64::MAX)]);
+        let p = staking_power(&big, &[2; 32]).unwrap();
+        assert!(2 * i128::from(p) <= i128::from(MAX_TOTAL_VOTING_POWER), "{p}");
+        assert!(staking_power(&small, &[9; 32]).is_err(), "no staking entry");
     }
 }
