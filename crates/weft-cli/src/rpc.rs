@@ -156,13 +156,26 @@ impl NodeClient {
     /// `EnableInclusionLists` proposal restates them; an error if vote
     /// extensions are already on (the chain would refuse the proposal).
     pub async fn consensus_params(&self) -> Result<weft_core::ConsensusParams> {
-        let response = self
-            .rpc
-            .latest_consensus_params()
-            .await
-            .map_err(|e| self.explain("consensus_params", e))?;
+        // CometBFT may answer "could not find consensus params" for a
+        // height whose block is stored before its state is: ask again.
+        let mut tries = 0;
+        let response = loop {
+            match self.rpc.latest_consensus_params().await {
+                Ok(r) => break r,
+                Err(e) if tries >= 4 => return Err(self.explain("consensus_params", e)),
+                Err(_) => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        };
         let p = response.consensus_params;
-        if let Some(h) = p.abci.vote_extensions_enable_height {
+        // CometBFT's JSON says "0" for off, which parses as Some(0).
+        if let Some(h) = p
+            .abci
+            .vote_extensions_enable_height
+            .filter(|h| h.value() > 0)
+        {
             bail!(
                 "vote extensions are already on at {} (from height {h}); \
                  change the inclusion parameters with a change_inclusion_params proposal",
