@@ -152,6 +152,48 @@ impl NodeClient {
         Ok(self.status().await?.node_info.network.to_string())
     }
 
+    /// CometBFT's current block and evidence parameters, as an
+    /// `EnableInclusionLists` proposal restates them; an error if vote
+    /// extensions are already on (the chain would refuse the proposal).
+    pub async fn consensus_params(&self) -> Result<weft_core::ConsensusParams> {
+        // CometBFT may answer "could not find consensus params" for a
+        // height whose block is stored before its state is: ask again.
+        let mut tries = 0;
+        let response = loop {
+            match self.rpc.latest_consensus_params().await {
+                Ok(r) => break r,
+                Err(e) if tries >= 4 => return Err(self.explain("consensus_params", e)),
+                Err(_) => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        };
+        let p = response.consensus_params;
+        // CometBFT's JSON says "0" for off, which parses as Some(0).
+        if let Some(h) = p
+            .abci
+            .vote_extensions_enable_height
+            .filter(|h| h.value() > 0)
+        {
+            bail!(
+                "vote extensions are already on at {} (from height {h}); \
+                 change the inclusion parameters with a change_inclusion_params proposal",
+                self.base
+            );
+        }
+        let duration = u64::try_from(p.evidence.max_age_duration.0.as_nanos())
+            .context("evidence.max_age_duration does not fit u64 nanoseconds")?;
+        Ok(weft_core::ConsensusParams {
+            block_max_bytes: p.block.max_bytes,
+            block_max_gas: p.block.max_gas,
+            evidence_max_age_num_blocks: p.evidence.max_age_num_blocks,
+            evidence_max_age_duration_ns: duration,
+            evidence_max_bytes: u64::try_from(p.evidence.max_bytes)
+                .context("evidence.max_bytes is negative")?,
+        })
+    }
+
     /// Runs an ABCI query at the latest height.
     pub async fn abci_query(&self, path: &str) -> Result<AbciResponse> {
         let response = self

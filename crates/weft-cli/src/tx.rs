@@ -146,7 +146,7 @@ pub enum TxCommand {
     },
     /// Submits a governance proposal, escrowing a deposit (returned at the
     /// end of voting unless the proposal is vetoed). Exactly one of
-    /// --admit, --remove, --title or --kind.
+    /// --admit, --remove, --title, --enable-inclusion-lists or --kind.
     #[command(group(clap::ArgGroup::new("what").required(true)))]
     Propose {
         /// Admit this registered candidate (operator address) to the
@@ -162,6 +162,13 @@ pub enum TxCommand {
         /// The text proposal's description.
         #[arg(long, default_value = "", requires = "title")]
         description: String,
+        /// Turn inclusion lists on (vote extensions off today): an
+        /// enable_inclusion_lists proposal with the default inclusion
+        /// parameters and the node's current block and evidence
+        /// parameters, read from its /consensus_params. Use --kind for
+        /// other inclusion parameters.
+        #[arg(long, group = "what")]
+        enable_inclusion_lists: bool,
         /// Any proposal kind as JSON (protocol.md, section 3), e.g.
         /// '{"type":"change_fee_params","params":{"base_fee":"2000","fee_per_byte":"1"}}',
         /// or @FILE to read it from a file.
@@ -205,12 +212,26 @@ pub struct TxOptions {
 
 /// Runs a `weft tx` command; `Ok(false)` when the chain refused the tx.
 pub async fn run(command: TxCommand, out: Output) -> Result<bool> {
-    let (action, options) = action_of(command)?;
+    // The one command that needs the node before it can build its action.
+    let consensus = match &command {
+        TxCommand::Propose {
+            enable_inclusion_lists: true,
+            options,
+            ..
+        } => Some(options.node.client()?.consensus_params().await?),
+        _ => None,
+    };
+    let (action, options) = action_of(command, consensus)?;
     send(action, options, out).await
 }
 
-/// The action a command asks for, with its signing and sending options.
-fn action_of(command: TxCommand) -> Result<(Action, TxOptions)> {
+/// The action a command asks for, with its signing and sending options;
+/// `consensus` is the node's consensus parameters, for
+/// `propose --enable-inclusion-lists`.
+fn action_of(
+    command: TxCommand,
+    consensus: Option<weft_core::ConsensusParams>,
+) -> Result<(Action, TxOptions)> {
     Ok(match command {
         TxCommand::Transfer {
             to,
@@ -296,6 +317,7 @@ fn action_of(command: TxCommand) -> Result<(Action, TxOptions)> {
             remove,
             title,
             description,
+            enable_inclusion_lists,
             kind,
             deposit,
             options,
@@ -305,9 +327,17 @@ fn action_of(command: TxCommand) -> Result<(Action, TxOptions)> {
                 (_, Some(operator), ..) => ProposalKind::RemoveValidator { operator },
                 (_, _, Some(title), _) => ProposalKind::Text { title, description },
                 (_, _, _, Some(json)) => read_kind(&json)?,
+                _ if enable_inclusion_lists => ProposalKind::EnableInclusionLists {
+                    params: weft_core::InclusionParams::default(),
+                    consensus: consensus.context(
+                        "--enable-inclusion-lists needs the node's consensus parameters",
+                    )?,
+                },
                 // clap's required group makes this unreachable; say so
                 // rather than panic.
-                _ => bail!("pass one of --admit, --remove, --title or --kind"),
+                _ => bail!(
+                    "pass one of --admit, --remove, --title, --enable-inclusion-lists or --kind"
+                ),
             };
             // The chain would refuse it with a less precise message.
             kind.check()
@@ -448,7 +478,7 @@ fn read_kind(text: &str) -> Result<ProposalKind> {
         None => text.to_string(),
     };
     serde_json::from_str(&json).context(
-        "--kind is not a proposal kind (JSON with \"type\": admit_validator, remove_validator, text, change_staking_params, change_governance_params, change_fee_params, change_rollup_params or change_account_params, and its fields)",
+        "--kind is not a proposal kind (JSON with \"type\": admit_validator, remove_validator, text, change_staking_params, change_governance_params, change_fee_params, change_rollup_params, change_account_params, enable_inclusion_lists or change_inclusion_params, and its fields)",
     )
 }
 
@@ -542,7 +572,7 @@ mod tests {
             &relay_hex,
         ]);
         assert_eq!(
-            action_of(edit.tx).unwrap().0,
+            action_of(edit.tx, None).unwrap().0,
             Action::EditValidator {
                 name: None,
                 website: None,
@@ -550,16 +580,43 @@ mod tests {
                 relay_key: Some(relay),
             }
         );
-        assert!(action_of(Cli::parse_from(["weft", "edit-validator"]).tx).is_err());
+        assert!(action_of(Cli::parse_from(["weft", "edit-validator"]).tx, None).is_err());
         assert_eq!(
-            action_of(Cli::parse_from(["weft", "unjail"]).tx).unwrap().0,
+            action_of(Cli::parse_from(["weft", "unjail"]).tx, None)
+                .unwrap()
+                .0,
             Action::Unjail {}
         );
         assert_eq!(
-            action_of(Cli::parse_from(["weft", "claim-rewards"]).tx)
+            action_of(Cli::parse_from(["weft", "claim-rewards"]).tx, None)
                 .unwrap()
                 .0,
             Action::ClaimRewards {}
+        );
+        // propose --enable-inclusion-lists restates the node's parameters.
+        let consensus = weft_core::ConsensusParams {
+            block_max_bytes: 4 << 20,
+            block_max_gas: -1,
+            evidence_max_age_num_blocks: 100_000,
+            evidence_max_age_duration_ns: 172_800_000_000_000,
+            evidence_max_bytes: 1 << 20,
+        };
+        let enable = Cli::parse_from([
+            "weft",
+            "propose",
+            "--enable-inclusion-lists",
+            "--deposit",
+            "10",
+        ]);
+        assert_eq!(
+            action_of(enable.tx, Some(consensus.clone())).unwrap().0,
+            Action::Propose {
+                kind: ProposalKind::EnableInclusionLists {
+                    params: weft_core::InclusionParams::default(),
+                    consensus,
+                },
+                deposit: 10,
+            }
         );
         let key = weft_core::SigningKey::from_seed("cons").public_key().0;
         let hex_key = hex::encode(key);

@@ -410,6 +410,64 @@ impl AuctionParams {
     }
 }
 
+/// CometBFT's largest block (`types.MaxBlockSizeBytes`, 100 MiB).
+pub const MAX_BLOCK_SIZE_BYTES: u64 = 104_857_600;
+
+/// CometBFT's block and evidence consensus parameters, as an
+/// `EnableInclusionLists` proposal restates them. CometBFT replaces each
+/// group it is sent as a whole, and the ABCI library always sends the
+/// block, evidence and validator groups with an update, so the proposal
+/// carries the values the chain keeps (normally the current ones, read from
+/// CometBFT's `/consensus_params`); the app learns its block limits from
+/// them too. Validator key types are always `ed25519` (Weft's only kind).
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsensusParams {
+    /// `block.max_bytes`: 1 to [`MAX_BLOCK_SIZE_BYTES`] (CometBFT's `-1`,
+    /// "the hard cap", is written as the cap itself).
+    pub block_max_bytes: u64,
+    /// `block.max_gas`: -1 (no limit; Weft meters no gas) or more.
+    pub block_max_gas: i64,
+    /// `evidence.max_age_num_blocks`: positive.
+    pub evidence_max_age_num_blocks: u64,
+    /// `evidence.max_age_duration` in nanoseconds (CometBFT's JSON shows
+    /// it so): positive.
+    pub evidence_max_age_duration_ns: u64,
+    /// `evidence.max_bytes`: at most `block_max_bytes`.
+    pub evidence_max_bytes: u64,
+}
+
+impl ConsensusParams {
+    /// Why CometBFT would refuse these (its `ConsensusParams.ValidateBasic`
+    /// in v0.38), if it would: an update it refuses stops the chain, so
+    /// the app never sends one that fails this.
+    pub fn check(&self) -> Result<(), String> {
+        if self.block_max_bytes == 0 || self.block_max_bytes > MAX_BLOCK_SIZE_BYTES {
+            return Err(format!(
+                "consensus.block_max_bytes must be 1 to {MAX_BLOCK_SIZE_BYTES}"
+            ));
+        }
+        if self.block_max_gas < -1 {
+            return Err("consensus.block_max_gas must be -1 or more".into());
+        }
+        let max = i64::MAX as u64;
+        if self.evidence_max_age_num_blocks == 0 || self.evidence_max_age_num_blocks > max {
+            return Err(format!(
+                "consensus.evidence_max_age_num_blocks must be 1 to {max}"
+            ));
+        }
+        if self.evidence_max_age_duration_ns == 0 || self.evidence_max_age_duration_ns > max {
+            return Err(format!(
+                "consensus.evidence_max_age_duration_ns must be 1 to {max}"
+            ));
+        }
+        if self.evidence_max_bytes > self.block_max_bytes {
+            return Err("consensus.evidence_max_bytes must not exceed block_max_bytes".into());
+        }
+        Ok(())
+    }
+}
+
 /// The hard bound on `auction.max_bids_per_block`: every bid costs a
 /// signature check in every validator's ProcessProposal.
 pub const MAX_BIDS_PER_BLOCK: u32 = 256;

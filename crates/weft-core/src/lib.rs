@@ -21,9 +21,9 @@ pub use block::{BlockCommitments, RollupBatch, RollupBatchProof};
 pub use codes::TxCode;
 pub use encoding::DecodeError;
 pub use genesis::{
-    AccountParams, AuctionParams, ChainParams, FeeParams, GenesisAccount, GenesisAppState,
-    GenesisStaking, GenesisValidator, GovernanceParams, InclusionParams, RollupParams,
-    StakingParams,
+    AccountParams, AuctionParams, ChainParams, ConsensusParams, FeeParams, GenesisAccount,
+    GenesisAppState, GenesisStaking, GenesisValidator, GovernanceParams, InclusionParams,
+    RollupParams, StakingParams,
 };
 pub use hash::{sha256, Hash};
 pub use keys::{Address, KeyFile, PublicKey, Signature, SigningKey};

@@ -235,6 +235,27 @@ pub enum ProposalKind {
         /// The new parameters.
         params: crate::genesis::AccountParams,
     },
+    /// Turn inclusion lists on for a chain whose CometBFT vote extensions
+    /// are off (tag 8): when it passes at height H, CometBFT is sent a
+    /// consensus-parameter update with `consensus` and vote extensions
+    /// enabled from H + 2, and the inclusion parameters are written; the
+    /// first block that must carry listed votes is H + 3. `params.enabled`
+    /// must be true; refused if vote extensions are already on or
+    /// scheduled (then use `ChangeInclusionParams`).
+    EnableInclusionLists {
+        /// The inclusion parameters, as they will be.
+        params: crate::genesis::InclusionParams,
+        /// CometBFT's block and evidence parameters the update restates.
+        consensus: crate::genesis::ConsensusParams,
+    },
+    /// Replace the inclusion parameters of a chain whose vote extensions
+    /// are on or scheduled (tag 9), for example `enabled: false` to stop
+    /// requiring listed votes (CometBFT keeps extending votes, with empty
+    /// lists). They apply from the next block.
+    ChangeInclusionParams {
+        /// The new parameters.
+        params: crate::genesis::InclusionParams,
+    },
 }
 
 impl ProposalKind {
@@ -247,6 +268,16 @@ impl ProposalKind {
             ProposalKind::ChangeFeeParams { params } => params.check(),
             ProposalKind::ChangeRollupParams { params } => params.check(),
             ProposalKind::ChangeAccountParams { params } => params.check(),
+            ProposalKind::EnableInclusionLists { params, consensus } => {
+                if !params.enabled {
+                    return Err(
+                        "an EnableInclusionLists proposal must have inclusion.enabled set".into(),
+                    );
+                }
+                params.check()?;
+                consensus.check()
+            }
+            ProposalKind::ChangeInclusionParams { params } => params.check(),
             ProposalKind::Text { title, description } => {
                 if title.is_empty() || title.len() > MAX_PROPOSAL_TITLE_LEN {
                     return Err(format!(
@@ -657,6 +688,118 @@ mod tests {
         )
         .unwrap();
         assert_eq!(json, ProposalKind::ChangeFeeParams { params: fees });
+    }
+
+    #[test]
+    fn inclusion_proposals_take_tags_8_and_9_and_are_checked() {
+        use crate::genesis::{ConsensusParams, InclusionParams};
+        let consensus = ConsensusParams {
+            block_max_bytes: 4 << 20,
+            block_max_gas: -1,
+            evidence_max_age_num_blocks: 100_000,
+            evidence_max_age_duration_ns: 172_800_000_000_000,
+            evidence_max_bytes: 1 << 20,
+        };
+        let enable = ProposalKind::EnableInclusionLists {
+            params: InclusionParams::default(),
+            consensus: consensus.clone(),
+        };
+        let change = ProposalKind::ChangeInclusionParams {
+            params: InclusionParams {
+                enabled: false,
+                ..InclusionParams::default()
+            },
+        };
+        for (kind, tag) in [(enable, 8u8), (change, 9)] {
+            kind.check().unwrap();
+            let bytes = crate::encoding::encode(&kind);
+            assert_eq!(bytes[0], tag, "{kind:?}");
+            let back: ProposalKind = borsh::from_slice(&bytes).unwrap();
+            assert_eq!(back, kind);
+        }
+        // Enabling with lists off, bad inclusion parameters, or consensus
+        // parameters CometBFT would refuse (which would stop the chain).
+        let refused = |params: InclusionParams, consensus: ConsensusParams| {
+            ProposalKind::EnableInclusionLists { params, consensus }
+                .check()
+                .unwrap_err()
+        };
+        let off = InclusionParams {
+            enabled: false,
+            ..InclusionParams::default()
+        };
+        assert!(refused(off, consensus.clone()).contains("enabled"));
+        let no_delay = InclusionParams {
+            inclusion_delay_blocks: 0,
+            ..InclusionParams::default()
+        };
+        assert!(refused(no_delay.clone(), consensus.clone()).contains("inclusion_delay_blocks"));
+        assert!(ProposalKind::ChangeInclusionParams { params: no_delay }
+            .check()
+            .is_err());
+        for (bad, what) in [
+            (
+                ConsensusParams {
+                    block_max_bytes: 0,
+                    ..consensus.clone()
+                },
+                "block_max_bytes",
+            ),
+            (
+                ConsensusParams {
+                    block_max_bytes: crate::genesis::MAX_BLOCK_SIZE_BYTES + 1,
+                    ..consensus.clone()
+                },
+                "block_max_bytes",
+            ),
+            (
+                ConsensusParams {
+                    block_max_gas: -2,
+                    ..consensus.clone()
+                },
+                "block_max_gas",
+            ),
+            (
+                ConsensusParams {
+                    evidence_max_age_num_blocks: 0,
+                    ..consensus.clone()
+                },
+                "evidence_max_age_num_blocks",
+            ),
+            (
+                ConsensusParams {
+                    evidence_max_age_duration_ns: u64::MAX,
+                    ..consensus.clone()
+                },
+                "evidence_max_age_duration_ns",
+            ),
+            (
+                ConsensusParams {
+                    evidence_max_bytes: (4 << 20) + 1,
+                    ..consensus.clone()
+                },
+                "evidence_max_bytes",
+            ),
+        ] {
+            assert!(
+                refused(InclusionParams::default(), bad).contains(what),
+                "{what}"
+            );
+        }
+        // JSON: the consensus group is complete.
+        let json = r#"{"type":"enable_inclusion_lists","params":{"enabled":true,"inclusion_delay_blocks":1,"max_inclusion_list_bytes":16384},"consensus":{"block_max_bytes":4194304,"block_max_gas":-1,"evidence_max_age_num_blocks":100000,"evidence_max_age_duration_ns":172800000000000,"evidence_max_bytes":1048576}}"#;
+        let parsed: ProposalKind = serde_json::from_str(json).unwrap();
+        assert_eq!(
+            parsed,
+            ProposalKind::EnableInclusionLists {
+                params: InclusionParams::default(),
+                consensus,
+            }
+        );
+        assert!(serde_json::from_str::<ProposalKind>(
+            r#"{"type":"enable_inclusion_lists","params":{},"consensus":{"block_max_bytes":4194304}}"#
+        )
+        .is_err());
     }
 
     #[test]

@@ -273,6 +273,39 @@ fn sample_transactions() -> Vec<(&'static str, &'static str, Transaction)> {
                 ],
             },
         ),
+        (
+            "governance: turn inclusion lists on, then change their parameters",
+            "bob",
+            Transaction {
+                chain_id: CHAIN_ID.into(),
+                nonce: 4,
+                actions: vec![
+                    Action::Propose {
+                        kind: ProposalKind::EnableInclusionLists {
+                            params: weft_core::InclusionParams::default(),
+                            consensus: weft_core::ConsensusParams {
+                                block_max_bytes: 4 * 1024 * 1024,
+                                block_max_gas: -1,
+                                evidence_max_age_num_blocks: 100_000,
+                                evidence_max_age_duration_ns: 172_800_000_000_000,
+                                evidence_max_bytes: 1024 * 1024,
+                            },
+                        },
+                        deposit: 10_000_000,
+                    },
+                    Action::Propose {
+                        kind: ProposalKind::ChangeInclusionParams {
+                            params: weft_core::InclusionParams {
+                                enabled: false,
+                                inclusion_delay_blocks: 2,
+                                max_inclusion_list_bytes: 8192,
+                            },
+                        },
+                        deposit: 10_000_000,
+                    },
+                ],
+            },
+        ),
     ]
 }
 

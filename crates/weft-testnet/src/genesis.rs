@@ -916,7 +916,10 @@ mod tests {
         // Past the maximum, one common divisor brings the total under it.
         let big = staking(&[u128::from(u64::MAX), u128::from(u64::MAX)]);
         let p = staking_power(&big, &[2; 32]).unwrap();
-        assert!(2 * i128::from(p) <= i128::from(MAX_TOTAL_VOTING_POWER), "{p}");
+        assert!(
+            2 * i128::from(p) <= i128::from(MAX_TOTAL_VOTING_POWER),
+            "{p}"
+        );
         assert!(staking_power(&small, &[9; 32]).is_err(), "no staking entry");
     }
 }

@@ -637,6 +637,14 @@ impl App {
             .map(|(key, power)| validator_update(key, *power))
             .collect::<Result<Vec<_>, _>>()
             .unwrap_or_else(|e| fatal("FinalizeBlock: validator update", e));
+        let consensus_param_updates = block.end.consensus_params.as_ref().map(|u| {
+            tracing::info!(
+                height,
+                vote_extensions_enable_height = u.vote_extensions_enable_height,
+                "sending CometBFT a consensus-parameter update: vote extensions on"
+            );
+            consensus_params_update(u)
+        });
         let events = block.end.events.iter().map(|e| e.to_abci()).collect();
         let pending = self
             .storage
@@ -649,7 +657,7 @@ impl App {
             events,
             tx_results,
             validator_updates,
-            consensus_param_updates: None,
+            consensus_param_updates,
             app_hash: app_hash(&hash),
         }
     }
@@ -798,6 +806,42 @@ fn bid_event(hash: &Hash, receipt: &proposal::BidReceipt) -> crate::component::E
         event = event.indexed("rollup_id", EventValue::Rollup(*rollup));
     }
     event
+}
+
+/// A component's consensus-parameter update as CometBFT takes it. The
+/// ABCI library always sends the block, evidence and validator groups, so
+/// all three are restated (each was checked against CometBFT's rules when
+/// proposed); `version` is left out, which CometBFT reads as unchanged.
+pub(crate) fn consensus_params_update(
+    u: &crate::component::ConsensusParamsUpdate,
+) -> tendermint::consensus::Params {
+    use tendermint::{block, consensus, evidence};
+    let c = &u.consensus;
+    consensus::Params {
+        block: block::Size {
+            max_bytes: c.block_max_bytes,
+            max_gas: c.block_max_gas,
+            time_iota_ms: block::Size::default_time_iota_ms(),
+        },
+        evidence: evidence::Params {
+            max_age_num_blocks: c.evidence_max_age_num_blocks,
+            max_age_duration: evidence::Duration(Duration::from_nanos(
+                c.evidence_max_age_duration_ns,
+            )),
+            // At most `block_max_bytes` (checked), which fits an i64.
+            max_bytes: i64::try_from(c.evidence_max_bytes).unwrap_or(i64::MAX),
+        },
+        validator: consensus::params::ValidatorParams {
+            pub_key_types: vec![tendermint::public_key::Algorithm::Ed25519],
+        },
+        version: None,
+        abci: consensus::params::AbciParams {
+            vote_extensions_enable_height: tendermint::block::Height::try_from(
+                u.vote_extensions_enable_height,
+            )
+            .ok(),
+        },
+    }
 }
 
 /// A component's validator update as CometBFT takes it.

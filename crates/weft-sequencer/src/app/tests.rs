@@ -834,3 +834,32 @@ fn set_differences_name_every_key_that_differs() {
     assert_eq!(d.len(), 1);
     assert!(d[0].contains(&hex_of("v1")) && d[0].contains("not in genesis.json"));
 }
+
+#[test]
+fn a_consensus_param_update_restates_every_group_and_enables_vote_extensions() {
+    use tendermint_proto::v0_38::types::ConsensusParams as RawParams;
+    let update = crate::component::ConsensusParamsUpdate {
+        consensus: weft_core::ConsensusParams {
+            block_max_bytes: 4 << 20,
+            block_max_gas: -1,
+            evidence_max_age_num_blocks: 100_000,
+            evidence_max_age_duration_ns: 172_800_000_000_001,
+            evidence_max_bytes: 1 << 20,
+        },
+        vote_extensions_enable_height: 7,
+    };
+    // What goes over the wire to CometBFT.
+    let raw: RawParams = consensus_params_update(&update).into();
+    let block = raw.block.unwrap();
+    assert_eq!((block.max_bytes, block.max_gas), (4 << 20, -1));
+    let evidence = raw.evidence.unwrap();
+    assert_eq!(evidence.max_age_num_blocks, 100_000);
+    let age = evidence.max_age_duration.unwrap();
+    assert_eq!((age.seconds, age.nanos), (172_800, 1));
+    assert_eq!(evidence.max_bytes, 1 << 20);
+    // CometBFT's ABCI name for the key type, which its ValidateBasic
+    // checks; the app version is left alone.
+    assert_eq!(raw.validator.unwrap().pub_key_types, vec!["ed25519"]);
+    assert!(raw.version.is_none());
+    assert_eq!(raw.abci.unwrap().vote_extensions_enable_height, 7);
+}

@@ -118,8 +118,22 @@ pub struct EndBlock {
     /// Validator power changes: (ed25519 consensus key, new power; 0
     /// removes). Components must emit only real, deduplicated diffs.
     pub validator_updates: Vec<([u8; 32], u64)>,
+    /// A consensus-parameter update for CometBFT, at most one per block
+    /// (only a passed `EnableInclusionLists` proposal makes one).
+    pub consensus_params: Option<ConsensusParamsUpdate>,
     /// Block-level events.
     pub events: Vec<Event>,
+}
+
+/// A consensus-parameter update: the block and evidence groups restated
+/// (CometBFT replaces each group it is sent as a whole) and vote
+/// extensions enabled from a height after the block that sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsensusParamsUpdate {
+    /// The block and evidence parameters CometBFT keeps.
+    pub consensus: weft_core::ConsensusParams,
+    /// `abci.vote_extensions_enable_height`.
+    pub vote_extensions_enable_height: u64,
 }
 
 /// A block as the index hooks see it after FinalizeBlock.

@@ -46,7 +46,8 @@ pub struct Propose<'a> {
 impl Propose<'_> {
     /// Rules the current state decides: the deposit covers the minimum;
     /// an admission names a registered, unapproved candidate; a removal
-    /// names an approved validator.
+    /// names an approved validator; `EnableInclusionLists` needs vote
+    /// extensions off, `ChangeInclusionParams` on or scheduled.
     fn check_against(&self, state: &dyn StateRead) -> Result<GovernanceParams, ExecError> {
         let params = enabled_params(state)?;
         if self.deposit < params.min_deposit {
@@ -73,6 +74,24 @@ impl Propose<'_> {
             ProposalKind::RemoveValidator { operator } => {
                 if !named(operator)?.approved {
                     return Err(invalid(format!("{operator} is not approved")));
+                }
+            }
+            ProposalKind::EnableInclusionLists { .. } => {
+                if crate::inclusion::vote_extensions_scheduled(state)? {
+                    return Err(invalid(
+                        "CometBFT's vote extensions are already on or scheduled on this \
+                         chain; change the inclusion parameters with ChangeInclusionParams"
+                            .into(),
+                    ));
+                }
+            }
+            ProposalKind::ChangeInclusionParams { .. } => {
+                if !crate::inclusion::can_change_params(state)? {
+                    return Err(invalid(
+                        "inclusion lists were never turned on on this chain; \
+                         propose EnableInclusionLists"
+                            .into(),
+                    ));
                 }
             }
             ProposalKind::ChangeStakingParams { .. }
@@ -163,6 +182,8 @@ pub fn kind_name(kind: &ProposalKind) -> &'static str {
         ProposalKind::ChangeFeeParams { .. } => "change_fee_params",
         ProposalKind::ChangeRollupParams { .. } => "change_rollup_params",
         ProposalKind::ChangeAccountParams { .. } => "change_account_params",
+        ProposalKind::EnableInclusionLists { .. } => "enable_inclusion_lists",
+        ProposalKind::ChangeInclusionParams { .. } => "change_inclusion_params",
     }
 }
 

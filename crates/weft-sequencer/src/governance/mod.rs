@@ -1,8 +1,8 @@
 //! Governance: proposals with escrowed deposits, votes weighed by bonded
 //! stake at the end of the voting period, and the deterministic execution
 //! of passed proposals (admitting and removing validators, changing the
-//! staking, governance, fee, rollup and account parameters) at the end of
-//! that period.
+//! staking, governance, fee, rollup, account and inclusion parameters,
+//! turning inclusion lists on) at the end of that period.
 //!
 //! Governance runs exactly when staking does: votes weigh by stake, so a
 //! chain without a staking section writes no governance state, refuses
@@ -83,7 +83,7 @@ impl Component for Governance {
             return Ok(());
         };
         for id in state.proposals_ending_at(ctx.height)? {
-            finish(state, &params, id, out)?;
+            finish(state, &params, ctx.height, id, out)?;
         }
         Ok(())
     }
@@ -101,6 +101,7 @@ fn storage_of(e: ExecError, what: &str) -> StorageError {
 fn finish(
     state: &mut dyn StateWrite,
     params: &GovernanceParams,
+    height: u64,
     id: u64,
     out: &mut EndBlock,
 ) -> Result<(), StorageError> {
@@ -115,7 +116,7 @@ fn finish(
     let t = tally::tally(&*state, id)?;
     let status = tally::outcome(&t, params);
     let effect = if status == ProposalStatus::Passed {
-        execute(state, &proposal.kind)?
+        execute(state, height, &proposal.kind, out)?
     } else {
         "none"
     };
@@ -177,7 +178,14 @@ pub fn status_name(status: ProposalStatus) -> &'static str {
 /// submitted, but the state may have moved during the voting period
 /// (another proposal admitted the same candidate first): then it does
 /// nothing and says so (`no_effect`) rather than fail the block.
-fn execute(state: &mut dyn StateWrite, kind: &ProposalKind) -> Result<&'static str, StorageError> {
+/// Runs at the end of block `height`; a consensus-parameter update goes
+/// to `out`.
+fn execute(
+    state: &mut dyn StateWrite,
+    height: u64,
+    kind: &ProposalKind,
+    out: &mut EndBlock,
+) -> Result<&'static str, StorageError> {
     match kind {
         ProposalKind::AdmitValidator { operator } | ProposalKind::RemoveValidator { operator } => {
             let approve = matches!(kind, ProposalKind::AdmitValidator { .. });
@@ -209,6 +217,14 @@ fn execute(state: &mut dyn StateWrite, kind: &ProposalKind) -> Result<&'static s
         ProposalKind::ChangeFeeParams { params } => Ok(replace(state, params, params.check())),
         ProposalKind::ChangeRollupParams { params } => Ok(replace(state, params, params.check())),
         ProposalKind::ChangeAccountParams { params } => Ok(replace(state, params, params.check())),
+        // Owned by the inclusion component, which keeps its state and the
+        // consensus limits in step with what CometBFT is sent.
+        ProposalKind::EnableInclusionLists { params, consensus } => {
+            crate::inclusion::enable(state, height, params, consensus, out)
+        }
+        ProposalKind::ChangeInclusionParams { params } => {
+            crate::inclusion::change_params(state, height, params)
+        }
         ProposalKind::Text { .. } => Ok("none"),
     }
 }

@@ -1133,3 +1133,285 @@ mod through_the_app {
         assert_eq!(check(&mut app, &late), TxCode::VotingClosed.value());
     }
 }
+
+/// CometBFT's block and evidence parameters an enabling proposal restates.
+fn cometbft_params() -> weft_core::ConsensusParams {
+    weft_core::ConsensusParams {
+        block_max_bytes: 4 << 20,
+        block_max_gas: -1,
+        evidence_max_age_num_blocks: 100_000,
+        evidence_max_age_duration_ns: 172_800_000_000_000,
+        evidence_max_bytes: 1 << 20,
+    }
+}
+
+fn enable_lists(params: weft_core::InclusionParams) -> ProposalKind {
+    ProposalKind::EnableInclusionLists {
+        params,
+        consensus: cometbft_params(),
+    }
+}
+
+/// The `effect` of each finished proposal in the block, in id order.
+fn effects(end: &EndBlock) -> Vec<String> {
+    end.events
+        .iter()
+        .filter(|e| e.kind == "governance.proposal_finished")
+        .map(|e| format!("{}", e.get("effect").unwrap()))
+        .collect()
+}
+
+/// Proposes `kinds` at height 2 (ids from 0) and has `v0` and `v1` vote
+/// yes on each; returns the end of block 5, which tallies them.
+fn pass(c: &mut Chain, kinds: Vec<ProposalKind>) -> EndBlock {
+    assert_eq!(c.height, 1);
+    let n = kinds.len() as u64;
+    let (_, codes) = c.block(kinds.into_iter().map(|k| ("d1", propose(k, 50))).collect());
+    assert!(codes.iter().all(|c| *c == TxCode::Ok), "{codes:?}");
+    let votes = (0..n)
+        .flat_map(|id| {
+            [
+                ("v0", vote(id, VoteOption::Yes)),
+                ("v1", vote(id, VoteOption::Yes)),
+            ]
+        })
+        .collect();
+    c.block(votes);
+    c.until(4);
+    c.block(vec![]).0
+}
+
+#[test]
+fn enable_inclusion_lists_sends_cometbft_an_enable_height_and_switches_the_rule_on() {
+    use crate::{
+        component::ConsensusParamsUpdate,
+        inclusion::{
+            required,
+            state::{ConsensusLimits, InclusionRead},
+        },
+    };
+    use weft_core::{inclusion::validator_address, InclusionParams};
+    let mut c = with_candidate();
+    let params = InclusionParams {
+        inclusion_delay_blocks: 2,
+        ..InclusionParams::default()
+    };
+    // Two enabling proposals end in the same block: the first applies,
+    // the second finds extensions scheduled and does nothing.
+    let end = pass(
+        &mut c,
+        vec![enable_lists(params.clone()), enable_lists(params.clone())],
+    );
+    assert_eq!(c.height, 5);
+    assert_eq!(finished(&end), vec!["passed", "passed"]);
+    assert_eq!(effects(&end), vec!["applied", "no_effect"]);
+    // CometBFT is told to extend votes from 5 + 2, strictly after the
+    // current height as its ValidateUpdate demands, with the block and
+    // evidence groups restated.
+    assert_eq!(
+        end.consensus_params,
+        Some(ConsensusParamsUpdate {
+            consensus: cometbft_params(),
+            vote_extensions_enable_height: 7,
+        })
+    );
+    assert_eq!(
+        c.state.consensus_limits().unwrap(),
+        ConsensusLimits {
+            block_max_bytes: 4 << 20,
+            evidence_max_bytes: 1 << 20,
+            vote_extensions_enable_height: 7,
+        }
+    );
+    assert_eq!(
+        c.state.component_params::<InclusionParams>().unwrap(),
+        params
+    );
+    // Every validator that will sign the extended votes has its key.
+    let active = c.state.active_set().unwrap();
+    assert_eq!(active.len(), 3);
+    for v in &active {
+        let address = validator_address(&v.consensus_key);
+        assert_eq!(
+            c.state.validator_key(&address).unwrap(),
+            Some(v.consensus_key)
+        );
+    }
+    // The rule: the first block whose previous height was extended is 8.
+    for height in 5..=7 {
+        assert_eq!(required(&c.state, height).unwrap(), None, "{height}");
+    }
+    assert_eq!(required(&c.state, 8).unwrap(), Some(params.clone()));
+    // One update only: later blocks send none, and a new enabling
+    // proposal is refused since extensions are scheduled.
+    let (end, codes) = c.block(vec![("d1", propose(enable_lists(params), 50))]);
+    assert_eq!(end.consensus_params, None);
+    assert_eq!(codes, vec![TxCode::InvalidTransaction]);
+}
+
+#[test]
+fn enable_inclusion_lists_is_refused_where_extensions_are_already_on() {
+    use crate::inclusion::{record_genesis, state::ConsensusLimits};
+    use weft_core::InclusionParams;
+    // A genesis that turned CometBFT's vote extensions on, with and
+    // without an inclusion section: sending another enable height would
+    // halt the chain (CometBFT refuses to move it once reached).
+    for section in [None, Some(InclusionParams::default())] {
+        let mut app_state = app_state(true, Some(gov_params()));
+        app_state.inclusion = section.clone();
+        let mut c = Chain::new(&app_state);
+        record_genesis(
+            &mut c.state,
+            ConsensusLimits {
+                block_max_bytes: 4 << 20,
+                evidence_max_bytes: 1 << 20,
+                vote_extensions_enable_height: 1,
+            },
+            &[],
+        )
+        .unwrap();
+        let (_, codes) = c.block(vec![(
+            "d1",
+            propose(enable_lists(InclusionParams::default()), 50),
+        )]);
+        assert_eq!(codes, vec![TxCode::InvalidTransaction], "{section:?}");
+        // Changing the parameters needs an inclusion section (the keys).
+        let (_, codes) = c.block(vec![(
+            "d1",
+            propose(
+                ProposalKind::ChangeInclusionParams {
+                    params: InclusionParams::default(),
+                },
+                50,
+            ),
+        )]);
+        let expected = if section.is_some() {
+            TxCode::Ok
+        } else {
+            TxCode::InvalidTransaction
+        };
+        assert_eq!(codes, vec![expected], "{section:?}");
+    }
+}
+
+#[test]
+fn invalid_inclusion_proposals_are_refused_when_proposed() {
+    use weft_core::InclusionParams;
+    let mut c = with_candidate();
+    let bad_consensus = ProposalKind::EnableInclusionLists {
+        params: InclusionParams::default(),
+        consensus: weft_core::ConsensusParams {
+            evidence_max_bytes: (4 << 20) + 1,
+            ..cometbft_params()
+        },
+    };
+    let (_, codes) = c.block(vec![
+        // Off: nothing to enable.
+        (
+            "d1",
+            propose(
+                enable_lists(InclusionParams {
+                    enabled: false,
+                    ..InclusionParams::default()
+                }),
+                50,
+            ),
+        ),
+        // Over the protocol's bound on a list.
+        (
+            "d1",
+            propose(
+                enable_lists(InclusionParams {
+                    max_inclusion_list_bytes: 2 << 20,
+                    ..InclusionParams::default()
+                }),
+                50,
+            ),
+        ),
+        // Consensus parameters CometBFT would refuse (a halted chain).
+        ("d1", propose(bad_consensus, 50)),
+        // Nothing to change before lists were ever turned on.
+        (
+            "d1",
+            propose(
+                ProposalKind::ChangeInclusionParams {
+                    params: InclusionParams::default(),
+                },
+                50,
+            ),
+        ),
+    ]);
+    assert_eq!(codes, vec![TxCode::InvalidTransaction; 4]);
+    assert_eq!(c.state.next_proposal_id().unwrap(), 0);
+}
+
+#[test]
+fn change_inclusion_params_disables_and_lowers_the_bound_without_stranding_a_height() {
+    use crate::inclusion::required;
+    use weft_core::InclusionParams;
+    let mut c = with_candidate();
+    pass(&mut c, vec![enable_lists(InclusionParams::default())]);
+    // Extensions from 7; the rule from 8. Lower the bound by a proposal
+    // tallied at 10 (proposed at 7, voting period 3).
+    c.until(6);
+    let lower = InclusionParams {
+        max_inclusion_list_bytes: 1024,
+        ..InclusionParams::default()
+    };
+    let (_, codes) = c.block(vec![(
+        "d1",
+        propose(
+            ProposalKind::ChangeInclusionParams {
+                params: lower.clone(),
+            },
+            50,
+        ),
+    )]);
+    assert_eq!(codes, vec![TxCode::Ok]);
+    c.block(vec![
+        ("v0", vote(1, VoteOption::Yes)),
+        ("v1", vote(1, VoteOption::Yes)),
+    ]);
+    c.until(9);
+    let (end, _) = c.block(vec![]);
+    assert_eq!(c.height, 10);
+    assert_eq!(effects(&end), vec!["applied"]);
+    // No consensus update: CometBFT's extensions stay as they are.
+    assert_eq!(end.consensus_params, None);
+    // Block 11 carries the votes of 10, extended under the old bound, so
+    // it keeps that bound; from 12 on the new one applies.
+    assert_eq!(
+        required(&c.state, 11)
+            .unwrap()
+            .unwrap()
+            .max_inclusion_list_bytes,
+        16 * 1024
+    );
+    assert_eq!(required(&c.state, 12).unwrap(), Some(lower.clone()));
+    c.block(vec![]);
+    assert_eq!(required(&c.state, 12).unwrap(), Some(lower));
+    // Turned off: no block requires listed votes any more.
+    let (_, codes) = c.block(vec![(
+        "d1",
+        propose(
+            ProposalKind::ChangeInclusionParams {
+                params: InclusionParams {
+                    enabled: false,
+                    ..InclusionParams::default()
+                },
+            },
+            50,
+        ),
+    )]);
+    assert_eq!(codes, vec![TxCode::Ok]);
+    c.block(vec![
+        ("v0", vote(2, VoteOption::Yes)),
+        ("v1", vote(2, VoteOption::Yes)),
+    ]);
+    c.until(14);
+    let (end, _) = c.block(vec![]);
+    assert_eq!(c.height, 15);
+    assert_eq!(effects(&end), vec!["applied"]);
+    assert_eq!(end.consensus_params, None);
+    assert_eq!(required(&c.state, 16).unwrap(), None);
+}

@@ -7,8 +7,13 @@ use crate::storage::{decode_stored, encode_stored, StateRead, StateWrite, Storag
 
 /// Where the inclusion parameters live.
 pub const PARAMS_KEY: &str = "inclusion/params";
-/// CometBFT's consensus limits as InitChain gave them.
+/// CometBFT's consensus limits as InitChain gave them, or as a passed
+/// `EnableInclusionLists` proposal set them.
 pub const CONSENSUS_LIMITS: &str = "inclusion/consensus_limits";
+/// The list bound that was in force before a `ChangeInclusionParams`
+/// replaced it, with the height whose end replaced it (see
+/// [`InclusionRead::previous_list_bound`]).
+pub const PREVIOUS_LIST_BOUND: &str = "inclusion/previous_list_bound";
 
 /// `inclusion/validator_keys/<address hex, upper case>`: the ed25519 key
 /// behind a CometBFT validator address, for every validator the chain has
@@ -18,8 +23,10 @@ pub fn validator_key_key(address: &[u8; 20]) -> String {
     format!("inclusion/validator_keys/{}", hex::encode_upper(address))
 }
 
-/// The consensus parameters the inclusion rule depends on. The app never
-/// changes consensus parameters, so InitChain's are the chain's.
+/// The consensus parameters the inclusion rule depends on: InitChain's,
+/// until a passed `EnableInclusionLists` proposal sends CometBFT new ones
+/// (the only consensus-parameter update the app ever makes), which are
+/// written here in the same block.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct ConsensusLimits {
     /// `block.max_bytes` (CometBFT's 100 MiB hard cap when it is -1).
@@ -62,6 +69,19 @@ pub trait InclusionRead: StateRead {
             .map(Option::unwrap_or_default)
     }
 
+    /// The list bound of the votes the block at `height` carries, when it
+    /// differs from the current parameters': the votes of `height - 1`
+    /// were extended and verified under the parameters of the state before
+    /// that height's end, so if a proposal replaced them at the end of
+    /// `height - 1`, the bound those votes kept to is the previous one.
+    fn previous_list_bound(&self, height: u64) -> Result<Option<u32>, StorageError> {
+        let Some(bytes) = self.get_raw(PREVIOUS_LIST_BOUND)? else {
+            return Ok(None);
+        };
+        let (changed_at, bound): (u64, u32) = decode_stored(PREVIOUS_LIST_BOUND, &bytes)?;
+        Ok((changed_at.checked_add(1) == Some(height)).then_some(bound))
+    }
+
     /// The key of the validator with this CometBFT address, if known.
     fn validator_key(&self, address: &[u8; 20]) -> Result<Option<[u8; 32]>, StorageError> {
         let key = validator_key_key(address);
@@ -78,6 +98,12 @@ pub trait InclusionWrite: StateWrite {
     /// Stores the consensus limits (genesis).
     fn put_consensus_limits(&mut self, limits: &ConsensusLimits) {
         self.put_raw(CONSENSUS_LIMITS.into(), encode_stored(limits));
+    }
+
+    /// Remembers the list bound in force before parameters replaced at the
+    /// end of `height`.
+    fn put_previous_list_bound(&mut self, height: u64, bound: u32) {
+        self.put_raw(PREVIOUS_LIST_BOUND.into(), encode_stored(&(height, bound)));
     }
 
     /// Records a validator's key under its address, once.
@@ -108,6 +134,8 @@ mod tests {
             CONSENSUS_LIMITS.to_string(),
             validator_key_key(&[0xab; 20]),
             hex::encode(encode_stored(&limits)),
+            PREVIOUS_LIST_BOUND.to_string(),
+            hex::encode(encode_stored(&(41u64, 16_384u32))),
         ]
         .join("\n"));
     }
