@@ -177,3 +177,50 @@ pub async fn block_txs(rpc_url: &str, at: u64) -> Result<Vec<Vec<u8>>> {
 pub async fn tx_status(client: &NodeClient, hash: &str) -> Result<Value> {
     client.abci_query_json(&format!("tx/{hash}")).await
 }
+
+/// Signs `action` with `key` at `nonce` and submits it through `client`;
+/// the CometBFT tx hash once CheckTx admitted it.
+pub async fn submit_action(
+    client: &NodeClient,
+    chain_id: &str,
+    key: &SigningKey,
+    nonce: u64,
+    action: weft_core::Action,
+) -> Result<String> {
+    let tx = weft_core::Transaction {
+        chain_id: chain_id.into(),
+        nonce,
+        actions: vec![action.clone()],
+    }
+    .sign(key);
+    let check = client.broadcast_tx_sync(&tx.encode()).await?;
+    if check.code != 0 {
+        bail!("CheckTx refused {action:?}: {}", check.log);
+    }
+    Ok(check.hash)
+}
+
+/// Waits until the tx `hash` is committed with code 0; its height.
+pub async fn committed(client: &NodeClient, hash: &str) -> Result<u64> {
+    let tx = eventually(Duration::from_secs(60), "a tx to commit", || async {
+        client.tx(hash).await
+    })
+    .await?;
+    if tx.code != 0 {
+        bail!("tx {hash} failed in block {}: {}", tx.height, tx.log);
+    }
+    Ok(tx.height)
+}
+
+/// Signs `action` with `key` at its pending nonce, submits it and waits
+/// until it is committed with code 0; the height.
+pub async fn send_action(
+    client: &NodeClient,
+    chain_id: &str,
+    key: &SigningKey,
+    action: weft_core::Action,
+) -> Result<u64> {
+    let nonce = client.account(&key.address()).await?.next_nonce();
+    let hash = submit_action(client, chain_id, key, nonce, action).await?;
+    committed(client, &hash).await
+}

@@ -17,42 +17,12 @@ use serde_json::Value;
 use weft_cli::rpc::NodeClient;
 use weft_core::{
     Action, Address, Amount, Bid, Bundle, RollupId, SignedBid, SigningKey, StakingParams,
-    Transaction,
 };
-use weft_e2e::{block_txs, eventually, TestNetwork};
+use weft_e2e::{block_txs, committed, eventually, submit_action as submit, TestNetwork};
 use weft_testnet::TestnetStaking;
 
 /// The validator that proposes forged bids.
 const FORGER: usize = 3;
-
-/// Signs `action` with `key` at its next nonce and submits it; the
-/// CometBFT hash.
-async fn submit(
-    client: &NodeClient,
-    chain_id: &str,
-    key: &SigningKey,
-    nonce: u64,
-    action: Action,
-) -> Result<String> {
-    let tx = Transaction {
-        chain_id: chain_id.into(),
-        nonce,
-        actions: vec![action.clone()],
-    }
-    .sign(key);
-    let check = client.broadcast_tx_sync(&tx.encode()).await?;
-    ensure!(check.code == 0, "CheckTx refused {action:?}: {}", check.log);
-    Ok(check.hash)
-}
-
-async fn committed(client: &NodeClient, hash: &str) -> Result<u64> {
-    let tx = eventually(Duration::from_secs(60), "a tx to commit", || async {
-        client.tx(hash).await
-    })
-    .await?;
-    ensure!(tx.code == 0, "tx {hash} failed: {}", tx.log);
-    Ok(tx.height)
-}
 
 async fn balance(client: &NodeClient, address: &Address) -> Result<Amount> {
     Ok(client.account(address).await?.balance)

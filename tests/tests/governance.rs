@@ -14,9 +14,9 @@ use tendermint_rpc::{Client, Paging};
 use weft_cli::rpc::NodeClient;
 use weft_core::{
     Action, Address, Amount, ChainParams, GovernanceParams, ProposalKind, SigningKey,
-    StakingParams, Transaction, VoteOption,
+    StakingParams, VoteOption,
 };
-use weft_e2e::{eventually, rpc_client, TestNetwork};
+use weft_e2e::{eventually, rpc_client, send_action as send, TestNetwork};
 use weft_testnet::{genesis::consensus_address, TestnetStaking};
 
 const SELF_BOND: Amount = 1_000;
@@ -26,36 +26,6 @@ const VOTING: u64 = 10;
 /// Long enough for a voting period, an epoch and two heights at ~0.4 s
 /// per block on a loaded machine.
 const STEP: Duration = Duration::from_secs(90);
-
-/// Signs `action` with `key` at its pending nonce, submits it and waits
-/// until it is committed with code 0; returns the height.
-async fn send(
-    client: &NodeClient,
-    chain_id: &str,
-    key: &SigningKey,
-    action: Action,
-) -> Result<u64> {
-    let nonce = client.account(&key.address()).await?.next_nonce();
-    let tx = Transaction {
-        chain_id: chain_id.into(),
-        nonce,
-        actions: vec![action.clone()],
-    }
-    .sign(key);
-    let check = client.broadcast_tx_sync(&tx.encode()).await?;
-    ensure!(check.code == 0, "CheckTx refused {action:?}: {}", check.log);
-    let committed = eventually(Duration::from_secs(30), "the tx to commit", || async {
-        client.tx(&check.hash).await
-    })
-    .await?;
-    ensure!(
-        committed.code == 0,
-        "{action:?} failed in block {}: {}",
-        committed.height,
-        committed.log
-    );
-    Ok(committed.height)
-}
 
 async fn proposal(client: &NodeClient, id: u64) -> Result<Value> {
     client.abci_query_json(&format!("proposal/{id}")).await
