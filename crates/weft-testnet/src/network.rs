@@ -676,6 +676,19 @@ impl Testnet {
         Ok(())
     }
 
+    /// SIGKILLs node `i`'s sequencer alone (CometBFT then loses its app
+    /// connection and exits by design; [`Testnet::start_node`] brings both
+    /// back, replaying blocks through the ABCI handshake).
+    pub fn kill_app(&self, i: usize) -> Result<()> {
+        self.node(i)?;
+        let mut procs = self.lock(i);
+        if let Some(p) = procs.sequencer.as_mut() {
+            p.kill_and_reap();
+        }
+        procs.sequencer = None;
+        Ok(())
+    }
+
     /// SIGSTOPs both processes of node `i` (it stops voting and answering).
     pub fn pause_node(&self, i: usize) -> Result<()> {
         self.signal_node(i, Signal::SIGSTOP)
