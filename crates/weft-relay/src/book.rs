@@ -38,6 +38,17 @@ impl LiveBid {
     /// Wraps an accepted bid.
     pub fn new(signed: SignedBid, encoded: Vec<u8>, arrival: u64, received_ms: u64) -> Self {
         let hash = weft_core::sha256(&encoded);
+        Self::with_hash(signed, encoded, hash, arrival, received_ms)
+    }
+
+    /// Like [`LiveBid::new`] with the hash of `encoded` already computed.
+    pub fn with_hash(
+        signed: SignedBid,
+        encoded: Vec<u8>,
+        hash: weft_core::Hash,
+        arrival: u64,
+        received_ms: u64,
+    ) -> Self {
         LiveBid {
             rollups: signed.bid.rollups().into_iter().collect(),
             data_bytes: signed.bid.data_bytes(),

@@ -117,7 +117,7 @@ async fn submit_checked(
         return Err(replayed(hash));
     }
     // 6. Signature.
-    signed.verify_signature().map_err(|e| {
+    signed.verify_signature_of_wire(&encoded).map_err(|e| {
         RelayError::bad_request("bad_signature", format!("the builder's signature: {e}"))
     })?;
     // 7. Funds at the parent height (a cancellation pays nothing).
@@ -139,9 +139,11 @@ async fn submit_checked(
     rate_limit(relay, &builder)?;
     let received_ms = now_ms();
     let traces = &relay.0.traces;
-    let live = Arc::new(LiveBid::new(
-        signed.clone(),
+    let (target_height, amount) = (bid.target_height, bid.amount.to_string());
+    let live = Arc::new(LiveBid::with_hash(
+        signed,
         encoded,
+        hash,
         traces.next_seq(),
         received_ms,
     ));
@@ -155,10 +157,10 @@ async fn submit_checked(
     };
     let trace = BidTrace {
         seq: live.arrival,
-        height: bid.target_height,
+        height: target_height,
         hash,
         builder,
-        amount: bid.amount.to_string(),
+        amount,
         rollups: live.rollups.clone(),
         status: status.into(),
         data_bytes: live.data_bytes,
@@ -172,7 +174,7 @@ async fn submit_checked(
     Ok(Submitted {
         status,
         hash,
-        height: bid.target_height,
+        height: target_height,
         replaced,
     })
 }
