@@ -69,6 +69,9 @@ pub struct BenchOptions {
     /// in-process kvstore); 1 sends every transaction as its own concurrent
     /// request, as independent users do, at more HTTP cost per transaction.
     pub rpc_batch: usize,
+    /// Inclusion lists (vote extensions) on the Weft network, as on any
+    /// Weft network by default; off measures what they cost.
+    pub inclusion_lists: bool,
 }
 
 impl Default for BenchOptions {
@@ -88,6 +91,7 @@ impl Default for BenchOptions {
             quiet_wait: Duration::from_secs(180),
             confirm: Duration::ZERO,
             rpc_batch: pacing::MAX_BATCH_ITEMS,
+            inclusion_lists: true,
         }
     }
 }
@@ -154,6 +158,9 @@ async fn run_app(scenario: &Scenario, app: App, opts: &BenchOptions) -> Result<A
     cfg.params = params.clone();
     cfg.sequencer_args = opts.sequencer_args.clone();
     cfg.app = app;
+    if !opts.inclusion_lists {
+        cfg.inclusion = None;
+    }
     let net = Testnet::create(cfg).await?;
     let mut run = AppRun {
         app,
@@ -162,6 +169,7 @@ async fn run_app(scenario: &Scenario, app: App, opts: &BenchOptions) -> Result<A
             cometbft: cometbft_settings(&net),
             chain_params: (app == App::Weft).then_some(params),
             sequencer_args: opts.sequencer_args.clone(),
+            inclusion_lists: app == App::Weft && opts.inclusion_lists,
             accounts: workload.accounts.len(),
             binaries: binaries(&net),
         },

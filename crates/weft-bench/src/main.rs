@@ -168,6 +168,10 @@ struct Options {
     /// processes on the machine to go quiet (0: never wait).
     #[arg(long, default_value_t = 180)]
     quiet_wait_secs: u64,
+    /// Start the Weft network without inclusion lists (no `inclusion`
+    /// genesis section, vote extensions off), to measure what they cost.
+    #[arg(long)]
+    no_inclusion_lists: bool,
     /// Log filter.
     #[arg(long, default_value = "info")]
     log: String,
@@ -201,6 +205,7 @@ impl Options {
             quiet_wait: Duration::from_secs(self.quiet_wait_secs),
             confirm: Duration::from_secs(self.confirm_secs),
             rpc_batch: usize::from(self.rpc_batch),
+            inclusion_lists: !self.no_inclusion_lists,
         })
     }
 

@@ -90,6 +90,9 @@ pub struct NetworkReport {
     pub chain_params: Option<ChainParams>,
     /// Extra `weft-sequencer` flags.
     pub sequencer_args: Vec<String>,
+    /// Whether the Weft network ran with inclusion lists (vote
+    /// extensions on, listed commits carried and checked).
+    pub inclusion_lists: bool,
     /// Funded benchmark accounts.
     pub accounts: usize,
     /// The binaries run.
