@@ -10,7 +10,8 @@
 #![no_main]
 
 use bytes::Bytes;
-use libfuzzer_sys::{arbitrary::Arbitrary, fuzz_target};
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
 use weft_core::{
     Action, BlockCommitments, ChainParams, Hash, RollupId, SigningKey, Transaction, VoteOption,
 };
