@@ -1473,7 +1473,7 @@ async fn huge_query_ranges_are_clamped_or_refused() {
         ),
         (
             "/v1/governance/proposals?limit=18446744073709551616".to_string(),
-            "bad_request",
+            "bad_query",
         ),
     ] {
         assert_error(&send(&app, get(&uri)).await, StatusCode::BAD_REQUEST, code);
