@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use tokio::sync::watch;
 use weft_relay::{
+    api::{serve, HEADER_READ_TIMEOUT},
     chain::{follow, follow_events, CometHead, FollowConfig},
     config::{Config, Flags},
     router, HttpSequencer, Relay, TraceStore,
@@ -63,10 +64,8 @@ async fn main() -> Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     tracing::info!(listen = %args.listen, "relay serving");
-    axum::serve(listener, router(relay))
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("serving")?;
+    // With a header-read timeout: slow clients are cut off.
+    serve(listener, router(relay), HEADER_READ_TIMEOUT, shutdown()).await;
     Ok(())
 }
 

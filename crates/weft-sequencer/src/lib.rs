@@ -26,8 +26,9 @@ pub mod staking;
 pub mod storage;
 pub mod transaction;
 
-#[cfg(test)]
-mod test_support;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod test_support;
 
 pub use app::App;
 pub use storage::Storage;

@@ -88,16 +88,19 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding the API on {}", config.api_listen))?;
     tracing::info!(abci = %config.abci_listen, api = %config.api_listen, "weft-sequencer starting");
-    // The peer address is the per-IP rate limit's key.
-    let api = axum::serve(
+    // With a header-read timeout (slow clients are cut off); each request
+    // carries its peer address, the per-IP rate limit's key.
+    let api = api::serve(
         listener,
-        api::router(api_state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        api::router(api_state),
+        api::HEADER_READ_TIMEOUT,
+        std::future::pending(),
     );
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         r = abci => r.map_err(|e| anyhow::anyhow!("ABCI server on {}: {e}", config.abci_listen))?,
-        r = api => r.context("API server")?,
+        () = api => anyhow::bail!("the API server stopped"),
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
         _ = sigterm.recv() => tracing::info!("SIGTERM; stopping"),
     }

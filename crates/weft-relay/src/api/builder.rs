@@ -180,6 +180,12 @@ async fn submit_checked(
 }
 
 /// The bid bytes from a JSON or raw body.
+/// The body decoder of `POST /relay/v1/builder/bids`, for the fuzz targets.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn decode_submission(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, RelayError> {
+    decode_body(headers, body)
+}
+
 fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, RelayError> {
     let content_type = headers
         .get(CONTENT_TYPE)

@@ -19,7 +19,7 @@ use serde_json::Value;
 use tokio::sync::watch;
 use tower::ServiceExt;
 use weft_core::{
-    bid::{RelayRequest, RelayRequestKind},
+    bid::{RelayRequest, RelayRequestKind, SignedRelayRequest},
     Address, Amount, Bid, Bundle, Hash, RollupId, SignedBid, SigningKey,
 };
 
@@ -687,4 +687,194 @@ async fn health_reports_the_head() {
         (s, code(&v)),
         (StatusCode::SERVICE_UNAVAILABLE, "head_unknown")
     );
+}
+
+// ------------------------------------------------------------ hostile input
+
+#[tokio::test]
+async fn a_bid_replayed_at_another_height_fails() {
+    let h = Harness::new(|_| {});
+    let original = bid("alice", 11, &["x"], 100);
+    assert_eq!(h.submit(&original).await.0, StatusCode::OK);
+    // The chain moves on: the same signed bytes are for a committed height.
+    h.set_head(11);
+    let (s, v) = h.submit(&original).await;
+    assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "stale_height"), "{v}");
+    // Moved to the new height (and its parent) without the builder's key:
+    // the signature no longer covers it.
+    let mut moved = original.clone();
+    moved.bid.target_height = 12;
+    moved.bid.parent_hash = block_hash(11);
+    let (s, v) = h.submit(&moved).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::BAD_REQUEST, "bad_signature"),
+        "{v}"
+    );
+    // The same for a validator's signed winners fetch.
+    let at_11 = fetch(11);
+    let mut bytes = hex::decode(&at_11).unwrap();
+    let mut moved = SignedRelayRequest::decode(&bytes).unwrap();
+    moved.request.height = 12;
+    bytes = moved.encode();
+    let (s, v) = h.winners(12, Some(hex::encode(bytes))).await;
+    assert!(s.is_client_error(), "{s} {v}");
+    assert_eq!(code(&v), "bad_signature", "{v}");
+}
+
+/// One request over a fresh TCP connection, the answer's status line.
+async fn status_line(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: weft\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    c.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `n` connections that send a request line, then one header byte every
+/// 100 ms; each task ends with `true` once the server closes its
+/// connection, `false` if it is still open after `patience`.
+async fn slowloris(
+    addr: std::net::SocketAddr,
+    n: usize,
+    patience: std::time::Duration,
+) -> Vec<tokio::task::JoinHandle<bool>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"POST /relay/v1/builder/bids HTTP/1.1\r\nHost: weft\r\nX-Slow: ")
+            .await
+            .unwrap();
+        tasks.push(tokio::spawn(async move {
+            let give_up = tokio::time::Instant::now() + patience;
+            let mut buf = [0u8; 256];
+            while tokio::time::Instant::now() < give_up {
+                if c.write_all(b"a").await.is_err() {
+                    return true;
+                }
+                let wait = std::time::Duration::from_millis(100);
+                match tokio::time::timeout(wait, c.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return true,
+                    Ok(Ok(_)) | Err(_) => {}
+                }
+            }
+            false
+        }));
+    }
+    tasks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_do_not_stop_others_and_are_cut_off() {
+    use std::time::Duration;
+    let h = Harness::new(|_| {});
+    // A header-read timeout far beyond the test: the slow connections stay
+    // open while a normal client is served.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let patient = tokio::spawn(serve(
+        listener,
+        h.app.clone(),
+        Duration::from_secs(600),
+        std::future::pending(),
+    ));
+    let slow = slowloris(addr, 200, Duration::from_secs(2)).await;
+    assert_eq!(status_line(addr, "/health").await, "HTTP/1.1 200 OK");
+    for t in slow {
+        assert!(!t.await.unwrap(), "closed though within the header timeout");
+    }
+    patient.abort();
+
+    // With a short header-read timeout every slow connection is closed by
+    // the server, and the server still answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let strict = tokio::spawn(serve(
+        listener,
+        h.app.clone(),
+        Duration::from_millis(300),
+        std::future::pending(),
+    ));
+    let slow = slowloris(addr, 200, Duration::from_secs(60)).await;
+    for t in slow {
+        assert!(t.await.unwrap(), "a slow client kept its connection");
+    }
+    assert_eq!(status_line(addr, "/health").await, "HTTP/1.1 200 OK");
+    strict.abort();
+}
+
+/// The bid-body decoder as the `api_bodies` fuzz target drives it: the
+/// first byte picks the content type, the rest is the body.
+fn decode_fuzzed(data: &[u8]) -> Option<Result<Vec<u8>, RelayError>> {
+    let (&selector, body) = data.split_first()?;
+    if selector & 4 == 0 {
+        return None; // the sequencer's half
+    }
+    let mut headers = axum::http::HeaderMap::new();
+    let content_type = [
+        Some("application/octet-stream"),
+        Some("application/json"),
+        Some("application/json; charset=utf-8"),
+        None,
+    ][usize::from(selector & 3)];
+    if let Some(ct) = content_type {
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static(ct),
+        );
+    }
+    Some(decode_submission(&headers, body))
+}
+
+fn check_fuzzed(data: &[u8]) {
+    match decode_fuzzed(data) {
+        Some(Ok(bid)) => {
+            if let Ok(decoded) = SignedBid::decode(&bid) {
+                assert_eq!(decoded.encode(), bid);
+            }
+        }
+        Some(Err(e)) => assert!(e.status().is_client_error(), "{e:?}"),
+        None => {}
+    }
+}
+
+#[test]
+fn the_api_bodies_fuzz_corpus_replays_on_stable() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/api_bodies");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        if decode_fuzzed(&data).is_some() {
+            check_fuzzed(&data);
+            replayed += 1;
+        }
+    }
+    assert!(replayed > 0, "no relay input in {}", dir.display());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
+
+    #[test]
+    fn any_bid_body_decodes_or_is_a_client_error(
+        data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+    ) {
+        check_fuzzed(&[&[4u8 | (data.first().copied().unwrap_or(0) & 3)][..], &data].concat());
+    }
+
+    #[test]
+    fn any_signed_bid_field_decodes_or_is_a_client_error(field in ".{0,64}", ct in 1u8..3) {
+        let body = serde_json::to_vec(&serde_json::json!({ "signed_bid": field })).unwrap();
+        check_fuzzed(&[&[4 | ct][..], &body].concat());
+    }
 }

@@ -11,6 +11,7 @@ mod batches;
 mod error;
 mod governance;
 mod limits;
+mod serve;
 mod staking;
 mod submit;
 
@@ -20,10 +21,13 @@ pub use governance::{
     proposal_at, proposals_at, ProposalResponse, ProposalsQuery, ProposalsResponse,
 };
 pub use limits::ApiLimits;
+pub use serve::{serve, HEADER_READ_TIMEOUT};
 pub use staking::{
     delegations_at, validator_at, validators_at, DelegationsResponse, ValidatorResponse,
     ValidatorRow, ValidatorsResponse,
 };
+#[cfg(any(test, feature = "fuzzing"))]
+pub use submit::decode_submission;
 pub use submit::Submitted;
 
 use std::sync::{Arc, Mutex};

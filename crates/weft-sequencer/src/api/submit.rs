@@ -191,6 +191,12 @@ fn node_error(s: &ApiState, hash: &Hash, e: &tendermint_rpc::Error) -> ApiError 
 }
 
 /// The transaction bytes: the body itself, or base64 inside JSON.
+/// The body decoder of `POST /v1/tx`, for the fuzz targets.
+#[cfg(any(test, feature = "fuzzing"))]
+pub fn decode_submission(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    decode_body(headers, body)
+}
+
 fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
     let content_type = headers
         .get(CONTENT_TYPE)

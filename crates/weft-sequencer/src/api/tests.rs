@@ -1385,3 +1385,274 @@ mod staking_and_governance {
         assert_eq!(v["proposals"], json!([]));
     }
 }
+
+// ------------------------------------------------------------ hostile input
+
+#[tokio::test]
+async fn deeply_nested_json_is_a_400_and_never_reaches_cometbft() {
+    let (rpc, calls) = fake_cometbft(check_tx_answer(0, "")).await;
+    let (s, _d) = state(&rpc);
+    let app = router(s);
+    let open = "[".repeat(100_000);
+    let closed = format!("{open}{}", "]".repeat(100_000));
+    let in_the_field = format!("{{\"tx\": {closed}}}");
+    let objects = format!("{}{}", "{\"a\":".repeat(50_000), "}".repeat(50_000));
+    for body in [open, closed, in_the_field, objects] {
+        let req = Request::post("/v1/tx")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let (status, v) = send(&app, req).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+        assert!(
+            ["bad_json", "bad_request"].contains(&v["code"].as_str().unwrap_or("")),
+            "{v}"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+    // Still serving.
+    let (status, _) = send(&app, get("/health")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn huge_query_ranges_are_clamped_or_refused() {
+    let mut node = Node::new(NOWHERE);
+    for h in 1..=3 {
+        node.commit(h);
+    }
+    node.notify();
+    let app = node.router();
+    let r = rollup_hex();
+    // A limit of 10^12 (or u64::MAX) is clamped to MAX_RANGE: the work is
+    // bounded by what is committed, and the answer comes at once.
+    for limit in ["1000000000000", "18446744073709551615"] {
+        let (status, v) = send(
+            &app,
+            get(format!("/v1/rollups/{r}/batches?from=1&limit={limit}")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let items = v["items"].as_array().unwrap().len() as u64;
+        assert!((1..=batches::MAX_RANGE).contains(&items), "{items} items");
+        assert_eq!(v["next"], json!(1 + items));
+    }
+    // A wait of 10^12 ms on a committed height answers at once too (the
+    // wait is capped, and only taken when nothing is there).
+    let (status, _) = send(
+        &app,
+        get(format!(
+            "/v1/rollups/{r}/batches?from=1&wait_ms=1000000000000"
+        )),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    // Numbers beyond u64, heights from 2^63 on, negative numbers and
+    // pages over the cap: 400.
+    for (uri, code) in [
+        (
+            format!("/v1/rollups/{r}/batches?from=1&limit=18446744073709551616"),
+            "bad_query",
+        ),
+        (
+            format!("/v1/rollups/{r}/batches?from=9223372036854775808&limit=1000000000000"),
+            "bad_request",
+        ),
+        (format!("/v1/rollups/{r}/batches?from=-1"), "bad_query"),
+        (
+            format!("/v1/rollups/{r}/stream?from=9223372036854775808"),
+            "bad_request",
+        ),
+        (
+            "/v1/validator-sets/9223372036854775808".to_string(),
+            "bad_request",
+        ),
+        (
+            "/v1/governance/proposals?limit=1000000000000".to_string(),
+            "bad_request",
+        ),
+        (
+            "/v1/governance/proposals?limit=18446744073709551616".to_string(),
+            "bad_query",
+        ),
+    ] {
+        assert_error(&send(&app, get(&uri)).await, StatusCode::BAD_REQUEST, code);
+    }
+    // The largest cursor is merely past every proposal.
+    let (status, v) = send(
+        &app,
+        get("/v1/governance/proposals?cursor=18446744073709551615"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["proposals"], json!([]));
+}
+
+/// One request over a fresh TCP connection, the answer's status line.
+async fn status_line(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: weft\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut answer = Vec::new();
+    c.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Opens `n` connections that send a request line and then dribble one
+/// header byte every 100 ms; each task ends with `true` once the server
+/// closes its connection, `false` if it is still open after `patience`.
+async fn slowloris(
+    addr: SocketAddr,
+    n: usize,
+    patience: Duration,
+) -> Vec<tokio::task::JoinHandle<bool>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tasks = Vec::new();
+    for _ in 0..n {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /health HTTP/1.1\r\nHost: weft\r\nX-Slow: ")
+            .await
+            .unwrap();
+        tasks.push(tokio::spawn(async move {
+            let give_up = tokio::time::Instant::now() + patience;
+            let mut buf = [0u8; 256];
+            while tokio::time::Instant::now() < give_up {
+                if c.write_all(b"a").await.is_err() {
+                    return true;
+                }
+                match tokio::time::timeout(Duration::from_millis(100), c.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return true,
+                    // An answer (408) before the close, or nothing yet.
+                    Ok(Ok(_)) | Err(_) => {}
+                }
+            }
+            false
+        }));
+    }
+    tasks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_do_not_stop_others_and_are_cut_off() {
+    let (s, _d) = state(NOWHERE);
+    // A header-read timeout far beyond the test: the slow connections stay
+    // open while a normal client is served.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let patient = tokio::spawn(serve(
+        listener,
+        router(s.clone()),
+        Duration::from_secs(600),
+        std::future::pending(),
+    ));
+    let slow = slowloris(addr, 200, Duration::from_secs(2)).await;
+    assert_eq!(status_line(addr, "/health").await, "HTTP/1.1 200 OK");
+    for t in slow {
+        assert!(!t.await.unwrap(), "closed though within the header timeout");
+    }
+    patient.abort();
+
+    // With a short header-read timeout every slow connection is closed by
+    // the server, and the server still answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let strict = tokio::spawn(serve(
+        listener,
+        router(s),
+        Duration::from_millis(300),
+        std::future::pending(),
+    ));
+    let slow = slowloris(addr, 200, Duration::from_secs(60)).await;
+    for t in slow {
+        assert!(t.await.unwrap(), "a slow client kept its connection");
+    }
+    assert_eq!(status_line(addr, "/health").await, "HTTP/1.1 200 OK");
+    strict.abort();
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_stops_accepting() {
+    let (s, _d) = state(NOWHERE);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, router(s), HEADER_READ_TIMEOUT, async {
+        let _ = stopped.await;
+    }));
+    assert_eq!(status_line(addr, "/health").await, "HTTP/1.1 200 OK");
+    stop.send(()).unwrap();
+    server.await.unwrap();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+/// The body decoder of `POST /v1/tx` as the `api_bodies` fuzz target
+/// drives it: the first byte picks the content type, the rest is the body.
+fn decode_fuzzed(data: &[u8]) -> Option<Result<Vec<u8>, ApiError>> {
+    let (&selector, body) = data.split_first()?;
+    if selector & 4 != 0 {
+        return None; // the relay's half
+    }
+    let mut headers = axum::http::HeaderMap::new();
+    let content_type = [
+        Some("application/octet-stream"),
+        Some("application/json"),
+        Some("application/json; charset=utf-8"),
+        None,
+    ][usize::from(selector & 3)];
+    if let Some(ct) = content_type {
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static(ct),
+        );
+    }
+    Some(decode_submission(&headers, body))
+}
+
+fn check_fuzzed(data: &[u8]) {
+    match decode_fuzzed(data) {
+        Some(Ok(tx)) => {
+            if let Ok(decoded) = weft_core::SignedTransaction::decode(&tx) {
+                assert_eq!(decoded.encode(), tx);
+            }
+        }
+        Some(Err(e)) => assert!(e.status().is_client_error(), "{e:?}"),
+        None => {}
+    }
+}
+
+#[test]
+fn the_api_bodies_fuzz_corpus_replays_on_stable() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/api_bodies");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        if decode_fuzzed(&data).is_some() {
+            check_fuzzed(&data);
+            replayed += 1;
+        }
+    }
+    assert!(replayed > 0, "no sequencer input in {}", dir.display());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
+
+    #[test]
+    fn any_body_decodes_or_is_a_client_error(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+        check_fuzzed(&data);
+    }
+
+    #[test]
+    fn any_json_tx_field_decodes_or_is_a_client_error(field in ".{0,64}", ct in 1u8..3) {
+        let body = serde_json::to_vec(&json!({ "tx": field })).unwrap();
+        check_fuzzed(&[&[ct][..], &body].concat());
+    }
+}
