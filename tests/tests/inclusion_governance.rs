@@ -19,7 +19,7 @@ use weft_core::{
     inclusion::ListedCommit, Action, Amount, GovernanceParams, InclusionParams, ProposalKind,
     SigningKey, StakingParams, Transaction, VoteOption,
 };
-use weft_e2e::{block_txs, eventually, rpc_client, TestNetwork};
+use weft_e2e::{block_txs, eventually, rpc_client, send_action as send, TestNetwork};
 use weft_testnet::TestnetStaking;
 
 const DEPOSIT: Amount = 1_000;
@@ -27,36 +27,6 @@ const VOTING: u64 = 6;
 /// A voting period and a few heights at ~0.4 s per block on a loaded
 /// machine.
 const STEP: Duration = Duration::from_secs(40);
-
-/// Signs `action` with `key` at its pending nonce, submits it and waits
-/// until it is committed with code 0; returns the height.
-async fn send(
-    client: &NodeClient,
-    chain_id: &str,
-    key: &SigningKey,
-    action: Action,
-) -> Result<u64> {
-    let nonce = client.account(&key.address()).await?.next_nonce();
-    let tx = Transaction {
-        chain_id: chain_id.into(),
-        nonce,
-        actions: vec![action.clone()],
-    }
-    .sign(key);
-    let check = client.broadcast_tx_sync(&tx.encode()).await?;
-    ensure!(check.code == 0, "CheckTx refused {action:?}: {}", check.log);
-    let committed = eventually(Duration::from_secs(30), "the tx to commit", || async {
-        client.tx(&check.hash).await
-    })
-    .await?;
-    ensure!(
-        committed.code == 0,
-        "{action:?} failed in block {}: {}",
-        committed.height,
-        committed.log
-    );
-    Ok(committed.height)
-}
 
 /// Proposes `kind` from the first operator, has every operator vote yes,
 /// waits for the tally; returns the proposal's end height (the height
