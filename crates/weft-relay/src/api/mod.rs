@@ -7,13 +7,12 @@
 mod builder;
 mod data;
 mod openapi;
-mod serve;
 mod validator;
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub use builder::decode_submission;
 pub use openapi::{openapi_document, ROUTES};
-pub use serve::{serve, HEADER_READ_TIMEOUT};
+pub use weft_http::{serve, HEADER_READ_TIMEOUT};
 
 use std::{
     collections::BTreeMap,

@@ -11,7 +11,6 @@ mod batches;
 mod error;
 mod governance;
 mod limits;
-mod serve;
 mod staking;
 mod submit;
 
@@ -21,7 +20,6 @@ pub use governance::{
     proposal_at, proposals_at, ProposalResponse, ProposalsQuery, ProposalsResponse,
 };
 pub use limits::ApiLimits;
-pub use serve::{serve, HEADER_READ_TIMEOUT};
 pub use staking::{
     delegations_at, validator_at, validators_at, DelegationsResponse, ValidatorResponse,
     ValidatorRow, ValidatorsResponse,
@@ -29,6 +27,7 @@ pub use staking::{
 #[cfg(any(test, feature = "fuzzing"))]
 pub use submit::decode_submission;
 pub use submit::Submitted;
+pub use weft_http::{serve, HEADER_READ_TIMEOUT};
 
 use std::sync::{Arc, Mutex};
 

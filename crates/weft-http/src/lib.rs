@@ -1,12 +1,12 @@
-//! Serving the relay over TCP with hyper directly rather than `axum::serve`:
+//! What Weft's HTTP services share (the sequencer's API and the relay).
+//!
+//! Serving over TCP with hyper directly rather than `axum::serve`:
 //! axum's server sets no timer, so hyper's header-read timeout is off and a
 //! client that opens connections and dribbles its request headers
 //! (slowloris) holds each connection and its file descriptor for as long
 //! as it likes. Here every connection must deliver a request's headers
 //! within [`HEADER_READ_TIMEOUT`] or be closed. HTTP/1 only, as before
-//! (axum's `http2` feature is off in this workspace). The sequencer's API
-//! has the same server (`weft_sequencer::api::serve`); the relay does not
-//! depend on the sequencer, hence the copy.
+//! (axum's `http2` feature is off in this workspace).
 
 use std::{convert::Infallible, future::Future, time::Duration};
 
@@ -29,7 +29,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Serves `router` on `listener` until `shutdown` completes, then waits for
 /// the requests in flight. Each request carries its peer's
-/// `ConnectInfo<SocketAddr>`.
+/// `ConnectInfo<SocketAddr>` (the per-IP rate limit's key).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
