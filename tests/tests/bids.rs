@@ -17,9 +17,13 @@ use serde_json::Value;
 use weft_cli::rpc::NodeClient;
 use weft_core::{
     Action, Address, Amount, Bid, Bundle, RollupId, SignedBid, SigningKey, StakingParams,
+    Transaction,
 };
 use weft_e2e::{block_txs, committed, eventually, submit_action as submit, TestNetwork};
 use weft_testnet::TestnetStaking;
+
+/// Pending transactions of one attempt: (CometBFT hash, rollup data).
+type Pending = Vec<(String, Vec<u8>)>;
 
 /// The validator that proposes forged bids.
 const FORGER: usize = 3;
@@ -246,30 +250,45 @@ async fn run(t: &TestNetwork) -> Result<()> {
     let mut user_nonce = 0;
     // A bid is for one height: retry at later heights until one lands
     // (the window between a commit and the next proposal is short).
-    let mut landed = None;
+    // The target height and its pending (hash, data), once both winners land.
+    let mut landed: Option<(u64, Pending)> = None;
     for _attempt in 0..15 {
-        let head = client.status().await?.sync_info.latest_block_height.value();
+        // Start right after a commit, so the pending transactions reach
+        // every mempool well before the next proposal.
+        let seen = client.status().await?.sync_info.latest_block_height.value();
+        let head = eventually(Duration::from_secs(30), "a new block", || async {
+            let h = client.status().await?.sync_info.latest_block_height.value();
+            Ok((h > seen).then_some(h))
+        })
+        .await?;
         let parent = client.block_hash(head).await?;
         let target = head + 1;
         let mut pending = Vec::new();
         for k in 0..3 {
             let data = format!("user-{user_nonce}-{k}").into_bytes();
-            pending.push((
-                submit(
-                    client,
-                    &chain_id,
-                    user,
-                    user_nonce,
-                    Action::SubmitRollupData {
-                        rollup_id: RollupId::from_name("alpha"),
-                        data: data.clone(),
-                    },
-                )
-                .await?,
-                data,
-            ));
+            let tx = Transaction {
+                chain_id: chain_id.clone(),
+                nonce: user_nonce,
+                actions: vec![Action::SubmitRollupData {
+                    rollup_id: RollupId::from_name("alpha"),
+                    data: data.clone(),
+                }],
+            }
+            .sign(user);
+            let bytes = tx.encode();
+            let check = client.broadcast_tx_sync(&bytes).await?;
+            ensure!(check.code == 0, "CheckTx refused: {}", check.log);
+            // Straight into every validator's mempool, not only by gossip:
+            // whoever proposes holds them (a copy already gossiped is
+            // answered "already in cache", which is fine).
+            for other in &t.clients[1..] {
+                let _ = other.broadcast_tx_sync(&bytes).await;
+            }
+            pending.push((check.hash, data));
             user_nonce += 1;
         }
+        // Every validator has them before the bids exist.
+        tokio::time::sleep(Duration::from_millis(150)).await;
         let bids = [
             bid(low, &chain_id, target, parent, &[("alpha", "low")], 5_000),
             bid(high, &chain_id, target, parent, &[("alpha", "high")], 9_000),
@@ -282,8 +301,11 @@ async fn run(t: &TestNetwork) -> Result<()> {
                 3_000,
             ),
         ];
-        for b in &bids {
-            post_bid(&http, &relay, b).await?;
+        // All three at once: a proposer fetches whatever has arrived.
+        for posted in
+            futures::future::join_all(bids.iter().map(|b| post_bid(&http, &relay, b))).await
+        {
+            posted?;
         }
         // Wait for the target block, then look at what it carries.
         eventually(Duration::from_secs(30), "the target height", || async {
@@ -309,23 +331,31 @@ async fn run(t: &TestNetwork) -> Result<()> {
             eprintln!("no bid in block {target}; trying the next height");
             continue;
         }
-        landed = Some((target, carried, bids, pending, included));
+        // Whatever bids a block carries, every pending alpha transaction
+        // (in every mempool before the bids existed) is in it too.
+        ensure!(
+            included.iter().all(|h| *h == target),
+            "block {target} carries bids but the pending txs landed at {included:?}"
+        );
+        // The proposer took what had reached it: if its last fetch came
+        // before all three bids had arrived, try the next height.
+        if carried != vec![bids[1].clone(), bids[2].clone()] {
+            eprintln!(
+                "block {target} carries {} of the bids (fetched mid-arrival); trying the next height",
+                carried.len()
+            );
+            ensure!(
+                carried.iter().all(|c| bids.contains(c)),
+                "block {target} carries a bid nobody sent"
+            );
+            continue;
+        }
+        landed = Some((target, pending));
         break;
     }
-    let (target, carried, bids, pending, included) =
-        landed.context("no block carried the winning bids in 15 attempts")?;
-
     // The higher alpha bid and the two-rollup bid won; the lower did not.
-    ensure!(
-        carried == vec![bids[1].clone(), bids[2].clone()],
-        "block {target} carries {} bids, not the two winners",
-        carried.len()
-    );
-    // Every pending alpha transaction landed in the same block.
-    ensure!(
-        included.iter().all(|h| *h == target),
-        "pending txs landed at {included:?}, not all at {target}"
-    );
+    let (target, pending) =
+        landed.context("no block carried the two winning bids in 15 attempts")?;
     let alpha = batch(&http, &api, "alpha", target).await?;
     let mut expected = vec![b"high-1".to_vec(), b"high-2".to_vec()];
     expected.extend(pending.iter().map(|(_, data)| data.clone()));
