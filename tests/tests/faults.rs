@@ -63,7 +63,17 @@ async fn load(
     // The transaction being waited for: its bytes and nonce.
     let mut waiting: Option<(Vec<u8>, u64)> = None;
     let mut turn = index;
-    while !stop.load(Ordering::Relaxed) {
+    // After `stop`, a transaction still waiting is seen through (resent
+    // until final), so the history ends with nothing in flight.
+    let mut stopping: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) || waiting.is_some() {
+        if stop.load(Ordering::Relaxed) {
+            // Never hang the suite: a transaction not final a minute after
+            // the stop is left to the checker, which reports it.
+            if stopping.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(60) {
+                break;
+            }
+        }
         turn += 1;
         let live: Vec<usize> = {
             let up = up.lock().unwrap();
@@ -135,7 +145,7 @@ async fn load(
         }
         let began = Instant::now();
         let mut done = false;
-        while began.elapsed() < Duration::from_secs(6) && !stop.load(Ordering::Relaxed) {
+        while began.elapsed() < Duration::from_secs(6) {
             if let Ok(v) = tx_status(&clients[node], &hash).await {
                 if matches!(
                     v["status"].as_str(),
