@@ -70,6 +70,19 @@ impl TestNetwork {
         })
     }
 
+    /// The genesis validators' operator keys, node0 first (staking
+    /// networks only).
+    pub fn operators(&self) -> Result<Vec<SigningKey>> {
+        (0..self.net.validator_count())
+            .map(|i| {
+                self.net
+                    .operator(i)
+                    .map(|(k, _)| k.clone())
+                    .context("validator operator")
+            })
+            .collect()
+    }
+
     /// Where logs live (printed when a test fails).
     pub fn home(&self) -> &std::path::Path {
         self.home.path()

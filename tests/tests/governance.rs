@@ -13,8 +13,7 @@ use tendermint::block::{CommitSig, Height};
 use tendermint_rpc::{Client, Paging};
 use weft_cli::rpc::NodeClient;
 use weft_core::{
-    Action, Address, Amount, ChainParams, GovernanceParams, ProposalKind, SigningKey,
-    StakingParams, VoteOption,
+    Action, Address, Amount, ChainParams, GovernanceParams, ProposalKind, StakingParams, VoteOption,
 };
 use weft_e2e::{eventually, rpc_client, send_action as send, TestNetwork};
 use weft_testnet::{genesis::consensus_address, TestnetStaking};
@@ -89,13 +88,7 @@ async fn run(t: &TestNetwork) -> Result<()> {
     let client = &t.clients[0];
     let rpc = net.nodes()[0].rpc_url();
     let chain_id = client.chain_id().await?;
-    let ops: Vec<SigningKey> = (0..4)
-        .map(|i| {
-            net.operator(i)
-                .map(|(k, _)| k.clone())
-                .context("validator operator")
-        })
-        .collect::<Result<_>>()?;
+    let ops = t.operators()?;
     let cand_index = net.candidates().next().context("a candidate node")?;
     let (cand_key, _) = net.operator(cand_index).context("candidate operator")?;
     let cand = cand_key.clone();

@@ -121,13 +121,7 @@ async fn run(t: &TestNetwork) -> Result<()> {
     let client = &t.clients[0];
     let rpc = net.nodes()[0].rpc_url();
     let chain_id = client.chain_id().await?;
-    let ops: Vec<SigningKey> = (0..4)
-        .map(|i| {
-            net.operator(i)
-                .map(|(k, _)| k.clone())
-                .context("validator operator")
-        })
-        .collect::<Result<_>>()?;
+    let ops = t.operators()?;
     let user = &t.users[0];
 
     // Off at genesis: CometBFT does not extend votes, blocks carry no
