@@ -142,6 +142,9 @@ fn start_relay(
         .spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
+                // Named apart from the generator's workers, so a profile
+                // tells the relay's CPU from the load's.
+                .thread_name("relay-worker")
                 .enable_all()
                 .build()
                 .expect("a runtime for the relay");
