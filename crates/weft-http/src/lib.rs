@@ -1,4 +1,5 @@
-//! What Weft's HTTP services share (the sequencer's API and the relay).
+//! What Weft's HTTP services share (the sequencer's API and the relay):
+//! the server below and the JSON shape of refusals ([`error`]).
 //!
 //! Serving over TCP with hyper directly rather than `axum::serve`:
 //! axum's server sets no timer, so hyper's header-read timeout is off and a
@@ -7,6 +8,10 @@
 //! as it likes. Here every connection must deliver a request's headers
 //! within [`HEADER_READ_TIMEOUT`] or be closed. HTTP/1 only, as before
 //! (axum's `http2` feature is off in this workspace).
+
+pub mod error;
+
+pub use error::{json_errors, JsonPath, JsonQuery, Rejection};
 
 use std::{convert::Infallible, future::Future, time::Duration};
 

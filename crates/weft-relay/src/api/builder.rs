@@ -2,6 +2,7 @@
 //! failure with its own code) and cancelling one with a signed request.
 
 use std::{sync::Arc, time::Instant};
+use weft_http::JsonPath;
 
 use axum::{
     body::Bytes,
@@ -19,7 +20,7 @@ use weft_core::{
 use super::{lock, now_ms, Relay};
 use crate::{
     book::{BookError, LiveBid, Placed},
-    error::{RelayError, RelayPath},
+    error::RelayError,
     traces::{BidTrace, Kind},
 };
 
@@ -380,7 +381,7 @@ pub struct Cancelled {
     ))]
 pub(crate) async fn cancel(
     State(relay): State<Relay>,
-    RelayPath(height): RelayPath<u64>,
+    JsonPath(height): JsonPath<u64>,
     headers: HeaderMap,
 ) -> Result<Json<Cancelled>, RelayError> {
     let request = signed_request(&relay, &headers, RelayRequestKind::CancelBid, height)?;

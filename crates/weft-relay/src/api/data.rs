@@ -6,11 +6,12 @@ use axum::{extract::State, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use weft_core::{Address, RollupId};
+use weft_http::{JsonPath, JsonQuery};
 
 use super::Relay;
 use crate::{
     book::AuctionView,
-    error::{RelayError, RelayPath, RelayQuery},
+    error::RelayError,
     traces::{BidTrace, Filter, Kind},
 };
 
@@ -102,7 +103,7 @@ async fn list(relay: Relay, kind: Kind, q: TraceQuery) -> Result<Json<TracePage>
               (status = 400, description = "`bad_query`", body = RelayError)))]
 pub(crate) async fn bids_received(
     State(relay): State<Relay>,
-    RelayQuery(q): RelayQuery<TraceQuery>,
+    JsonQuery(q): JsonQuery<TraceQuery>,
 ) -> Result<Json<TracePage>, RelayError> {
     list(relay, Kind::Received, q).await
 }
@@ -113,7 +114,7 @@ pub(crate) async fn bids_received(
               (status = 400, description = "`bad_query`", body = RelayError)))]
 pub(crate) async fn bids_delivered(
     State(relay): State<Relay>,
-    RelayQuery(q): RelayQuery<TraceQuery>,
+    JsonQuery(q): JsonQuery<TraceQuery>,
 ) -> Result<Json<TracePage>, RelayError> {
     list(relay, Kind::Delivered, q).await
 }
@@ -124,7 +125,7 @@ pub(crate) async fn bids_delivered(
               (status = 404, description = "`unknown_auction`", body = RelayError)))]
 pub(crate) async fn auction(
     State(relay): State<Relay>,
-    RelayPath(height): RelayPath<u64>,
+    JsonPath(height): JsonPath<u64>,
 ) -> Result<Json<AuctionView>, RelayError> {
     // Brings the book up to the head, so a committed height shows as such.
     let _ = relay.head().await;

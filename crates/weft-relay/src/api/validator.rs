@@ -3,6 +3,7 @@
 //! delivery recorded.
 
 use std::{sync::Arc, time::Instant};
+use weft_http::JsonQuery;
 
 use axum::{
     extract::State,
@@ -15,7 +16,7 @@ use weft_core::{bid::RelayRequestKind, Address, Hash, RollupId};
 
 use super::{builder::signed_request, now_ms, Relay};
 use crate::{
-    error::{RelayError, RelayQuery},
+    error::RelayError,
     sequencer::Directory,
     traces::{BidTrace, Kind},
 };
@@ -73,7 +74,7 @@ pub struct Winners {
 pub(crate) async fn winners(
     State(relay): State<Relay>,
     headers: HeaderMap,
-    RelayQuery(q): RelayQuery<WinnersQuery>,
+    JsonQuery(q): JsonQuery<WinnersQuery>,
 ) -> Result<Json<Winners>, RelayError> {
     let started = Instant::now();
     let result = winners_checked(&relay, &headers, q.height).await;

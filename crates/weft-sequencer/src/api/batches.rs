@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use weft_core::{RollupBatchProof, RollupId};
 
-use super::{ApiError, ApiPath, ApiQuery, ApiState};
+use super::{ApiError, ApiState, JsonPath, JsonQuery};
 use crate::{
     headers::{Backoff, HeaderError},
     rollups,
@@ -131,7 +131,7 @@ fn latest(s: &ApiState) -> Result<u64, ApiError> {
 /// `GET /v1/rollups/{rollup_id}/batches/{height}`
 pub(super) async fn one(
     State(s): State<ApiState>,
-    ApiPath((rollup, height)): ApiPath<(String, String)>,
+    JsonPath((rollup, height)): JsonPath<(String, String)>,
 ) -> Result<Json<BatchAtHeight>, ApiError> {
     let rollup_id = parse_rollup(&rollup)?;
     let height = parse_height(&height)?;
@@ -181,8 +181,8 @@ async fn collect(
 /// `GET /v1/rollups/{rollup_id}/batches?from=H&limit=N&wait_ms=W`
 pub(super) async fn range(
     State(s): State<ApiState>,
-    ApiPath(rollup): ApiPath<String>,
-    ApiQuery(q): ApiQuery<RangeQuery>,
+    JsonPath(rollup): JsonPath<String>,
+    JsonQuery(q): JsonQuery<RangeQuery>,
 ) -> Result<Json<BatchRange>, ApiError> {
     let rollup_id = parse_rollup(&rollup)?;
     let from = check_height(q.from)?;
@@ -279,8 +279,8 @@ impl Follow {
 /// `ApiLimits::max_streams` are open at once; more are refused with 503.
 pub(super) async fn stream(
     State(s): State<ApiState>,
-    ApiPath(rollup): ApiPath<String>,
-    ApiQuery(q): ApiQuery<StreamQuery>,
+    JsonPath(rollup): JsonPath<String>,
+    JsonQuery(q): JsonQuery<StreamQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let rollup_id = parse_rollup(&rollup)?;
     let from = check_height(q.from)?;
@@ -312,7 +312,7 @@ pub(super) async fn stream(
 /// height, as CometBFT's `/validators` JSON with every page joined.
 pub(super) async fn validators(
     State(s): State<ApiState>,
-    ApiPath(height): ApiPath<String>,
+    JsonPath(height): JsonPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let height = parse_height(&height)?;
     let latest = latest(&s)?;

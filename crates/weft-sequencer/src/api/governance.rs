@@ -5,7 +5,7 @@
 use axum::{extract::State, Json};
 use serde::{Deserialize, Serialize};
 
-use super::{staking::snapshot, ApiError, ApiPath, ApiQuery, ApiState};
+use super::{staking::snapshot, ApiError, ApiState, JsonPath, JsonQuery};
 use crate::{
     chain::ChainRead,
     governance::{
@@ -131,7 +131,7 @@ pub fn proposal_at<S: StateRead + ?Sized>(
 /// `GET /v1/governance/proposals?status=S&limit=N&cursor=C`
 pub(super) async fn proposals(
     State(s): State<ApiState>,
-    ApiQuery(q): ApiQuery<ProposalsQuery>,
+    JsonQuery(q): JsonQuery<ProposalsQuery>,
 ) -> Result<Json<ProposalsResponse>, ApiError> {
     let limit = q.page_size().map_err(ApiError::bad_request)?;
     proposals_at(&snapshot(&s)?, &q, limit)
@@ -142,7 +142,7 @@ pub(super) async fn proposals(
 /// `GET /v1/governance/proposals/{id}`
 pub(super) async fn proposal(
     State(s): State<ApiState>,
-    ApiPath(id): ApiPath<String>,
+    JsonPath(id): JsonPath<String>,
 ) -> Result<Json<ProposalResponse>, ApiError> {
     let id: u64 = id
         .parse()

@@ -15,7 +15,7 @@ mod staking;
 mod submit;
 
 pub use batches::{BatchAtHeight, BatchRange, MAX_HEIGHT};
-pub use error::{json_errors, ApiError, ApiPath, ApiQuery};
+pub use error::{json_errors, ApiError};
 pub use governance::{
     proposal_at, proposals_at, ProposalResponse, ProposalsQuery, ProposalsResponse,
 };
@@ -28,6 +28,7 @@ pub use staking::{
 pub use submit::decode_submission;
 pub use submit::Submitted;
 pub use weft_http::{serve, HEADER_READ_TIMEOUT};
+pub use weft_http::{JsonPath, JsonQuery};
 
 use std::sync::{Arc, Mutex};
 
@@ -243,7 +244,7 @@ pub struct TxStatusView {
 
 async fn tx_status(
     State(s): State<ApiState>,
-    ApiPath(hash): ApiPath<String>,
+    JsonPath(hash): JsonPath<String>,
 ) -> Result<Json<TxStatusView>, ApiError> {
     let hash = Hash::from_hex(&hash)
         .map_err(|e| ApiError::bad_request(format!("hash must be 64 hex characters: {e}")))?;
@@ -253,7 +254,7 @@ async fn tx_status(
 
 async fn account(
     State(s): State<ApiState>,
-    ApiPath(address): ApiPath<String>,
+    JsonPath(address): JsonPath<String>,
 ) -> Result<Json<accounts::query::AccountView>, ApiError> {
     let address: Address = address
         .parse()

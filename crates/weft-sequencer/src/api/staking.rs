@@ -8,7 +8,7 @@ use axum::{extract::State, Json};
 use serde::Serialize;
 use weft_core::Address;
 
-use super::{ApiError, ApiPath, ApiState};
+use super::{ApiError, ApiState, JsonPath};
 use crate::{
     chain::ChainRead,
     staking::{
@@ -142,7 +142,7 @@ pub(super) async fn validators(
 /// `GET /v1/validators/{address}`
 pub(super) async fn validator(
     State(s): State<ApiState>,
-    ApiPath(address): ApiPath<String>,
+    JsonPath(address): JsonPath<String>,
 ) -> Result<Json<ValidatorResponse>, ApiError> {
     let operator = parse_address(&address)?;
     validator_at(&snapshot(&s)?, &operator)
@@ -156,7 +156,7 @@ pub(super) async fn validator(
 /// `GET /v1/staking/delegations/{address}`
 pub(super) async fn delegations(
     State(s): State<ApiState>,
-    ApiPath(address): ApiPath<String>,
+    JsonPath(address): JsonPath<String>,
 ) -> Result<Json<DelegationsResponse>, ApiError> {
     let address = parse_address(&address)?;
     delegations_at(&snapshot(&s)?, &address)
