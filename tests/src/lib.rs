@@ -237,3 +237,74 @@ pub async fn send_action(
     let hash = submit_action(client, chain_id, key, nonce, action).await?;
     committed(client, &hash).await
 }
+
+/// A `weft-conductor` process the test can kill and start again with the
+/// same arguments (its cursor makes a restart resume). Killed when dropped.
+pub struct ConductorProc {
+    args: Vec<String>,
+    out: std::path::PathBuf,
+    log: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl ConductorProc {
+    /// Starts a conductor with its stdout and stderr both in `log`.
+    pub fn start(args: Vec<String>, log: std::path::PathBuf) -> Result<Self> {
+        Self::start_split(args, log.clone(), log)
+    }
+
+    /// Starts a conductor with its stdout (with `--deliver stdout`, the
+    /// delivered blocks as NDJSON) in `out` and its log in `log`.
+    pub fn start_split(
+        args: Vec<String>,
+        out: std::path::PathBuf,
+        log: std::path::PathBuf,
+    ) -> Result<Self> {
+        let mut c = ConductorProc {
+            args,
+            out,
+            log,
+            child: None,
+        };
+        c.spawn()?;
+        Ok(c)
+    }
+
+    /// Starts the process again (after [`ConductorProc::kill9`]).
+    pub fn spawn(&mut self) -> Result<()> {
+        use std::{fs::OpenOptions, process::Stdio};
+        let open = |p: &std::path::Path| OpenOptions::new().create(true).append(true).open(p);
+        let log = open(&self.log)?;
+        let out = if self.out == self.log {
+            log.try_clone()?
+        } else {
+            open(&self.out)?
+        };
+        let child = std::process::Command::new(weft_testnet::workspace_binary(
+            "weft-conductor",
+            "WEFT_CONDUCTOR_BIN",
+        )?)
+        .args(&self.args)
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .context("starting weft-conductor")?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL, and reap.
+    pub fn kill9(&mut self) -> Result<()> {
+        if let Some(mut c) = self.child.take() {
+            c.kill()?;
+            c.wait()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ConductorProc {
+    fn drop(&mut self) {
+        let _ = self.kill9();
+    }
+}

@@ -9,7 +9,6 @@
 
 use std::{
     collections::BTreeMap,
-    process::{Child, Command, Stdio},
     sync::{
         atomic::{AtomicBool, AtomicU8, Ordering},
         Arc, Mutex,
@@ -28,8 +27,7 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use serde_json::{json, Value};
 use weft_conductor::RollupBlock;
 use weft_core::{Action, RollupBatchProof, RollupId, Transaction};
-use weft_e2e::TestNetwork;
-use weft_testnet::workspace_binary;
+use weft_e2e::{ConductorProc, TestNetwork};
 
 const ROLLUPS: [&str; 3] = ["alpha", "beta", "gamma"];
 
@@ -206,53 +204,6 @@ async fn tamper(p: &Proxy, mode: u8, range: &mut Value) {
 }
 
 // --------------------------------------------------------------- conductors
-
-struct ConductorProc {
-    args: Vec<String>,
-    log: std::path::PathBuf,
-    child: Option<Child>,
-}
-
-impl ConductorProc {
-    fn start(args: Vec<String>, log: std::path::PathBuf) -> Result<Self> {
-        let mut c = ConductorProc {
-            args,
-            log,
-            child: None,
-        };
-        c.spawn()?;
-        Ok(c)
-    }
-
-    fn spawn(&mut self) -> Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)?;
-        let child = Command::new(workspace_binary("weft-conductor", "WEFT_CONDUCTOR_BIN")?)
-            .args(&self.args)
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .context("starting weft-conductor")?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    fn kill9(&mut self) -> Result<()> {
-        if let Some(mut c) = self.child.take() {
-            c.kill()?; // SIGKILL
-            c.wait()?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for ConductorProc {
-    fn drop(&mut self) {
-        let _ = self.kill9();
-    }
-}
 
 fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

@@ -9,10 +9,16 @@
 //! 4. `kill -9` one sequencer alone (CometBFT exits by design), restart
 //!    both: the ABCI handshake replays what the app missed.
 //!
+//! Two conductors of the load's rollup run throughout, each failing over
+//! across the four nodes' APIs (in opposite orders), so every fault takes
+//! an endpoint from one of them.
+//!
 //! After the faults the checker proves over the recorded history: every
 //! accepted transaction is included exactly once or has a final status
 //! with a reason; every node has the same block hash and app hash at every
-//! height. A transaction CheckTx accepted lives only in that node's
+//! height; the rollup's delivered sequence is identical at both conductors
+//! (every height once, in order) and equal to the chain's, read from the
+//! blocks themselves (the data of every transaction that executed). A transaction CheckTx accepted lives only in that node's
 //! mempool until gossiped, so one accepted just before its node is killed
 //! can be gone with it (CometBFT's `broadcast_tx_sync` promises no more);
 //! the load resends it, byte for byte, as a wallet would, and the checker
@@ -29,9 +35,14 @@ use std::{
 };
 
 use anyhow::{ensure, Context, Result};
+use tendermint_rpc::Client;
 use weft_cli::rpc::NodeClient;
-use weft_core::{Action, RollupId, SigningKey, Transaction};
-use weft_e2e::{block_txs, eventually, header, tx_status, TestNetwork};
+use weft_conductor::RollupBlock;
+use weft_core::{Action, RollupId, SignedTransaction, SigningKey, Transaction};
+use weft_e2e::{block_txs, eventually, header, rpc_client, tx_status, ConductorProc, TestNetwork};
+
+/// The rollup the load writes.
+const ROLLUP: &str = "faults";
 
 /// One submission and what CheckTx answered.
 #[derive(Debug, Clone)]
@@ -102,7 +113,7 @@ async fn load(
                     chain_id: chain_id.clone(),
                     nonce: n,
                     actions: vec![Action::SubmitRollupData {
-                        rollup_id: RollupId::from_name("faults"),
+                        rollup_id: RollupId::from_name(ROLLUP),
                         data: format!("user-{index}-nonce-{n}").into_bytes(),
                     }],
                 }
@@ -286,6 +297,7 @@ async fn run(t: &TestNetwork) -> Result<()> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
     let chain_id = t.net.chain_id().to_string();
+    let conductors = Conductors::start(t)?;
     let up = Arc::new(Mutex::new(vec![true; 4]));
     let history: History = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -327,7 +339,8 @@ async fn run(t: &TestNetwork) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     let history = history.lock().unwrap().clone();
-    check(t, &history).await?;
+    let top = check(t, &history).await?;
+    conductors.check(t, top).await?;
     for line in &faults.report {
         eprintln!("fault: {line}");
     }
@@ -352,8 +365,9 @@ async fn run(t: &TestNetwork) -> Result<()> {
     Ok(())
 }
 
-/// The checker over the recorded history and every node's chain.
-async fn check(t: &TestNetwork, history: &[Submission]) -> Result<()> {
+/// The checker over the recorded history and every node's chain; returns
+/// the highest height it checked.
+async fn check(t: &TestNetwork, history: &[Submission]) -> Result<u64> {
     let nodes = t.net.nodes().len();
     let mut top = u64::MAX;
     for i in 0..nodes {
@@ -411,5 +425,155 @@ async fn check(t: &TestNetwork, history: &[Submission]) -> Result<()> {
         lost.join("\n")
     );
     eprintln!("checked heights 1..={top} on {nodes} nodes");
-    Ok(())
+    Ok(top)
+}
+
+/// Two conductors of [`ROLLUP`], delivering to stdout (NDJSON files).
+struct Conductors {
+    procs: Vec<ConductorProc>,
+    outs: Vec<std::path::PathBuf>,
+    health: Vec<String>,
+}
+
+impl Conductors {
+    fn start(t: &TestNetwork) -> Result<Self> {
+        let nodes = t.net.nodes();
+        let genesis = nodes[0].cometbft_home().join("config/genesis.json");
+        let home = t.home();
+        let mut c = Conductors {
+            procs: Vec::new(),
+            outs: Vec::new(),
+            health: Vec::new(),
+        };
+        for (name, order) in [("a", [0, 1, 2, 3]), ("b", [3, 2, 1, 0])] {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            let mut args: Vec<String> = vec![
+                "--rollup".into(),
+                ROLLUP.into(),
+                "--genesis".into(),
+                genesis.display().to_string(),
+                "--deliver".into(),
+                "stdout".into(),
+                "--cursor".into(),
+                home.join(format!("conductor-{name}.cursor"))
+                    .display()
+                    .to_string(),
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+                "--log".into(),
+                "info".into(),
+            ];
+            for i in order {
+                args.extend(["--endpoint".into(), nodes[i].api_url()]);
+            }
+            let out = home.join(format!("conductor-{name}.ndjson"));
+            c.procs.push(ConductorProc::start_split(
+                args,
+                out.clone(),
+                home.join(format!("conductor-{name}.log")),
+            )?);
+            c.outs.push(out);
+            c.health.push(format!("http://127.0.0.1:{port}/health"));
+        }
+        Ok(c)
+    }
+
+    /// Both conductors reach `top`; each delivered every height once, in
+    /// order; their sequences are identical and equal to the chain's.
+    async fn check(&self, t: &TestNetwork, top: u64) -> Result<()> {
+        let http = reqwest::Client::new();
+        for url in &self.health {
+            eventually(
+                Duration::from_secs(120),
+                "a conductor to reach the top",
+                || async {
+                    let delivered = match http.get(url).send().await {
+                        Ok(r) => r.json::<serde_json::Value>().await.ok(),
+                        Err(_) => None,
+                    }
+                    .and_then(|v| v["delivered_height"].as_u64());
+                    Ok(delivered.filter(|h| *h >= top))
+                },
+            )
+            .await?;
+        }
+        let chain = chain_sequence(t, top).await?;
+        for out in &self.outs {
+            let mut delivered: BTreeMap<u64, Vec<Vec<u8>>> = BTreeMap::new();
+            let mut last = 0;
+            for line in std::fs::read_to_string(out)?.lines() {
+                let block: RollupBlock = serde_json::from_str(line)
+                    .with_context(|| format!("{}: not a delivered block: {line}", out.display()))?;
+                ensure!(
+                    block.height > last,
+                    "{}: height {} delivered after {last}",
+                    out.display(),
+                    block.height
+                );
+                last = block.height;
+                if block.height <= top && !block.txs.is_empty() {
+                    delivered.insert(block.height, block.txs);
+                }
+            }
+            ensure!(
+                delivered == chain,
+                "{}: the delivered sequence ({} heights with data) is not the chain's ({})",
+                out.display(),
+                delivered.len(),
+                chain.len()
+            );
+        }
+        let payloads: usize = chain.values().map(Vec::len).sum();
+        eprintln!(
+            "conductors: both delivered {payloads} payloads at {} heights up to {top}, identical to the chain's",
+            chain.len()
+        );
+        Ok(())
+    }
+}
+
+/// The rollup's data per height, read from node0's blocks: every
+/// transaction that executed (code 0), in block order.
+async fn chain_sequence(t: &TestNetwork, top: u64) -> Result<BTreeMap<u64, Vec<Vec<u8>>>> {
+    let rpc_url = t.net.node(0)?.rpc_url();
+    let rpc = rpc_client(&rpc_url)?;
+    let rollup = RollupId::from_name(ROLLUP);
+    let mut chain = BTreeMap::new();
+    for h in 1..=top {
+        let items = block_txs(&rpc_url, h).await?;
+        let results = rpc
+            .block_results(tendermint::block::Height::try_from(h)?)
+            .await?
+            .txs_results
+            .unwrap_or_default();
+        ensure!(
+            results.len() == items.len(),
+            "height {h}: {} items, {} results",
+            items.len(),
+            results.len()
+        );
+        let mut data = Vec::new();
+        for (item, result) in items.iter().zip(&results) {
+            // Commitments and the listed commit are not transactions.
+            let Ok(tx) = SignedTransaction::decode(item) else {
+                continue;
+            };
+            if !result.code.is_ok() {
+                continue;
+            }
+            for action in &tx.transaction.actions {
+                if let Action::SubmitRollupData { rollup_id, data: d } = action {
+                    if *rollup_id == rollup {
+                        data.push(d.clone());
+                    }
+                }
+            }
+        }
+        if !data.is_empty() {
+            chain.insert(h, data);
+        }
+    }
+    Ok(chain)
 }
