@@ -48,6 +48,24 @@ fn existing_validator<S: StateRead + ?Sized>(
     })
 }
 
+/// The validator stake may join: registered and not tombstoned (stake
+/// bonded to a validator that can never validate again would earn nothing
+/// and stay slashable for nothing).
+fn open_to_stake<S: StateRead + ?Sized>(
+    state: &S,
+    operator: &Address,
+) -> Result<Validator, ExecError> {
+    let v = existing_validator(state, operator)?;
+    if v.tombstoned {
+        return Err(Rejection::new(
+            TxCode::ValidatorTombstoned,
+            format!("validator {operator} is tombstoned for double-signing: it takes no stake"),
+        )
+        .into());
+    }
+    Ok(v)
+}
+
 fn zero_amount(what: &str) -> Result<(), Rejection> {
     Err(Rejection::new(
         TxCode::InvalidTransaction,
@@ -236,7 +254,7 @@ impl ActionHandler for Delegate<'_> {
 
     fn check_stateful(&self, state: &dyn StateRead, _tx: &TxContext) -> Result<(), ExecError> {
         enabled_params(state)?;
-        existing_validator(state, self.validator)?;
+        open_to_stake(state, self.validator)?;
         Ok(())
     }
 
@@ -358,7 +376,7 @@ impl ActionHandler for Redelegate<'_> {
     fn check_stateful(&self, state: &dyn StateRead, tx: &TxContext) -> Result<(), ExecError> {
         enabled_params(state)?;
         existing_validator(state, self.from)?;
-        existing_validator(state, self.to)?;
+        open_to_stake(state, self.to)?;
         check_held(state, &tx.signer, self.from, self.amount)
     }
 

@@ -931,6 +931,55 @@ mod economics {
     }
 
     #[test]
+    fn a_tombstoned_validator_takes_no_new_stake_but_stake_may_leave_it() {
+        let mut s = genesis(&app_state(Some(econ_params())));
+        begin(&mut s, 1);
+        act(&mut s, "d0", delegate("v0", 100)).unwrap();
+        act(&mut s, "d1", delegate("v1", 100)).unwrap();
+        end(&mut s, 1);
+        let c = ctx(&s, 2, &[], vec![duplicate_vote("v0", 1)]);
+        begin_ctx(&mut s, &c);
+        end_ctx(&mut s, &c);
+        assert!(s.validator(&addr("v0")).unwrap().unwrap().tombstoned);
+
+        begin(&mut s, 3);
+        let before = s.validator(&addr("v0")).unwrap().unwrap();
+        assert_eq!(
+            act(&mut s, "d1", delegate("v0", 10)),
+            Err(TxCode::ValidatorTombstoned)
+        );
+        assert_eq!(
+            act(
+                &mut s,
+                "d1",
+                Action::Redelegate {
+                    from: addr("v1"),
+                    to: addr("v0"),
+                    amount: 10,
+                }
+            ),
+            Err(TxCode::ValidatorTombstoned)
+        );
+        assert_eq!(s.validator(&addr("v0")).unwrap().unwrap(), before);
+        // Leaving is still allowed: redelegating away and undelegating.
+        act(
+            &mut s,
+            "d0",
+            Action::Redelegate {
+                from: addr("v0"),
+                to: addr("v1"),
+                amount: 50,
+            },
+        )
+        .unwrap();
+        // (90 left after the 10 % slash.)
+        act(&mut s, "d0", undelegate("v0", 30)).unwrap();
+        // A healthy validator still takes stake.
+        act(&mut s, "d1", delegate("v1", 10)).unwrap();
+        end(&mut s, 3);
+    }
+
+    #[test]
     fn downtime_jails_at_once_and_unjail_returns_at_the_next_epoch() {
         let mut s = genesis(&app_state(Some(econ_params())));
         let initial = supply(&s);
