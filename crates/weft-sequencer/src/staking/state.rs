@@ -111,6 +111,16 @@ pub fn missed_key(operator: &Address) -> String {
     format!("staking/missed/{}", operator.to_hex())
 }
 
+/// `staking/active_since/<operator hex>`: the first height a member of
+/// the active set is expected to sign (u64): 1 for the genesis set,
+/// `h + 2` for one that joined in block `h`'s updates (CometBFT applies
+/// them two heights later). Present only while it is in the set; uptime
+/// is judged over the heights since then, not over a window it was not
+/// in.
+pub fn active_since_key(operator: &Address) -> String {
+    format!("staking/active_since/{}", operator.to_hex())
+}
+
 /// CometBFT's address of an ed25519 consensus key: the first 20 bytes of
 /// its SHA-256.
 pub fn cometbft_address(consensus_key: &[u8; 32]) -> [u8; 20] {
@@ -403,6 +413,13 @@ pub trait StakingRead: StateRead {
         Ok(out)
     }
 
+    /// The first height the active member `operator` is expected to
+    /// sign, while it is in the active set.
+    fn active_since(&self, operator: &Address) -> Result<Option<u64>, StorageError> {
+        let k = active_since_key(operator);
+        self.get_raw(&k)?.map(|b| decode_stored(&k, &b)).transpose()
+    }
+
     /// Stake burned by slashing so far.
     fn slashed_burned(&self) -> Result<Amount, StorageError> {
         amount_at(self, BURNED)
@@ -565,6 +582,28 @@ pub trait StakingWrite: StateWrite {
     fn put_active_set(&mut self, set: &[ActiveValidator]) {
         self.put_raw(ACTIVE_SET.into(), encode_stored(&set.to_vec()));
     }
+
+    /// Replaces the active set `prev` by `next`: members that join are
+    /// expected to sign from `since`, members that leave lose their
+    /// record; those that stay keep theirs.
+    fn replace_active_set(
+        &mut self,
+        prev: &[ActiveValidator],
+        next: &[ActiveValidator],
+        since: u64,
+    ) {
+        for v in next {
+            if !prev.iter().any(|p| p.operator == v.operator) {
+                self.put_raw(active_since_key(&v.operator), encode_stored(&since));
+            }
+        }
+        for v in prev {
+            if !next.iter().any(|n| n.operator == v.operator) {
+                self.delete(active_since_key(&v.operator));
+            }
+        }
+        self.put_active_set(next);
+    }
 }
 
 impl<S: StateWrite + ?Sized> StakingWrite for S {}
@@ -635,6 +674,7 @@ mod tests {
             unbonding_by_validator_key(42, &b, &a),
             cometbft_address_key(&cometbft_address(&[7; 32])),
             missed_key(&a),
+            active_since_key(&a),
             ACTIVE_SET.to_string(),
             BURNED.to_string(),
             REWARD_RESERVE.to_string(),

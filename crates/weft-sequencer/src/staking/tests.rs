@@ -759,6 +759,7 @@ mod through_the_app {
 mod economics {
     use super::*;
     use crate::component::{CommitVote, LastCommit, Misbehavior, MisbehaviorKind};
+    use crate::staking::state::StakingWrite;
     use crate::staking::{query, rewards, state::cometbft_address};
 
     /// Short windows: a 4-height downtime window allowing 2 misses, jail
@@ -977,6 +978,61 @@ mod economics {
         // A healthy validator still takes stake.
         act(&mut s, "d1", delegate("v1", 10)).unwrap();
         end(&mut s, 3);
+    }
+
+    #[test]
+    fn uptime_counts_only_the_heights_since_a_validator_joined() {
+        let mut s = genesis(&app_state(Some(StakingParams {
+            downtime_window_blocks: 100,
+            ..econ_params()
+        })));
+        let d0 = addr("d0");
+        // d0 registers, bonds and is approved (governance's part, written
+        // directly here); it joins at the epoch of height 4.
+        begin(&mut s, 1);
+        act(
+            &mut s,
+            "d0",
+            Action::RegisterValidator {
+                consensus_key: consensus("d0"),
+                name: "d0".into(),
+                website: String::new(),
+                commission_bps: 0,
+            },
+        )
+        .unwrap();
+        act(&mut s, "d0", delegate("d0", 100)).unwrap();
+        let mut v = s.validator(&d0).unwrap().unwrap();
+        v.approved = true;
+        s.put_validator(&v).unwrap();
+        end(&mut s, 1);
+        for h in 2..=4 {
+            block(&mut s, h);
+        }
+        assert!(s.active_set().unwrap().iter().any(|v| v.operator == d0));
+        // CometBFT has it from height 6: it is judged from there.
+        assert_eq!(s.active_since(&d0).unwrap(), Some(6));
+        assert_eq!(s.active_since(&addr("v0")).unwrap(), Some(1));
+        for h in 5..=7 {
+            block(&mut s, h);
+        }
+        // It misses height 7 (judged in block 8); block 9 judges 8.
+        let c = ctx(&s, 8, &[d0], vec![]);
+        begin_ctx(&mut s, &c);
+        end_ctx(&mut s, &c);
+        block(&mut s, 9);
+        // Heights 6, 7, 8 judged, one missed: 2/3, not 99/100 of the
+        // window it was not in.
+        let view = query::validator(&s, &d0).unwrap().unwrap();
+        assert_eq!((view.missed_blocks, view.uptime_bps), (1, 6_666));
+        // A genesis member that missed nothing: 8 heights, all signed.
+        let view = query::validator(&s, &addr("v1")).unwrap().unwrap();
+        assert_eq!(view.uptime_bps, 10_000);
+        // Leaving the set drops the record: tombstoned by evidence.
+        let c = ctx(&s, 10, &[], vec![duplicate_vote("d0", 9)]);
+        begin_ctx(&mut s, &c);
+        end_ctx(&mut s, &c);
+        assert_eq!(s.active_since(&d0).unwrap(), None);
     }
 
     #[test]
