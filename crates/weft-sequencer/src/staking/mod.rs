@@ -97,6 +97,7 @@ impl Component for Staking {
         let mut removed = accountability::handle_evidence(state, &params, ctx, out)?;
         removed.extend(accountability::handle_downtime(state, &params, ctx, out)?);
         let released = actions::release_unbonded(state, ctx.height)?;
+        actions::expire_redelegations(state, ctx.height)?;
         if released > 0 {
             out.events.push(
                 Event::new("staking.unbonding_released")
