@@ -50,8 +50,8 @@ pub enum TxCode {
     VotingClosed = 17,
     /// `Unjail` before the validator's jail period is over.
     ValidatorJailed = 18,
-    /// `Unjail` of a validator tombstoned for double-signing: it can
-    /// never validate again.
+    /// `Unjail` of a validator tombstoned for double-signing (it can
+    /// never validate again), or `Delegate` / `Redelegate` to one.
     ValidatorTombstoned = 19,
     /// `ClaimRewards` with no reward or commission to claim.
     NothingToClaim = 20,

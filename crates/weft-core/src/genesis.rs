@@ -197,9 +197,9 @@ pub struct StakingParams {
     /// active set (its operator's own skin in the game).
     #[serde(with = "amount_string")]
     pub min_self_bond: Amount,
-    /// Share of bonded and (post-offense) unbonding stake burned for
-    /// double-signing evidence, in basis points; the offender is also
-    /// tombstoned.
+    /// Share of bonded stake, and of the unbonding and redelegated stake
+    /// that left since the offense, burned for double-signing evidence,
+    /// in basis points; the offender is also tombstoned.
     pub slash_double_sign_bps: u16,
     /// Share of bonded and (post-offense) unbonding stake burned for
     /// downtime, in basis points; the validator is also jailed.

@@ -2,8 +2,9 @@
 //! client attacks) slashes and tombstones its offender; downtime (too
 //! many missed heights in the recent window) slashes and jails. Slashes
 //! cut the validator's tokens (every delegator's shares lose worth at
-//! once, one write) and the unbonding entries that left it after the
-//! offense, and burn what they cut.
+//! once, one write), the unbonding entries that left it since the
+//! offense and the stake redelegated away since (at its destination),
+//! and burn what they cut.
 //!
 //! Per-block cost: one read per evidence item, and per validator that
 //! missed the previous height one read and one write of its missed-heights
@@ -13,7 +14,7 @@ use weft_core::{Address, Amount, StakingParams};
 
 use super::{
     shares,
-    state::{MissedBlocks, StakingRead, StakingWrite, Validator},
+    state::{MissedBlocks, RedelegationEntry, StakingRead, StakingWrite, Validator},
 };
 use crate::{
     component::{BlockContext, EndBlock, Event, EventValue, MisbehaviorKind},
@@ -21,9 +22,11 @@ use crate::{
     storage::StateWrite,
 };
 
-/// Burns `bps` of `v`'s tokens and of every unbonding entry that left it
-/// after `offense_height` (those were bonded at the offense); returns the
-/// total burned. The caller stores `v`.
+/// Burns `bps` of `v`'s tokens, of every unbonding entry that left it
+/// at or after `offense_height`, and of the stake every redelegation entry
+/// created at or after it moved to another validator (all of it was
+/// bonded to `v` at the offense: transactions of block H run after the
+/// votes for H); returns the total burned. The caller stores `v`.
 pub fn slash(
     state: &mut dyn StateWrite,
     v: &mut Validator,
@@ -34,7 +37,7 @@ pub fn slash(
     v.bonded -= from_bonded;
     let mut total = from_bonded;
     for (completion, mut entry) in state.unbonding_from(&v.operator)? {
-        if entry.started <= offense_height {
+        if entry.started < offense_height {
             continue;
         }
         let cut = shares::bps_of(entry.amount, bps);
@@ -49,12 +52,63 @@ pub fn slash(
         }
         total = total.saturating_add(cut);
     }
+    for (completion, entry) in state.redelegations_from(&v.operator)? {
+        if entry.created < offense_height {
+            continue;
+        }
+        total = total.saturating_add(slash_redelegation(state, completion, entry, bps)?);
+    }
     let burned = state
         .slashed_burned()?
         .checked_add(total)
         .ok_or_else(|| StorageError::Corrupt(format!("{} overflows", super::state::BURNED)))?;
     state.put_slashed_burned(burned);
     Ok(total)
+}
+
+/// Takes `bps` of the destination shares `entry` bought off the
+/// delegator's delegation there (at most what it still holds: stake
+/// undelegated from the destination since is out of reach, as in Cosmos)
+/// and burns what they are worth now; the entry keeps the rest. Returns
+/// the tokens burned.
+fn slash_redelegation(
+    state: &mut dyn StateWrite,
+    completion: u64,
+    mut entry: RedelegationEntry,
+    bps: u16,
+) -> Result<Amount, StorageError> {
+    let corrupt = |what: &str| {
+        StorageError::Corrupt(format!(
+            "redelegation of {} from {} to {}: {what}",
+            entry.delegator, entry.source, entry.destination
+        ))
+    };
+    let mut dst = state
+        .validator(&entry.destination)?
+        .ok_or_else(|| StorageError::Corrupt(super::state::validator_key(&entry.destination)))?;
+    let mut d = state.delegation_record(&entry.delegator, &entry.destination)?;
+    let cut = shares::bps_of(entry.shares, bps).min(d.shares);
+    if cut == 0 {
+        return Ok(0);
+    }
+    let tokens = shares::tokens_of(cut, &dst);
+    // Its shares change: settle its rewards first.
+    shares::settle(&mut d, &dst).ok_or_else(|| corrupt("rewards overflow"))?;
+    d.shares -= cut; // cut ≤ d.shares
+    dst.shares = dst
+        .shares
+        .checked_sub(cut)
+        .ok_or_else(|| corrupt("more delegated shares than issued"))?;
+    dst.bonded = dst
+        .bonded
+        .checked_sub(tokens)
+        .ok_or_else(|| corrupt("shares worth more than the bonded tokens"))?;
+    state.put_delegation(&entry.delegator, &entry.destination, &d);
+    state.put_validator(&dst)?;
+    entry.initial_balance -= shares::bps_of(entry.initial_balance, bps);
+    entry.shares -= cut;
+    state.put_redelegation(completion, &entry);
+    Ok(tokens)
 }
 
 /// Slashes and tombstones the offender of each evidence item in the block

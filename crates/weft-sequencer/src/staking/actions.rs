@@ -10,7 +10,9 @@ use weft_core::{
 
 use super::{
     shares,
-    state::{cometbft_address, StakingRead, StakingWrite, UnbondingEntry, Validator},
+    state::{
+        cometbft_address, RedelegationEntry, StakingRead, StakingWrite, UnbondingEntry, Validator,
+    },
 };
 use crate::{
     accounts::actions::{credit, debit},
@@ -48,6 +50,24 @@ fn existing_validator<S: StateRead + ?Sized>(
     })
 }
 
+/// The validator stake may join: registered and not tombstoned (stake
+/// bonded to a validator that can never validate again would earn nothing
+/// and stay slashable for nothing).
+fn open_to_stake<S: StateRead + ?Sized>(
+    state: &S,
+    operator: &Address,
+) -> Result<Validator, ExecError> {
+    let v = existing_validator(state, operator)?;
+    if v.tombstoned {
+        return Err(Rejection::new(
+            TxCode::ValidatorTombstoned,
+            format!("validator {operator} is tombstoned for double-signing: it takes no stake"),
+        )
+        .into());
+    }
+    Ok(v)
+}
+
 fn zero_amount(what: &str) -> Result<(), Rejection> {
     Err(Rejection::new(
         TxCode::InvalidTransaction,
@@ -57,13 +77,13 @@ fn zero_amount(what: &str) -> Result<(), Rejection> {
 
 /// Adds `amount` tokens to `delegator`'s delegation to `validator` as
 /// shares at the validator's current rate, settling the delegation's
-/// rewards first (its share count changes).
+/// rewards first (its share count changes); the shares issued.
 fn bond(
     state: &mut dyn StateWrite,
     delegator: &Address,
     validator: &mut Validator,
     amount: Amount,
-) -> Result<(), ExecError> {
+) -> Result<u128, ExecError> {
     let overflow = || Rejection::new(TxCode::InvalidTransaction, "bonded stake would overflow");
     let shares = shares::shares_for_deposit(amount, validator).ok_or_else(|| {
         Rejection::new(
@@ -81,7 +101,7 @@ fn bond(
     validator.bonded = validator.bonded.checked_add(amount).ok_or_else(overflow)?;
     state.put_delegation(delegator, &validator.operator, &d);
     state.put_validator(validator)?;
-    Ok(())
+    Ok(shares)
 }
 
 /// Takes `amount` tokens off `delegator`'s delegation to `validator`
@@ -236,7 +256,7 @@ impl ActionHandler for Delegate<'_> {
 
     fn check_stateful(&self, state: &dyn StateRead, _tx: &TxContext) -> Result<(), ExecError> {
         enabled_params(state)?;
-        existing_validator(state, self.validator)?;
+        open_to_stake(state, self.validator)?;
         Ok(())
     }
 
@@ -358,7 +378,7 @@ impl ActionHandler for Redelegate<'_> {
     fn check_stateful(&self, state: &dyn StateRead, tx: &TxContext) -> Result<(), ExecError> {
         enabled_params(state)?;
         existing_validator(state, self.from)?;
-        existing_validator(state, self.to)?;
+        open_to_stake(state, self.to)?;
         check_held(state, &tx.signer, self.from, self.amount)
     }
 
@@ -373,7 +393,42 @@ impl ActionHandler for Redelegate<'_> {
         // Read after the first write: `to` differs from `from`, but a
         // fresh read keeps this correct even if that rule ever changes.
         let mut to = existing_validator(&*state, self.to)?;
-        bond(state, &tx.signer, &mut to, self.amount)?;
+        let shares = bond(state, &tx.signer, &mut to, self.amount)?;
+        // Remembered for the unbonding period: evidence against `from` for
+        // an offense up to now still slashes this stake where it went.
+        let params = enabled_params(&*state)?;
+        let created = state.height()?;
+        let completes = created
+            .checked_add(params.unbonding_blocks)
+            .ok_or_else(|| {
+                Rejection::new(TxCode::InvalidTransaction, "redelegation expiry overflows")
+            })?;
+        let overflow = || {
+            Rejection::new(
+                TxCode::InvalidTransaction,
+                "redelegation entry would overflow",
+            )
+        };
+        let entry = match state.redelegation_entry(completes, self.from, &tx.signer, self.to)? {
+            Some(e) => RedelegationEntry {
+                created,
+                initial_balance: e
+                    .initial_balance
+                    .checked_add(self.amount)
+                    .ok_or_else(overflow)?,
+                shares: e.shares.checked_add(shares).ok_or_else(overflow)?,
+                ..e
+            },
+            None => RedelegationEntry {
+                delegator: tx.signer,
+                source: *self.from,
+                destination: *self.to,
+                created,
+                initial_balance: self.amount,
+                shares,
+            },
+        };
+        state.put_redelegation(completes, &entry);
         effects.events.push(
             Event::new("staking.redelegate")
                 .indexed("delegator", EventValue::Address(tx.signer))
@@ -598,4 +653,17 @@ pub(crate) fn release_unbonded(
         released = released.saturating_add(entry.amount);
     }
     Ok(released)
+}
+
+/// Forgets the redelegation entries that expire at `height`: their stake
+/// has been with its destination for `unbonding_blocks`, longer than
+/// evidence against the source may take to arrive.
+pub(crate) fn expire_redelegations(
+    state: &mut dyn StateWrite,
+    height: u64,
+) -> Result<(), StorageError> {
+    for entry in state.redelegations_expiring_at(height)? {
+        state.delete_redelegation(height, &entry);
+    }
+    Ok(())
 }

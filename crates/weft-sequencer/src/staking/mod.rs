@@ -97,6 +97,7 @@ impl Component for Staking {
         let mut removed = accountability::handle_evidence(state, &params, ctx, out)?;
         removed.extend(accountability::handle_downtime(state, &params, ctx, out)?);
         let released = actions::release_unbonded(state, ctx.height)?;
+        actions::expire_redelegations(state, ctx.height)?;
         if released > 0 {
             out.events.push(
                 Event::new("staking.unbonding_released")
@@ -173,7 +174,7 @@ fn remove_from_set(
     let next = validator_set::active_set(remaining, u32::MAX, params.max_power_share_bps);
     out.validator_updates
         .extend(validator_set::updates(&prev, &next));
-    state.put_active_set(&next);
+    state.replace_active_set(&prev, &next, joins_cometbft_at(height));
     Ok(())
 }
 
@@ -233,8 +234,15 @@ fn init_staking(
             "genesis staking section gives an empty active set".into(),
         ));
     }
-    state.put_active_set(&set);
+    // CometBFT's first block is height 1, signed by this set.
+    state.replace_active_set(&[], &set, 1);
     Ok(())
+}
+
+/// The first height a validator added in block `height`'s updates signs:
+/// CometBFT applies a block's validator updates two heights later.
+fn joins_cometbft_at(height: u64) -> u64 {
+    height.saturating_add(2)
 }
 
 /// The active set the current stakes give, by consensus key.
@@ -294,7 +302,7 @@ fn end_epoch(
     );
     out.validator_updates.extend(updates);
     if prev != next {
-        state.put_active_set(&next);
+        state.replace_active_set(&prev, &next, joins_cometbft_at(height));
     }
     Ok(())
 }

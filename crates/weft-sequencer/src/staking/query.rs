@@ -50,8 +50,12 @@ pub struct ValidatorView {
     /// Heights it missed in the downtime window ending at the current
     /// height.
     pub missed_blocks: u64,
-    /// Its uptime over that window, in basis points: the heights of the
-    /// window it did not miss (rounded down).
+    /// Its uptime in basis points (rounded down): the share of the heights
+    /// it was expected to sign that it did not miss, over the downtime
+    /// window or, for a member that joined the active set less than a
+    /// window ago, over the heights since it joined (10000 before its
+    /// first one is judged). For a validator outside the active set, over
+    /// the whole window.
     pub uptime_bps: u64,
     /// Commission earned and not yet claimed by its operator (decimal
     /// string).
@@ -108,7 +112,10 @@ pub fn validators<S: StateRead + ?Sized>(state: &S) -> Result<ValidatorsView, St
             jailed_until: v.jailed_until,
             tombstoned: v.tombstoned,
             missed_blocks: missed,
-            uptime_bps: window.saturating_sub(missed) * 10_000 / window,
+            uptime_bps: uptime_bps(
+                missed,
+                observed(state.active_since(&v.operator)?, height, window),
+            ),
             accumulated_commission: v.commission,
             relay_key: v.relay_key.map(hex::encode),
             name: v.name,
@@ -125,6 +132,25 @@ pub fn validators<S: StateRead + ?Sized>(state: &S) -> Result<ValidatorsView, St
         validators,
         total_power,
     })
+}
+
+/// How many heights of the window ending at `height` a validator was
+/// judged on: those since it joined the active set (`since`, the first
+/// height it was expected to sign; at block `h` the commit of `h - 1` is
+/// judged, so `height - since` heights by now), at most the window. A
+/// validator outside the set (no `since`) is shown over the whole window.
+fn observed(since: Option<u64>, height: u64, window: u64) -> u64 {
+    since.map_or(window, |since| height.saturating_sub(since).min(window))
+}
+
+/// The share of `observed` heights not missed, in basis points; 10000
+/// when none was judged yet. Misses older than the current stint in the
+/// set (still in the window) never make it negative.
+fn uptime_bps(missed: u64, observed: u64) -> u64 {
+    if observed == 0 {
+        return 10_000;
+    }
+    observed.saturating_sub(missed) * 10_000 / observed
 }
 
 /// One validator by operator, if registered.

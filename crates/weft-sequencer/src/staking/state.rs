@@ -111,6 +111,65 @@ pub fn missed_key(operator: &Address) -> String {
     format!("staking/missed/{}", operator.to_hex())
 }
 
+/// `staking/active_since/<operator hex>`: the first height a member of
+/// the active set is expected to sign (u64): 1 for the genesis set,
+/// `h + 2` for one that joined in block `h`'s updates (CometBFT applies
+/// them two heights later). Present only while it is in the set; uptime
+/// is judged over the heights since then, not over a window it was not
+/// in.
+pub fn active_since_key(operator: &Address) -> String {
+    format!("staking/active_since/{}", operator.to_hex())
+}
+
+/// `staking/redelegations/<source hex>/`: the redelegation entries that
+/// left one validator, so evidence against it slashes them without
+/// scanning anything else.
+pub fn redelegations_from_prefix(source: &Address) -> String {
+    format!("staking/redelegations/{}/", source.to_hex())
+}
+
+/// `staking/redelegations/<source>/<completion, 20 digits>/<delegator>/
+/// <destination>`: one [`RedelegationEntry`] per (completion height,
+/// delegator, destination); a second `Redelegate` completing at the same
+/// height adds to it.
+pub fn redelegation_key(
+    completion: u64,
+    source: &Address,
+    delegator: &Address,
+    destination: &Address,
+) -> String {
+    format!(
+        "{}{completion:020}/{}/{}",
+        redelegations_from_prefix(source),
+        delegator.to_hex(),
+        destination.to_hex()
+    )
+}
+
+/// `staking/redelegation_queue/<completion, 20 digits>/`: the entries that
+/// expire at one height.
+pub fn redelegation_queue_prefix_at(completion: u64) -> String {
+    format!("staking/redelegation_queue/{completion:020}/")
+}
+
+/// `staking/redelegation_queue/<completion>/<source>/<delegator>/
+/// <destination>`: empty; present iff the entry under
+/// [`redelegation_key`] exists.
+pub fn redelegation_queue_key(
+    completion: u64,
+    source: &Address,
+    delegator: &Address,
+    destination: &Address,
+) -> String {
+    format!(
+        "{}{}/{}/{}",
+        redelegation_queue_prefix_at(completion),
+        source.to_hex(),
+        delegator.to_hex(),
+        destination.to_hex()
+    )
+}
+
 /// CometBFT's address of an ed25519 consensus key: the first 20 bytes of
 /// its SHA-256.
 pub fn cometbft_address(consensus_key: &[u8; 32]) -> [u8; 20] {
@@ -250,6 +309,28 @@ pub struct UnbondingEntry {
     /// merged into one key keep the latest start, so stake never escapes
     /// a slash it was exposed to.
     pub started: u64,
+}
+
+/// Stake redelegated from `source` to `destination`, remembered for
+/// `unbonding_blocks` so that evidence against `source` for an offense at
+/// or before `created` still reaches it (it was bonded to `source` then),
+/// as Cosmos's redelegation entries do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct RedelegationEntry {
+    /// Who moved the stake.
+    pub delegator: Address,
+    /// The validator it left.
+    pub source: Address,
+    /// The validator it joined.
+    pub destination: Address,
+    /// The height of the `Redelegate`. Entries merged into one key keep
+    /// the latest, so stake never escapes a slash it was exposed to.
+    pub created: u64,
+    /// Tokens moved (less what slashes cut since).
+    pub initial_balance: Amount,
+    /// The destination shares the tokens bought (less what slashes cut
+    /// since): a slash of the source takes its fraction of these.
+    pub shares: u128,
 }
 
 /// A member of the active set with the power CometBFT knows it by.
@@ -401,6 +482,66 @@ pub trait StakingRead: StateRead {
             out.push((height, entry));
         }
         Ok(out)
+    }
+
+    /// The redelegation entries that left `source`, with their completion
+    /// heights, in key order.
+    fn redelegations_from(
+        &self,
+        source: &Address,
+    ) -> Result<Vec<(u64, RedelegationEntry)>, StorageError> {
+        let prefix = redelegations_from_prefix(source);
+        let mut out = Vec::new();
+        for (k, v) in self.prefix_raw(&prefix)? {
+            let completion = k
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.split_once('/'))
+                .and_then(|(h, _)| h.parse().ok())
+                .ok_or_else(|| StorageError::Corrupt(k.clone()))?;
+            out.push((completion, decode_stored(&k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// A redelegation entry, if one exists under exactly this key.
+    fn redelegation_entry(
+        &self,
+        completion: u64,
+        source: &Address,
+        delegator: &Address,
+        destination: &Address,
+    ) -> Result<Option<RedelegationEntry>, StorageError> {
+        let key = redelegation_key(completion, source, delegator, destination);
+        self.get_raw(&key)?
+            .map(|b| decode_stored(&key, &b))
+            .transpose()
+    }
+
+    /// The redelegation entries expiring at `completion`, in key order.
+    fn redelegations_expiring_at(
+        &self,
+        completion: u64,
+    ) -> Result<Vec<RedelegationEntry>, StorageError> {
+        let prefix = redelegation_queue_prefix_at(completion);
+        let mut out = Vec::new();
+        for (k, _) in self.prefix_raw(&prefix)? {
+            let corrupt = || StorageError::Corrupt(k.clone());
+            let mut parts = k.strip_prefix(&prefix).ok_or_else(corrupt)?.split('/');
+            let mut next = || parts.next().and_then(address_of_hex).ok_or_else(corrupt);
+            let (source, delegator, destination) = (next()?, next()?, next()?);
+            let entry = self
+                .redelegation_entry(completion, &source, &delegator, &destination)?
+                .ok_or_else(corrupt)?;
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// The first height the active member `operator` is expected to
+    /// sign, while it is in the active set.
+    fn active_since(&self, operator: &Address) -> Result<Option<u64>, StorageError> {
+        let k = active_since_key(operator);
+        self.get_raw(&k)?.map(|b| decode_stored(&k, &b)).transpose()
     }
 
     /// Stake burned by slashing so far.
@@ -561,9 +702,64 @@ pub trait StakingWrite: StateWrite {
         ));
     }
 
+    /// Stores a redelegation entry expiring at `completion`, with its
+    /// queue entry; one with no shares left is deleted.
+    fn put_redelegation(&mut self, completion: u64, e: &RedelegationEntry) {
+        if e.shares == 0 {
+            self.delete_redelegation(completion, e);
+            return;
+        }
+        self.put_raw(
+            redelegation_key(completion, &e.source, &e.delegator, &e.destination),
+            encode_stored(e),
+        );
+        self.put_raw(
+            redelegation_queue_key(completion, &e.source, &e.delegator, &e.destination),
+            Vec::new(),
+        );
+    }
+
+    /// Deletes a redelegation entry and its queue entry.
+    fn delete_redelegation(&mut self, completion: u64, e: &RedelegationEntry) {
+        self.delete(redelegation_key(
+            completion,
+            &e.source,
+            &e.delegator,
+            &e.destination,
+        ));
+        self.delete(redelegation_queue_key(
+            completion,
+            &e.source,
+            &e.delegator,
+            &e.destination,
+        ));
+    }
+
     /// Stores the active set (sorted by consensus key).
     fn put_active_set(&mut self, set: &[ActiveValidator]) {
         self.put_raw(ACTIVE_SET.into(), encode_stored(&set.to_vec()));
+    }
+
+    /// Replaces the active set `prev` by `next`: members that join are
+    /// expected to sign from `since`, members that leave lose their
+    /// record; those that stay keep theirs.
+    fn replace_active_set(
+        &mut self,
+        prev: &[ActiveValidator],
+        next: &[ActiveValidator],
+        since: u64,
+    ) {
+        for v in next {
+            if !prev.iter().any(|p| p.operator == v.operator) {
+                self.put_raw(active_since_key(&v.operator), encode_stored(&since));
+            }
+        }
+        for v in prev {
+            if !next.iter().any(|n| n.operator == v.operator) {
+                self.delete(active_since_key(&v.operator));
+            }
+        }
+        self.put_active_set(next);
     }
 }
 
@@ -620,6 +816,15 @@ mod tests {
             count: 1,
             bits: vec![0b0001_0000],
         };
+        let c = SigningKey::from_seed("carol").address();
+        let r = RedelegationEntry {
+            delegator: b,
+            source: a,
+            destination: c,
+            created: 41,
+            initial_balance: 11,
+            shares: 12,
+        };
         let s = ActiveValidator {
             consensus_key: [7; 32],
             operator: a,
@@ -635,6 +840,9 @@ mod tests {
             unbonding_by_validator_key(42, &b, &a),
             cometbft_address_key(&cometbft_address(&[7; 32])),
             missed_key(&a),
+            active_since_key(&a),
+            redelegation_key(42, &a, &b, &c),
+            redelegation_queue_key(42, &a, &b, &c),
             ACTIVE_SET.to_string(),
             BURNED.to_string(),
             REWARD_RESERVE.to_string(),
@@ -643,6 +851,7 @@ mod tests {
             hex::encode(encode_stored(&vec![s])),
             hex::encode(encode_stored(&d)),
             hex::encode(encode_stored(&m)),
+            hex::encode(encode_stored(&r)),
         ]
         .join("\n"));
     }

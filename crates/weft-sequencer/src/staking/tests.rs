@@ -759,6 +759,7 @@ mod through_the_app {
 mod economics {
     use super::*;
     use crate::component::{CommitVote, LastCommit, Misbehavior, MisbehaviorKind};
+    use crate::staking::state::StakingWrite;
     use crate::staking::{query, rewards, state::cometbft_address};
 
     /// Short windows: a 4-height downtime window allowing 2 misses, jail
@@ -928,6 +929,210 @@ mod economics {
         end(&mut s, 9);
         assert_eq!(s.delegation(&addr("d0"), &addr("v0")).unwrap(), 0);
         assert_eq!(supply(&s), initial);
+    }
+
+    fn redelegate(from: &str, to: &str, amount: Amount) -> Action {
+        Action::Redelegate {
+            from: addr(from),
+            to: addr(to),
+            amount,
+        }
+    }
+
+    fn redelegation_keys<S: StateRead>(s: &StateDelta<S>) -> usize {
+        s.prefix_raw("staking/redelegations/").unwrap().len()
+            + s.prefix_raw("staking/redelegation_queue/").unwrap().len()
+    }
+
+    #[test]
+    fn stake_redelegated_away_at_or_after_the_offense_is_slashed_where_it_went() {
+        let mut s = genesis(&app_state(Some(econ_params())));
+        let initial = supply(&s);
+        begin(&mut s, 1);
+        act(&mut s, "d0", delegate("v0", 100)).unwrap();
+        act(&mut s, "d1", delegate("v0", 100)).unwrap();
+        // Moved before the offense (height 3): out of reach.
+        act(&mut s, "d1", redelegate("v0", "v1", 30)).unwrap();
+        end(&mut s, 1);
+        block(&mut s, 2);
+        begin(&mut s, 3);
+        // Moved in the offense's own block: it was bonded to v0 while v0
+        // voted for height 3, so it is slashed at v1.
+        act(&mut s, "d0", redelegate("v0", "v1", 50)).unwrap();
+        end(&mut s, 3);
+        block(&mut s, 4);
+        // v1: 100 self-bond + 30 + 50, one share per token (never slashed).
+        assert_eq!(s.validator(&addr("v1")).unwrap().unwrap().bonded, 180);
+        assert_eq!(s.redelegations_from(&addr("v0")).unwrap().len(), 2);
+
+        let c = ctx(&s, 5, &[], vec![duplicate_vote("v0", 3)]);
+        begin_ctx(&mut s, &c);
+        end_ctx(&mut s, &c);
+        // v0 had 100 + 100 + 100 - 30 - 50 = 220 bonded: 22 burned. d0's
+        // 50 at v1 lose 10 % (5); d1's 30 keep everything; v1's own
+        // stake is untouched.
+        assert_eq!(s.validator(&addr("v0")).unwrap().unwrap().bonded, 198);
+        let v1 = s.validator(&addr("v1")).unwrap().unwrap();
+        assert_eq!((v1.bonded, v1.shares), (175, 175));
+        assert!(!v1.tombstoned && !v1.is_jailed(), "v1 did nothing wrong");
+        assert_eq!(s.delegation(&addr("d0"), &addr("v1")).unwrap(), 45);
+        assert_eq!(s.delegation(&addr("d1"), &addr("v1")).unwrap(), 30);
+        assert_eq!(s.delegation(&addr("v1"), &addr("v1")).unwrap(), 100);
+        assert_eq!(s.slashed_burned().unwrap(), 27);
+        assert_eq!(supply(&s), initial, "what was slashed is burned");
+        assert_bonded_matches_delegations(&s);
+        // The entry keeps what is left of it.
+        let entries = s.redelegations_from(&addr("v0")).unwrap();
+        let d0_entry = entries
+            .iter()
+            .find(|(_, e)| e.delegator == addr("d0"))
+            .unwrap();
+        assert_eq!(
+            (
+                d0_entry.0,
+                d0_entry.1.shares,
+                d0_entry.1.initial_balance,
+                d0_entry.1.created
+            ),
+            (13, 45, 45, 3)
+        );
+
+        // Entries expire after unbonding_blocks (10): d1's at 11, d0's
+        // at 13; nothing of them is left.
+        for h in 6..=11 {
+            block(&mut s, h);
+        }
+        assert_eq!(s.redelegations_from(&addr("v0")).unwrap().len(), 1);
+        for h in 12..=13 {
+            block(&mut s, h);
+        }
+        assert_eq!(redelegation_keys(&s), 0);
+        assert_eq!(supply(&s), initial);
+    }
+
+    #[test]
+    fn redelegations_to_one_place_at_one_height_share_an_entry() {
+        let mut s = genesis(&app_state(Some(econ_params())));
+        begin(&mut s, 1);
+        act(&mut s, "d0", delegate("v0", 100)).unwrap();
+        act(&mut s, "d0", redelegate("v0", "v1", 10)).unwrap();
+        act(&mut s, "d0", redelegate("v0", "v1", 20)).unwrap();
+        end(&mut s, 1);
+        let entries = s.redelegations_from(&addr("v0")).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            (entries[0].1.initial_balance, entries[0].1.shares),
+            (30, 30)
+        );
+        // And an offense after them does not reach them.
+        let c = ctx(&s, 2, &[], vec![duplicate_vote("v0", 2)]);
+        begin_ctx(&mut s, &c);
+        end_ctx(&mut s, &c);
+        assert_eq!(s.delegation(&addr("d0"), &addr("v1")).unwrap(), 30);
+    }
+
+    #[test]
+    fn a_tombstoned_validator_takes_no_new_stake_but_stake_may_leave_it() {
+        let mut s = genesis(&app_state(Some(econ_params())));
+        begin(&mut s, 1);
+        act(&mut s, "d0", delegate("v0", 100)).unwrap();
+        act(&mut s, "d1", delegate("v1", 100)).unwrap();
+        end(&mut s, 1);
+        let c = ctx(&s, 2, &[], vec![duplicate_vote("v0", 1)]);
+        begin_ctx(&mut s, &c);
+        end_ctx(&mut s, &c);
+        assert!(s.validator(&addr("v0")).unwrap().unwrap().tombstoned);
+
+        begin(&mut s, 3);
+        let before = s.validator(&addr("v0")).unwrap().unwrap();
+        assert_eq!(
+            act(&mut s, "d1", delegate("v0", 10)),
+            Err(TxCode::ValidatorTombstoned)
+        );
+        assert_eq!(
+            act(
+                &mut s,
+                "d1",
+                Action::Redelegate {
+                    from: addr("v1"),
+                    to: addr("v0"),
+                    amount: 10,
+                }
+            ),
+            Err(TxCode::ValidatorTombstoned)
+        );
+        assert_eq!(s.validator(&addr("v0")).unwrap().unwrap(), before);
+        // Leaving is still allowed: redelegating away and undelegating.
+        act(
+            &mut s,
+            "d0",
+            Action::Redelegate {
+                from: addr("v0"),
+                to: addr("v1"),
+                amount: 50,
+            },
+        )
+        .unwrap();
+        // (90 left after the 10 % slash.)
+        act(&mut s, "d0", undelegate("v0", 30)).unwrap();
+        // A healthy validator still takes stake.
+        act(&mut s, "d1", delegate("v1", 10)).unwrap();
+        end(&mut s, 3);
+    }
+
+    #[test]
+    fn uptime_counts_only_the_heights_since_a_validator_joined() {
+        let mut s = genesis(&app_state(Some(StakingParams {
+            downtime_window_blocks: 100,
+            ..econ_params()
+        })));
+        let d0 = addr("d0");
+        // d0 registers, bonds and is approved (governance's part, written
+        // directly here); it joins at the epoch of height 4.
+        begin(&mut s, 1);
+        act(
+            &mut s,
+            "d0",
+            Action::RegisterValidator {
+                consensus_key: consensus("d0"),
+                name: "d0".into(),
+                website: String::new(),
+                commission_bps: 0,
+            },
+        )
+        .unwrap();
+        act(&mut s, "d0", delegate("d0", 100)).unwrap();
+        let mut v = s.validator(&d0).unwrap().unwrap();
+        v.approved = true;
+        s.put_validator(&v).unwrap();
+        end(&mut s, 1);
+        for h in 2..=4 {
+            block(&mut s, h);
+        }
+        assert!(s.active_set().unwrap().iter().any(|v| v.operator == d0));
+        // CometBFT has it from height 6: it is judged from there.
+        assert_eq!(s.active_since(&d0).unwrap(), Some(6));
+        assert_eq!(s.active_since(&addr("v0")).unwrap(), Some(1));
+        for h in 5..=7 {
+            block(&mut s, h);
+        }
+        // It misses height 7 (judged in block 8); block 9 judges 8.
+        let c = ctx(&s, 8, &[d0], vec![]);
+        begin_ctx(&mut s, &c);
+        end_ctx(&mut s, &c);
+        block(&mut s, 9);
+        // Heights 6, 7, 8 judged, one missed: 2/3, not 99/100 of the
+        // window it was not in.
+        let view = query::validator(&s, &d0).unwrap().unwrap();
+        assert_eq!((view.missed_blocks, view.uptime_bps), (1, 6_666));
+        // A genesis member that missed nothing: 8 heights, all signed.
+        let view = query::validator(&s, &addr("v1")).unwrap().unwrap();
+        assert_eq!(view.uptime_bps, 10_000);
+        // Leaving the set drops the record: tombstoned by evidence.
+        let c = ctx(&s, 10, &[], vec![duplicate_vote("d0", 9)]);
+        begin_ctx(&mut s, &c);
+        end_ctx(&mut s, &c);
+        assert_eq!(s.active_since(&d0).unwrap(), None);
     }
 
     #[test]
@@ -1372,6 +1577,14 @@ proptest! {
         for seed in SEEDS {
             let _ = act(&mut s, seed, Action::ClaimRewards {});
         }
+        prop_assert_eq!(supply(&s), initial);
+        // Every redelegation entry expires with the unbonding period.
+        for _ in 0..=params.unbonding_blocks {
+            econ_next_block(&mut s, &mut height, &mut cometbft, &[], vec![])?;
+        }
+        prop_assert!(s.prefix_raw("staking/redelegations/").unwrap().is_empty());
+        prop_assert!(s.prefix_raw("staking/redelegation_queue/").unwrap().is_empty());
+        prop_assert!(s.prefix_raw(UNBONDING_PREFIX).unwrap().is_empty());
         prop_assert_eq!(supply(&s), initial);
     }
 }
