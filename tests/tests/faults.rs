@@ -176,6 +176,14 @@ async fn load(
     }
 }
 
+/// Node `i`'s `GET /v1/supply`.
+async fn supply(t: &TestNetwork, i: usize) -> Result<serde_json::Value> {
+    let url = format!("{}/v1/supply", t.net.node(i)?.api_url());
+    let v: serde_json::Value = reqwest::get(&url).await?.json().await?;
+    ensure!(v["total"].is_string(), "{url}: {v}");
+    Ok(v)
+}
+
 /// Heights of node `i`, or `None` while it does not answer.
 async fn height(t: &TestNetwork, i: usize) -> Option<u64> {
     t.net.height(i).await.ok()
@@ -298,6 +306,7 @@ async fn run(t: &TestNetwork) -> Result<()> {
         .unwrap_or(1);
     let chain_id = t.net.chain_id().to_string();
     let conductors = Conductors::start(t)?;
+    let genesis_supply = supply(t, 0).await?;
     let up = Arc::new(Mutex::new(vec![true; 4]));
     let history: History = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -341,6 +350,26 @@ async fn run(t: &TestNetwork) -> Result<()> {
     let history = history.lock().unwrap().clone();
     let top = check(t, &history).await?;
     conductors.check(t, top).await?;
+    // Supply: conserved on every node, and the load moved some of it (the
+    // fees), so the check is not vacuous.
+    for i in 0..t.net.nodes().len() {
+        let now = supply(t, i).await?;
+        ensure!(
+            now["total"] == genesis_supply["total"],
+            "node{i}: total supply {} at height {}, {} before the faults",
+            now["total"],
+            now["height"],
+            genesis_supply["total"]
+        );
+        ensure!(
+            now["fee_pool"] != genesis_supply["fee_pool"],
+            "node{i}: no fee reached the pool"
+        );
+    }
+    eprintln!(
+        "supply: {} on every node, as before the faults",
+        genesis_supply["total"]
+    );
     for line in &faults.report {
         eprintln!("fault: {line}");
     }

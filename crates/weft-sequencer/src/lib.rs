@@ -24,6 +24,7 @@ pub mod proposal;
 pub mod rollups;
 pub mod staking;
 pub mod storage;
+pub mod supply;
 pub mod transaction;
 
 #[cfg(any(test, feature = "fuzzing"))]

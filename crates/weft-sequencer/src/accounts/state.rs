@@ -10,6 +10,16 @@ pub fn account_key(address: &Address) -> String {
     format!("accounts/{}", address.to_hex())
 }
 
+/// The prefix every account key starts with (shared with other
+/// `accounts/` keys such as the parameters: see [`is_account_key`]).
+pub const ACCOUNTS_PREFIX: &str = "accounts/";
+
+/// Whether `key` is an account's (`accounts/` and 40 hex digits).
+pub fn is_account_key(key: &str) -> bool {
+    key.strip_prefix(ACCOUNTS_PREFIX)
+        .is_some_and(|rest| rest.len() == 40 && rest.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// What the state holds for an account. Absent = zero balance, nonce 0.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
 pub struct Account {

@@ -132,6 +132,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/tx", post(submit::submit))
         .route("/v1/tx/{hash}", get(tx_status))
         .route("/v1/accounts/{address}", get(account))
+        .route("/v1/supply", get(supply))
         .route(
             "/v1/rollups/{rollup_id}/batches/{height}",
             get(batches::one),
@@ -262,6 +263,18 @@ async fn account(
     accounts::query::account(&s.storage, Some(&s.mempool), &address, 0)
         .map(Json)
         .map_err(ApiError::internal)
+}
+
+/// `GET /v1/supply`: the total supply by holder at the latest committed
+/// height (scans every account: answered off the async workers).
+async fn supply(State(s): State<ApiState>) -> Result<Json<crate::supply::Supply>, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let snapshot = s.storage.snapshot().map_err(ApiError::internal)?;
+        crate::supply::supply(&snapshot).map_err(ApiError::internal)
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map(Json)
 }
 
 #[cfg(test)]
