@@ -14,6 +14,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{abci_server::ListenAddr, api::ApiLimits, app::AppConfig, mempool::MempoolConfig};
 
+/// Default of `state_retention_heights`: about a day of history at one
+/// block a second.
+pub const DEFAULT_STATE_RETENTION_HEIGHTS: u64 = 100_000;
+
 /// `weft-sequencer` settings: what the config file holds, every key with a
 /// default. The documentation of each key is its flag's (see [`Flags`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,6 +50,8 @@ pub struct Config {
     pub status_retention_secs: u64,
     /// Tx index retention, blocks.
     pub tx_index_retention_blocks: u64,
+    /// State history retention, heights.
+    pub state_retention_heights: u64,
     /// PrepareProposal budget, milliseconds.
     pub prepare_proposal_budget_ms: u64,
     /// API: requests per second per IP.
@@ -93,6 +99,7 @@ impl Default for Config {
             mempool_ttl_secs: mempool.ttl.as_secs(),
             status_retention_secs: mempool.status_retention.as_secs(),
             tx_index_retention_blocks: app.tx_index_retention_blocks,
+            state_retention_heights: DEFAULT_STATE_RETENTION_HEIGHTS,
             prepare_proposal_budget_ms: u64::try_from(app.prepare_proposal_budget.as_millis())
                 .unwrap_or(u64::MAX),
             api_rate_limit_per_second: api.rate_limit_per_second,
@@ -177,6 +184,11 @@ pub struct Flags {
     /// sequencer's pruning knob; CometBFT's own is in its config.toml).
     #[arg(long, env = "WEFT_SEQUENCER_TX_INDEX_RETENTION_BLOCKS")]
     pub tx_index_retention_blocks: Option<u64>,
+    /// Heights of state history kept for historical queries (accounts and
+    /// app hashes at a past height); older JMT versions are pruned as
+    /// blocks commit (0 = keep everything). Consensus never reads history.
+    #[arg(long, env = "WEFT_SEQUENCER_STATE_RETENTION_HEIGHTS")]
+    pub state_retention_heights: Option<u64>,
     /// Longest PrepareProposal spends filling a block from the mempool, in
     /// milliseconds (keep it well under CometBFT's `timeout_propose`).
     #[arg(long, env = "WEFT_SEQUENCER_PREPARE_PROPOSAL_BUDGET_MS")]
@@ -432,6 +444,6 @@ mod tests {
                 assert!(lines[i - 2].starts_with("# "), "{line} has no help");
             }
         }
-        assert_eq!(keys, 23, "{text}");
+        assert_eq!(keys, 24, "{text}");
     }
 }

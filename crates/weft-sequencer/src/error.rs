@@ -20,6 +20,15 @@ pub enum StorageError {
     /// incompatible version.
     #[error("stored value under {0} does not decode")]
     Corrupt(String),
+    /// A historical read below the pruned floor (the node keeps
+    /// `state_retention_heights` heights of history).
+    #[error("height {height} is pruned: this node keeps state history from height {floor}")]
+    Pruned {
+        /// The height asked for.
+        height: u64,
+        /// The oldest height still readable.
+        floor: u64,
+    },
 }
 
 macro_rules! from_redb {

@@ -43,7 +43,8 @@ async fn main() -> anyhow::Result<()> {
         .context("installing the metrics recorder")?;
 
     let storage = Storage::open(&config.home)
-        .with_context(|| format!("opening storage in {}", config.home.display()))?;
+        .with_context(|| format!("opening storage in {}", config.home.display()))?
+        .with_state_retention(config.state_retention_heights);
     let app = App::new(
         storage.clone(),
         AppConfig {

@@ -16,6 +16,7 @@
 
 pub mod delta;
 mod jmt_store;
+pub mod pruning;
 
 use std::{path::Path, sync::Arc};
 
@@ -90,6 +91,8 @@ pub fn key_hash(key: &str) -> KeyHash {
 #[derive(Clone)]
 pub struct Storage {
     db: Arc<Database>,
+    /// Heights of JMT history kept (0: all); see [`pruning`].
+    retention: u64,
 }
 
 impl Storage {
@@ -102,11 +105,45 @@ impl Storage {
         for t in [META, STATE] {
             txn.open_table(t)?;
         }
-        for t in [JMT_NODES, JMT_VALUES] {
+        for t in [
+            JMT_NODES,
+            JMT_VALUES,
+            pruning::JMT_STALE_NODES,
+            pruning::JMT_STALE_VALUES,
+        ] {
             txn.open_table(t)?;
         }
         txn.commit()?;
-        Ok(Storage { db: Arc::new(db) })
+        Ok(Storage {
+            db: Arc::new(db),
+            retention: 0,
+        })
+    }
+
+    /// Keeps `heights` heights of state history (historical reads below
+    /// are refused) and prunes the rest as blocks commit; 0 keeps all.
+    pub fn with_state_retention(mut self, heights: u64) -> Self {
+        self.retention = heights;
+        self
+    }
+
+    /// The oldest height whose state is still readable.
+    pub fn pruned_floor(&self) -> Result<u64, StorageError> {
+        floor_in(&self.db.begin_read()?)
+    }
+
+    /// Refuses `version` if it is below the floor as `txn` sees it (the
+    /// read that follows uses the same transaction, so pruning cannot
+    /// move the floor under it).
+    fn readable(txn: &ReadTransaction, version: u64) -> Result<(), StorageError> {
+        let floor = floor_in(txn)?;
+        if version < floor {
+            return Err(StorageError::Pruned {
+                height: version,
+                floor,
+            });
+        }
+        Ok(())
     }
 
     /// What was last committed, if anything.
@@ -195,13 +232,20 @@ impl Storage {
         for index in &pending.indexes {
             index.write(&txn)?;
         }
+        pruning::record(&txn, &pending.tree_batch)?;
+        let pruned = pruning::prune(&txn, pending.height, self.retention)?;
         txn.commit()?;
+        if pruned != pruning::Pruned::default() {
+            metrics::counter!("weft_state_pruned_nodes_total").increment(pruned.nodes as u64);
+            metrics::counter!("weft_state_pruned_values_total").increment(pruned.values as u64);
+        }
         Ok(())
     }
 
     /// The value of `key` as of `version` (historical, through the JMT).
     pub fn get_at(&self, key: &str, version: u64) -> Result<Option<Vec<u8>>, StorageError> {
         let txn = self.db.begin_read()?;
+        Self::readable(&txn, version)?;
         let reader = JmtReader::new(&txn)?;
         use jmt::storage::TreeReader;
         reader
@@ -213,6 +257,7 @@ impl Storage {
     /// committed that height.
     pub fn root_at(&self, version: u64) -> Result<Option<Hash>, StorageError> {
         let txn = self.db.begin_read()?;
+        Self::readable(&txn, version)?;
         let reader = JmtReader::new(&txn)?;
         Sha256Jmt::new(&reader)
             .get_root_hash_option(version)
@@ -252,6 +297,14 @@ impl Storage {
     pub fn read(&self) -> Result<ReadTransaction, StorageError> {
         Ok(self.db.begin_read()?)
     }
+}
+
+fn floor_in(txn: &ReadTransaction) -> Result<u64, StorageError> {
+    let meta = txn.open_table(META)?;
+    Ok(meta
+        .get(pruning::META_PRUNED_FLOOR)?
+        .and_then(|v| v.value().try_into().ok().map(u64::from_be_bytes))
+        .unwrap_or(0))
 }
 
 /// A read view of the latest committed state.
@@ -382,6 +435,104 @@ mod tests {
             ]
         );
         assert!(snap.prefix_raw("z").unwrap().is_empty());
+    }
+
+    fn rows(s: &Storage, table: TableDefinition<&[u8], &[u8]>) -> u64 {
+        use redb::ReadableTableMetadata;
+        s.read().unwrap().open_table(table).unwrap().len().unwrap()
+    }
+
+    /// Keys rewritten block after block, with and without pruning: the
+    /// same app hashes; history inside the window reads as a reference
+    /// model says, below it is refused; the pruned store stays bounded
+    /// while the unpruned one grows with every block.
+    #[test]
+    fn pruning_keeps_the_window_and_bounds_the_store() {
+        use std::collections::BTreeMap;
+        const RETENTION: u64 = 5;
+        let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let pruned = Storage::open(d1.path())
+            .unwrap()
+            .with_state_retention(RETENTION);
+        let full = Storage::open(d2.path()).unwrap();
+        // The model: every key's value at every height.
+        let mut model: Vec<BTreeMap<String, Vec<u8>>> = Vec::new();
+        let mut current: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let mut sizes = Vec::new();
+        for h in 0..60u64 {
+            let mut batch = Vec::new();
+            for k in 0..8u64 {
+                // Each key changes every (k + 1) heights; key 7 is deleted
+                // and recreated.
+                if h % (k + 1) == 0 {
+                    let key = format!("k{k}");
+                    if k == 7 && h % 16 == 8 {
+                        current.remove(&key);
+                        batch.push((key, None));
+                    } else {
+                        let value = format!("{k}@{h}").into_bytes();
+                        current.insert(key.clone(), value.clone());
+                        batch.push((key, Some(value)));
+                    }
+                }
+            }
+            batch.sort();
+            let a = pruned.prepare_commit(h, batch.clone(), vec![]).unwrap();
+            let b = full.prepare_commit(h, batch, vec![]).unwrap();
+            assert_eq!(a.app_hash, b.app_hash, "pruning never changes a root");
+            pruned.commit("c", a).unwrap();
+            full.commit("c", b).unwrap();
+            model.push(current.clone());
+            let floor = h.saturating_sub(RETENTION);
+            assert_eq!(pruned.pruned_floor().unwrap(), floor);
+            for v in 0..=h {
+                for k in 0..8u64 {
+                    let key = format!("k{k}");
+                    let got = pruned.get_at(&key, v);
+                    if v < floor {
+                        assert!(
+                            matches!(got, Err(StorageError::Pruned { .. })),
+                            "height {v} below the floor {floor} must be refused"
+                        );
+                    } else {
+                        assert_eq!(
+                            got.unwrap(),
+                            model[v as usize].get(&key).cloned(),
+                            "{key} at {v} (head {h})"
+                        );
+                    }
+                }
+                if v >= floor {
+                    assert_eq!(
+                        pruned.root_at(v).unwrap(),
+                        full.root_at(v).unwrap(),
+                        "root at {v}"
+                    );
+                }
+            }
+            sizes.push((
+                rows(&pruned, JMT_NODES) + rows(&pruned, JMT_VALUES),
+                rows(&full, JMT_NODES) + rows(&full, JMT_VALUES),
+            ));
+        }
+        // Past the first windows the pruned store stops growing; the full
+        // one keeps growing.
+        let (p30, f30) = sizes[30];
+        let (p59, f59) = sizes[59];
+        assert!(
+            p59 <= p30 + p30 / 4,
+            "pruned store grew from {p30} to {p59}"
+        );
+        assert!(f59 > f30 + f30 / 2, "full store {f30} -> {f59}");
+        // Reopening keeps the floor and the window.
+        drop(pruned);
+        let reopened = Storage::open(d1.path()).unwrap();
+        assert_eq!(reopened.pruned_floor().unwrap(), 59 - RETENTION);
+        assert!(reopened.get_at("k0", 59 - RETENTION - 1).is_err());
+        assert_eq!(
+            reopened.get_at("k0", 59 - RETENTION).unwrap(),
+            model[(59 - RETENTION) as usize].get("k0").cloned()
+        );
     }
 
     #[test]
