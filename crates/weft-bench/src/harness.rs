@@ -72,6 +72,8 @@ pub struct BenchOptions {
     /// Inclusion lists (vote extensions) on the Weft network, as on any
     /// Weft network by default; off measures what they cost.
     pub inclusion_lists: bool,
+    /// Run a soak instead of the rates or the search.
+    pub soak: Option<crate::soak::SoakOptions>,
 }
 
 impl Default for BenchOptions {
@@ -92,6 +94,7 @@ impl Default for BenchOptions {
             confirm: Duration::ZERO,
             rpc_batch: pacing::MAX_BATCH_ITEMS,
             inclusion_lists: true,
+            soak: None,
         }
     }
 }
@@ -181,6 +184,7 @@ async fn run_app(scenario: &Scenario, app: App, opts: &BenchOptions) -> Result<A
         confirmation: None,
         peak_included_tx_per_s: 0.0,
         warnings: Vec::new(),
+        soak: None,
     };
     let result = match net.start().await {
         Ok(()) => drive(&net, &home, scenario, &mut workload, opts, &mut run).await,
@@ -252,6 +256,11 @@ async fn drive(
         .map_or(0.0, |(_, mine)| mine);
 
     let mut step = 0u32;
+    if let Some(soak) = &opts.soak {
+        run.soak = Some(soak_loop(&mut ctx, workload, soak, run).await?);
+        run.summarize();
+        return finish(ctx, workload, home, run).await;
+    }
     match &opts.rates {
         Some(rates) => {
             for &rate in rates {
@@ -295,6 +304,17 @@ async fn drive(
         let r = run_step(&mut ctx, workload, step, rate, opts.confirm).await?;
         run.confirmation = Some(r);
     }
+    finish(ctx, workload, home, run).await
+}
+
+/// Warnings from the follower, the accounts and the conductor; stops the
+/// conductor.
+async fn finish(
+    mut ctx: Context<'_>,
+    workload: &mut Workload,
+    home: &Path,
+    run: &mut AppRun,
+) -> Result<()> {
     if let Some(e) = ctx.follower.last_error() {
         run.warnings.push(format!("block follower: {e}"));
     }
@@ -314,6 +334,71 @@ async fn drive(
         c.stop().await;
     }
     Ok(())
+}
+
+/// The soak: steps at one rate until the duration is over, a fault
+/// injected alongside the step in which it falls due, the footprint of
+/// every process and node after each step, and the app hash check at the
+/// end.
+async fn soak_loop(
+    ctx: &mut Context<'_>,
+    workload: &mut Workload,
+    soak: &crate::soak::SoakOptions,
+    run: &mut AppRun,
+) -> Result<crate::soak::SoakRecord> {
+    use crate::soak;
+    let net = ctx.net;
+    let began = Instant::now();
+    let mut record = soak::SoakRecord {
+        rate: soak.rate,
+        duration_s: soak.duration.as_secs_f64(),
+        fault_every_s: soak.fault_every.as_secs_f64(),
+        ..Default::default()
+    };
+    record
+        .footprints
+        .push(soak::footprint(net, &process_list(ctx), began).await);
+    let mut next_fault = began + soak.fault_every;
+    let mut faults = 0usize;
+    let mut step = 0u32;
+    while began.elapsed() < soak.duration {
+        let due = Instant::now() >= next_fault;
+        let fault = async {
+            if !due {
+                return None;
+            }
+            // Into the step's load, not before it.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let (kind, node) = soak::plan(faults, net.nodes().len());
+            Some(soak::inject(net, kind, node, began).await)
+        };
+        let (report, fault) = tokio::join!(
+            run_step(ctx, workload, step, soak.rate, ctx.opts.step_duration),
+            fault
+        );
+        let report = report?;
+        tracing::info!(
+            step,
+            elapsed_s = began.elapsed().as_secs(),
+            included = report.included_tx_per_s,
+            accepted = report.txs_accepted,
+            p99_ms = ?report.inclusion_latency.p99_ms,
+            fault = ?fault.as_ref().map(|f| (f.kind, f.node, f.recovery_s)),
+            "soak step"
+        );
+        run.steps.push(report);
+        if let Some(f) = fault {
+            record.faults.push(f);
+            faults += 1;
+            next_fault += soak.fault_every;
+        }
+        record
+            .footprints
+            .push(soak::footprint(net, &process_list(ctx), began).await);
+        step += 1;
+    }
+    (record.consistent, record.final_check) = soak::final_check(net, &ctx.http).await;
+    Ok(record)
 }
 
 /// One step at `rate` for `duration`.

@@ -35,6 +35,7 @@ pub mod relay;
 pub mod report;
 pub mod scenario;
 pub mod search;
+pub mod soak;
 pub mod stats;
 pub mod submit;
 pub mod workload;

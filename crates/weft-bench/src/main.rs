@@ -40,6 +40,33 @@ enum Command {
         #[command(flatten)]
         options: Options,
     },
+    /// The soak: one offered rate held for a long time on a Weft network,
+    /// a process fault every few minutes (kill -9, SIGSTOP, the sequencer
+    /// alone, on nodes other than node0), the resident memory of every
+    /// process and the data on disk of every node after each step, and
+    /// every node's app hash compared at the end. E.g. the hour of issue
+    /// 14 at half the 4-validator saturation rate:
+    ///   weft-bench soak --scenario 4v-200b-single --rate 300 --minutes 60 --step-secs 60
+    Soak {
+        /// Scenario (its validators, payload size and batching).
+        #[arg(long, default_value = "4v-200b-single")]
+        scenario: String,
+        /// Offered transactions per second, held throughout.
+        #[arg(long)]
+        rate: f64,
+        /// Minutes of load.
+        #[arg(long, default_value_t = 60.0)]
+        minutes: f64,
+        /// Seconds between faults.
+        #[arg(long, default_value_t = 300)]
+        fault_every_secs: u64,
+        /// Heights of state history each sequencer keeps (older JMT
+        /// versions are pruned); small, so a soak shows pruning at work.
+        #[arg(long, default_value_t = 2000)]
+        state_retention_heights: u64,
+        #[command(flatten)]
+        options: Options,
+    },
     /// Runs every scenario and writes a summary.
     All {
         #[command(flatten)]
@@ -206,6 +233,7 @@ impl Options {
             confirm: Duration::from_secs(self.confirm_secs),
             rpc_batch: usize::from(self.rpc_batch),
             inclusion_lists: !self.no_inclusion_lists,
+            soak: None,
         })
     }
 
@@ -223,7 +251,9 @@ async fn main() -> anyhow::Result<()> {
     let log = match &cli.command {
         Command::List => "warn".to_string(),
         Command::Relay { log, .. } | Command::Builder { log, .. } => log.clone(),
-        Command::Run { options, .. } | Command::All { options } => options.log.clone(),
+        Command::Run { options, .. } | Command::All { options } | Command::Soak { options, .. } => {
+            options.log.clone()
+        }
     };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(log))
@@ -323,6 +353,49 @@ async fn main() -> anyhow::Result<()> {
                 options.out.display(),
                 scenario.name
             );
+        }
+        Command::Soak {
+            scenario,
+            rate,
+            minutes,
+            fault_every_secs,
+            state_retention_heights,
+            options,
+        } => {
+            if !(rate > 0.0 && minutes > 0.0 && fault_every_secs > 0) {
+                bail!("--rate, --minutes and --fault-every-secs must be positive");
+            }
+            let scenario = Scenario::named(&scenario)?;
+            let mut bench = options.bench()?;
+            bench.apps = vec![weft_testnet::App::Weft];
+            bench.quiet_wait = Duration::ZERO;
+            bench.sequencer_args.push(format!(
+                "--state-retention-heights={state_retention_heights}"
+            ));
+            bench.soak = Some(weft_bench::soak::SoakOptions {
+                rate,
+                duration: Duration::from_secs_f64(minutes * 60.0),
+                fault_every: Duration::from_secs(fault_every_secs),
+            });
+            warn_if_debug();
+            let r = run_scenario(&scenario, &bench)
+                .await
+                .with_context(|| format!("soak on {}", scenario.name))?;
+            report::write_scenario(&r, &options.out)?;
+            println!("{}", report::markdown(&r));
+            println!(
+                "wrote {}/{}.{{json,md,svg}}",
+                options.out.display(),
+                scenario.name
+            );
+            let consistent = r
+                .runs
+                .first()
+                .and_then(|run| run.soak.as_ref())
+                .is_some_and(|s| s.consistent);
+            if !consistent {
+                bail!("the nodes' app hashes did not agree at the end");
+            }
         }
         Command::All { options } => {
             let bench = options.bench()?;

@@ -144,6 +144,9 @@ pub struct AppRun {
     pub peak_included_tx_per_s: f64,
     /// Problems that did not stop the run.
     pub warnings: Vec<String>,
+    /// The soak's faults and footprints, when the run was a soak.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soak: Option<crate::soak::SoakRecord>,
 }
 
 impl AppRun {
@@ -441,6 +444,9 @@ pub fn markdown(r: &ScenarioReport) -> String {
             }
         }
         out.push('\n');
+        if let Some(soak) = &run.soak {
+            out.push_str(&crate::soak::markdown(soak));
+        }
         for w in &run.warnings {
             let _ = writeln!(out, "- warning: {w}");
         }
@@ -814,6 +820,7 @@ mod tests {
             confirmation: None,
             peak_included_tx_per_s: 0.0,
             warnings: vec![],
+            soak: None,
         };
         r.summarize();
         r
