@@ -731,6 +731,15 @@ impl Testnet {
         self.signal_node(i, Signal::SIGCONT)
     }
 
+    /// Replaces node `i`'s own extra `weft-sequencer` flags (those after
+    /// [`TestnetConfig::sequencer_args`]) from its next start on: the
+    /// crash-point tests start a node with a crash flag, then without.
+    pub fn set_node_sequencer_args(&mut self, i: usize, args: Vec<String>) -> Result<()> {
+        self.node(i)?;
+        self.node_sequencer_args.insert(i, args);
+        Ok(())
+    }
+
     /// Stops node `i` gracefully if it is running, then starts it again with
     /// the same files (no re-init).
     pub async fn restart_node(&self, i: usize) -> Result<()> {
