@@ -44,6 +44,13 @@ const META_CHAIN_ID: &str = "chain_id";
 /// full disk (see [`Storage::out_of_space`]).
 pub const FULL_DISK_BYTES: u64 = 1 << 20;
 
+/// Bytes an unprivileged writer may still use on a file system.
+// The block-count types are u64 on Linux/x86_64 but not on every platform.
+#[allow(clippy::useless_conversion)]
+fn free_bytes(s: &nix::sys::statvfs::Statvfs) -> u64 {
+    u64::from(s.blocks_available()).saturating_mul(u64::from(s.fragment_size()))
+}
+
 /// True for the I/O errors of a full disk or an exhausted quota.
 fn is_disk_full(e: &std::io::Error) -> bool {
     matches!(
@@ -145,7 +152,7 @@ impl Storage {
         };
         let free = nix::sys::statvfs::statvfs(self.dir.as_path())
             .ok()
-            .map(|s| u64::from(s.blocks_available()).saturating_mul(s.fragment_size()));
+            .map(|s| free_bytes(&s));
         match store {
             redb::Error::Io(io) if is_disk_full(io) => Some(free.unwrap_or(0)),
             redb::Error::Io(_) | redb::Error::PreviousIo => {
