@@ -11,6 +11,8 @@ use weft_cli::rpc::NodeClient;
 use weft_core::{GenesisAccount, Hash, SigningKey};
 use weft_testnet::{Testnet, TestnetConfig};
 
+pub mod history;
+
 /// Block interval used by the tests: fast, but slow enough for 2 cores.
 pub const TEST_TIMEOUT_COMMIT: Duration = Duration::from_millis(300);
 

@@ -254,6 +254,20 @@ pub struct Flags {
     #[arg(long, hide = true, value_enum)]
     #[serde(skip)]
     pub unsafe_test_bid: Option<crate::app::UnsafeTestBid>,
+    /// TEST ONLY: abort the process (SIGABRT, nothing flushed or cleaned
+    /// up) at this point of a block's commit: `after-finalize-block`
+    /// (FinalizeBlock answered, nothing written) or `mid-commit` (the
+    /// height staged in the store's write transaction, not committed).
+    /// The crash-point fault tests restart the node without it. A flag
+    /// only, never a setting of the file.
+    #[arg(long, hide = true, value_enum)]
+    #[serde(skip)]
+    pub unsafe_test_crash_at: Option<crate::app::CrashPoint>,
+    /// TEST ONLY: the height `--unsafe-test-crash-at` fires at (default:
+    /// the first block this process commits).
+    #[arg(long, hide = true, requires = "unsafe_test_crash_at")]
+    #[serde(skip)]
+    pub unsafe_test_crash_height: Option<u64>,
 }
 
 /// Flags that are not settings (never in the file).
@@ -263,6 +277,8 @@ const NOT_SETTINGS: &[&str] = &[
     "check_config",
     "unsafe_test_censor",
     "unsafe_test_bid",
+    "unsafe_test_crash_at",
+    "unsafe_test_crash_height",
 ];
 
 impl Flags {
@@ -301,6 +317,7 @@ impl Config {
             prepare_proposal_budget: Duration::from_millis(self.prepare_proposal_budget_ms),
             unsafe_test_censor: None,
             unsafe_test_bid: None,
+            unsafe_test_crash: None,
         }
     }
 

@@ -50,6 +50,12 @@ async fn main() -> anyhow::Result<()> {
         AppConfig {
             unsafe_test_censor: flags.unsafe_test_censor,
             unsafe_test_bid: flags.unsafe_test_bid,
+            unsafe_test_crash: flags.unsafe_test_crash_at.map(|point| {
+                weft_sequencer::app::UnsafeTestCrash {
+                    point,
+                    height: flags.unsafe_test_crash_height,
+                }
+            }),
             ..config.app_config()
         },
     )

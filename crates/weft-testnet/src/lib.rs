@@ -28,6 +28,7 @@ pub mod binaries;
 pub mod devnet_file;
 pub mod error;
 pub mod genesis;
+pub mod link_proxy;
 pub mod network;
 pub mod node_config;
 pub mod ports;
@@ -37,6 +38,7 @@ pub use app::App;
 pub use binaries::{cli_binary, cometbft_binary, sequencer_binary, workspace_binary};
 pub use devnet_file::{DevnetCandidate, DevnetFile, DevnetNode, DEV_KEY_WARNING};
 pub use error::TestnetError;
+pub use link_proxy::{LinkProxies, LinkProxy};
 pub use network::{
     Node, NodePids, Testnet, TestnetConfig, TestnetStaking, DEV_ACCOUNT_BALANCE, OPERATOR_BALANCE,
 };

@@ -21,6 +21,7 @@ use crate::{
     binaries::{cometbft_binary, sequencer_binary},
     devnet_file::{DevnetCandidate, DevnetFile, DevnetNode, DEV_KEY_WARNING},
     genesis::{build_genesis, GenesisValidator},
+    link_proxy::LinkProxies,
     node_config::{self, NodeConfigSettings},
     ports::{NodePorts, PortPlan},
     process::{log_tail, Proc, Role},
@@ -98,6 +99,11 @@ pub struct TestnetConfig {
     pub relay: bool,
     /// The relay's port; `None` picks a free one.
     pub relay_port: Option<u16>,
+    /// Put a controllable TCP proxy on every p2p link
+    /// ([`crate::link_proxy`]): node `i` dials node `j` only through the
+    /// proxy `(i, j)`, and PEX is off. Partition and slow-link tests use
+    /// [`Testnet::links`]. Off by default.
+    pub link_proxies: bool,
 }
 
 /// The staking genesis of a test network.
@@ -136,6 +142,7 @@ impl TestnetConfig {
             auction: Some(AuctionParams::default()),
             relay: false,
             relay_port: None,
+            link_proxies: false,
         }
     }
 }
@@ -276,6 +283,8 @@ pub struct Testnet {
     operators: Vec<Option<(SigningKey, PathBuf)>>,
     /// The relay, when the config asked for one.
     relay: Option<RelayPlan>,
+    /// The p2p link proxies, when the config asked for them.
+    links: Option<LinkProxies>,
 }
 
 /// Where the test network's relay runs and what it was given.
@@ -441,18 +450,32 @@ impl Testnet {
         if app_state.inclusion.is_some() {
             crate::genesis::set_vote_extensions_enable_height(&mut genesis, 1)?;
         }
+        let links = if cfg.link_proxies {
+            let ports: Vec<u16> = nodes.iter().map(|n| n.ports.p2p).collect();
+            Some(LinkProxies::start(&ports).await?)
+        } else {
+            None
+        };
         for node in &nodes {
             write_json(&node.cometbft_home().join("config/genesis.json"), &genesis)?;
+            let mut persistent_peers = Vec::with_capacity(nodes.len());
+            for peer in nodes.iter().filter(|peer| peer.index != node.index) {
+                persistent_peers.push(match &links {
+                    Some(links) => format!(
+                        "{}@127.0.0.1:{}",
+                        peer.node_id,
+                        links.link(node.index, peer.index)?.port()
+                    ),
+                    None => peer.p2p_address(),
+                });
+            }
             let settings = NodeConfigSettings {
                 moniker: node.name.clone(),
                 ports: node.ports,
-                persistent_peers: nodes
-                    .iter()
-                    .filter(|peer| peer.index != node.index)
-                    .map(Node::p2p_address)
-                    .collect(),
+                persistent_peers,
                 timeout_commit: cfg.timeout_commit,
                 app: cfg.app,
+                pex: links.is_none(),
             };
             node_config::edit_file(&node.cometbft_home().join("config/config.toml"), &settings)?;
         }
@@ -504,6 +527,7 @@ impl Testnet {
             .map(|node| rpc_client(&node.rpc_url()))
             .collect::<Result<Vec<_>>>()?;
         let net = Testnet {
+            links,
             relay,
             procs: nodes.iter().map(|_| Mutex::default()).collect(),
             rpc,
@@ -586,6 +610,14 @@ impl Testnet {
             }
         }
         Ok(())
+    }
+
+    /// The p2p link proxies (networks created with
+    /// [`TestnetConfig::link_proxies`]).
+    pub fn links(&self) -> Result<&LinkProxies> {
+        self.links
+            .as_ref()
+            .ok_or_else(|| TestnetError::InvalidConfig("this network has no link proxies".into()))
     }
 
     /// The relay's base URL, if this network has one.
@@ -697,6 +729,15 @@ impl Testnet {
     /// SIGCONTs both processes of node `i`.
     pub fn resume_node(&self, i: usize) -> Result<()> {
         self.signal_node(i, Signal::SIGCONT)
+    }
+
+    /// Replaces node `i`'s own extra `weft-sequencer` flags (those after
+    /// [`TestnetConfig::sequencer_args`]) from its next start on: the
+    /// crash-point tests start a node with a crash flag, then without.
+    pub fn set_node_sequencer_args(&mut self, i: usize, args: Vec<String>) -> Result<()> {
+        self.node(i)?;
+        self.node_sequencer_args.insert(i, args);
+        Ok(())
     }
 
     /// Stops node `i` gracefully if it is running, then starts it again with

@@ -42,6 +42,9 @@ pub struct NodeConfigSettings {
     pub timeout_commit: Duration,
     /// The ABCI application CometBFT talks to (its `proxy_app`).
     pub app: App,
+    /// CometBFT's peer exchange. Off when every peer is reached through a
+    /// link proxy, so no node learns (and dials) another's direct address.
+    pub pex: bool,
 }
 
 /// Applies `settings` to a parsed config.toml. Keys not named here keep the
@@ -70,7 +73,7 @@ pub fn apply(config: &mut Table, settings: &NodeConfigSettings) -> Result<()> {
     );
     p2p.insert("addr_book_strict".into(), false.into());
     p2p.insert("allow_duplicate_ip".into(), true.into());
-    p2p.insert("pex".into(), true.into());
+    p2p.insert("pex".into(), settings.pex.into());
 
     let consensus = section(config, "consensus")?;
     consensus.insert(
@@ -183,6 +186,7 @@ prometheus = false
             persistent_peers: vec!["aa@127.0.0.1:30000".into(), "cc@127.0.0.1:30020".into()],
             timeout_commit: Duration::from_millis(300),
             app: App::Weft,
+            pex: true,
         }
     }
 
@@ -212,6 +216,7 @@ prometheus = false
         );
         assert_eq!(p2p["addr_book_strict"].as_bool(), Some(false));
         assert_eq!(p2p["allow_duplicate_ip"].as_bool(), Some(true));
+        assert_eq!(p2p["pex"].as_bool(), Some(true));
         // The app's mempool bounds bind first; CometBFT's are raised.
         assert_eq!(config["mempool"]["size"].as_integer(), Some(100_000));
         assert_eq!(
@@ -284,6 +289,21 @@ prometheus = false
         // on the same CometBFT.
         kvstore.insert("proxy_app".into(), weft["proxy_app"].clone());
         assert_eq!(kvstore, weft);
+    }
+
+    #[test]
+    fn pex_follows_the_settings() {
+        let mut config: Table = INIT_CONFIG.parse().unwrap();
+        apply(
+            &mut config,
+            &NodeConfigSettings {
+                pex: false,
+                ..settings()
+            },
+        )
+        .unwrap();
+        assert_eq!(config["p2p"]["pex"].as_bool(), Some(false));
+        assert_eq!(config["p2p"]["addr_book_strict"].as_bool(), Some(false));
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The ABCI application: receives CometBFT's requests and dispatches each
 //! to the component that owns it. No protocol rules live here.
 
+mod crash;
 mod query;
+
+pub use crash::{CrashPoint, UnsafeTestCrash};
 
 use std::{
     future::{ready, Ready},
@@ -54,6 +57,9 @@ pub struct AppConfig {
     /// TEST ONLY: put a bid that breaks the auction's rules into every
     /// proposal (the bids tests show the others refuse it).
     pub unsafe_test_bid: Option<UnsafeTestBid>,
+    /// TEST ONLY: abort the process at a point of a block's commit (the
+    /// crash-point fault tests).
+    pub unsafe_test_crash: Option<UnsafeTestCrash>,
 }
 
 /// Which broken bid `--unsafe-test-bid` proposes.
@@ -98,6 +104,7 @@ impl Default for AppConfig {
             prepare_proposal_budget: Duration::from_millis(500),
             unsafe_test_censor: None,
             unsafe_test_bid: None,
+            unsafe_test_crash: None,
         }
     }
 }
@@ -174,6 +181,22 @@ fn fatal(what: &str, err: impl std::fmt::Display) -> ! {
     tracing::error!(error = %err, "fatal: {what}; stopping so the node cannot diverge");
     eprintln!("weft-sequencer: fatal: {what}: {err}");
     std::process::exit(1)
+}
+
+/// [`fatal`] for a storage failure, naming a full disk as such (the
+/// store's directory, the bytes left) rather than as a bare I/O error.
+fn fatal_storage(what: &str, storage: &Storage, err: StorageError) -> ! {
+    match storage.out_of_space(&err) {
+        Some(free) => fatal(
+            what,
+            format!(
+                "the disk holding the store {} is full ({free} bytes free): {err}; \
+                 free space there and restart the node (it replays the blocks it missed)",
+                storage.dir().display()
+            ),
+        ),
+        None => fatal(what, err),
+    }
 }
 
 impl App {
@@ -674,9 +697,13 @@ impl App {
         match self.pending.take() {
             Some(pending) => {
                 let height = pending.height;
+                let crash = self.config.unsafe_test_crash;
+                UnsafeTestCrash::check(crash, CrashPoint::AfterFinalizeBlock, height);
                 self.storage
-                    .commit(self.chain_id(), pending)
-                    .unwrap_or_else(|e| fatal("Commit", e));
+                    .commit_with(self.chain_id(), pending, |h| {
+                        UnsafeTestCrash::check(crash, CrashPoint::MidCommit, h)
+                    })
+                    .unwrap_or_else(|e| fatal_storage("Commit", &self.storage, e));
                 // Published only once durable: a woken reader finds it stored.
                 self.commits.send_replace(height);
                 tracing::info!(height, txs = self.executed.len(), "committed");

@@ -18,7 +18,10 @@ pub mod delta;
 mod jmt_store;
 pub mod pruning;
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use borsh::{BorshDeserialize, BorshSerialize};
 use jmt::{storage::TreeUpdateBatch, KeyHash, Sha256Jmt};
@@ -37,6 +40,25 @@ pub(crate) const JMT_VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::ne
 const META_HEIGHT: &str = "last_height";
 const META_APP_HASH: &str = "last_app_hash";
 const META_CHAIN_ID: &str = "chain_id";
+
+/// Free bytes under which an I/O failure of the store is put down to a
+/// full disk (see [`Storage::out_of_space`]).
+pub const FULL_DISK_BYTES: u64 = 1 << 20;
+
+/// Bytes an unprivileged writer may still use on a file system.
+// The block-count types are u64 on Linux/x86_64 but not on every platform.
+#[allow(clippy::useless_conversion)]
+fn free_bytes(s: &nix::sys::statvfs::Statvfs) -> u64 {
+    u64::from(s.blocks_available()).saturating_mul(u64::from(s.fragment_size()))
+}
+
+/// True for the I/O errors of a full disk or an exhausted quota.
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
 
 /// One height's state changes by readable key, in key order (`None` deletes).
 pub type StateChanges = Vec<(String, Option<Vec<u8>>)>;
@@ -93,6 +115,8 @@ pub struct Storage {
     db: Arc<Database>,
     /// Heights of JMT history kept (0: all); see [`pruning`].
     retention: u64,
+    /// The directory holding `weft.redb` (named in errors).
+    dir: Arc<PathBuf>,
 }
 
 impl Storage {
@@ -117,6 +141,7 @@ impl Storage {
         Ok(Storage {
             db: Arc::new(db),
             retention: 0,
+            dir: Arc::new(dir.to_path_buf()),
         })
     }
 
@@ -144,6 +169,32 @@ impl Storage {
             });
         }
         Ok(())
+    }
+
+    /// The directory holding the store.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// When `err` is the store failing for lack of space, the bytes left
+    /// on its file system. redb reports the write that hit the full disk
+    /// as an I/O error (ENOSPC) and every later one as "a previous I/O
+    /// error occurred", so an I/O failure is also called a full disk when
+    /// the file system has under [`FULL_DISK_BYTES`] left.
+    pub fn out_of_space(&self, err: &StorageError) -> Option<u64> {
+        let StorageError::Store(store) = err else {
+            return None;
+        };
+        let free = nix::sys::statvfs::statvfs(self.dir.as_path())
+            .ok()
+            .map(|s| free_bytes(&s));
+        match store {
+            redb::Error::Io(io) if is_disk_full(io) => Some(free.unwrap_or(0)),
+            redb::Error::Io(_) | redb::Error::PreviousIo => {
+                free.filter(|free| *free < FULL_DISK_BYTES)
+            }
+            _ => None,
+        }
     }
 
     /// What was last committed, if anything.
@@ -200,6 +251,18 @@ impl Storage {
 
     /// Persists one height atomically (fsynced before returning).
     pub fn commit(&self, chain_id: &str, pending: PendingCommit) -> Result<(), StorageError> {
+        self.commit_with(chain_id, pending, |_| {})
+    }
+
+    /// [`Storage::commit`], calling `staged(height)` once every row of the
+    /// height is staged in the write transaction, before it commits (the
+    /// `mid-commit` crash point).
+    pub fn commit_with(
+        &self,
+        chain_id: &str,
+        pending: PendingCommit,
+        staged: impl FnOnce(u64),
+    ) -> Result<(), StorageError> {
         let txn = self.db.begin_write()?;
         {
             let mut nodes = txn.open_table(JMT_NODES)?;
@@ -234,6 +297,7 @@ impl Storage {
         }
         pruning::record(&txn, &pending.tree_batch)?;
         let pruned = pruning::prune(&txn, pending.height, self.retention)?;
+        staged(pending.height);
         txn.commit()?;
         if pruned != pruning::Pruned::default() {
             metrics::counter!("weft_state_pruned_nodes_total").increment(pruned.nodes as u64);
