@@ -24,6 +24,9 @@ use weft_core::{Action, RollupId, SigningKey, Transaction};
 
 use crate::{block_txs, eventually, header, tx_status, TestNetwork};
 
+/// The rollup the load writes to.
+pub const LOAD_ROLLUP: &str = "faults";
+
 /// One submission and what CheckTx answered.
 #[derive(Debug, Clone)]
 pub struct Submission {
@@ -98,7 +101,7 @@ async fn load(
                     chain_id: chain_id.clone(),
                     nonce: n,
                     actions: vec![Action::SubmitRollupData {
-                        rollup_id: RollupId::from_name("netfaults"),
+                        rollup_id: RollupId::from_name(LOAD_ROLLUP),
                         data: format!("user-{index}-nonce-{n}").into_bytes(),
                     }],
                 }
@@ -266,8 +269,9 @@ pub async fn caught_up(t: &TestNetwork, i: usize) -> Result<Duration> {
     Ok(began.elapsed())
 }
 
-/// The checker over the recorded history and every node's chain.
-pub async fn check(t: &TestNetwork, history: &[Submission]) -> Result<()> {
+/// The checker over the recorded history and every node's chain; returns
+/// the highest height it checked (the lowest node's).
+pub async fn check(t: &TestNetwork, history: &[Submission]) -> Result<u64> {
     let nodes = t.net.nodes().len();
     let mut top = u64::MAX;
     for i in 0..nodes {
@@ -325,5 +329,5 @@ pub async fn check(t: &TestNetwork, history: &[Submission]) -> Result<()> {
         lost.join("\n")
     );
     eprintln!("checked heights 1..={top} on {nodes} nodes");
-    Ok(())
+    Ok(top)
 }

@@ -18,163 +18,32 @@
 //! with a reason; every node has the same block hash and app hash at every
 //! height; the rollup's delivered sequence is identical at both conductors
 //! (every height once, in order) and equal to the chain's, read from the
-//! blocks themselves (the data of every transaction that executed). A transaction CheckTx accepted lives only in that node's
-//! mempool until gossiped, so one accepted just before its node is killed
-//! can be gone with it (CometBFT's `broadcast_tx_sync` promises no more);
-//! the load resends it, byte for byte, as a wallet would, and the checker
-//! then finds it in the chain exactly once. Recovery times are printed. `WEFT_FAULT_ROUNDS=N` repeats the
-//! sequence N times (the long version).
+//! blocks themselves (the data of every transaction that executed); the
+//! total supply is unchanged on every node. A transaction CheckTx accepted
+//! lives only in that node's mempool until gossiped, so one accepted just
+//! before its node is killed can be gone with it (CometBFT's
+//! `broadcast_tx_sync` promises no more); the load (`weft_e2e::history`)
+//! resends it, byte for byte, as a wallet would, and the checker then
+//! finds it in the chain exactly once. Recovery times are printed.
+//! `WEFT_FAULT_ROUNDS=N` repeats the sequence N times (the long version).
 
 use std::{
     collections::BTreeMap,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc, Mutex,
-    },
     time::{Duration, Instant},
 };
 
 use anyhow::{ensure, Context, Result};
 use tendermint_rpc::Client;
-use weft_cli::rpc::NodeClient;
 use weft_conductor::RollupBlock;
-use weft_core::{Action, RollupId, SignedTransaction, SigningKey, Transaction};
-use weft_e2e::{block_txs, eventually, header, rpc_client, tx_status, ConductorProc, TestNetwork};
+use weft_core::{Action, RollupId, SignedTransaction};
+use weft_e2e::{
+    block_txs, eventually,
+    history::{caught_up, check, height_of, summarize, Load, LOAD_ROLLUP},
+    rpc_client, ConductorProc, TestNetwork,
+};
 
 /// The rollup the load writes.
-const ROLLUP: &str = "faults";
-
-/// One submission and what CheckTx answered.
-#[derive(Debug, Clone)]
-struct Submission {
-    hash: String,
-    node: usize,
-    accepted: bool,
-    answer: String,
-}
-
-type History = Arc<Mutex<Vec<Submission>>>;
-
-/// Each user submits one transaction at a time to a node that is up and
-/// waits until that node reports it final. A transaction not final within
-/// 6 s (its node was killed before gossiping it, say) is sent again, the
-/// same bytes, to another node, as a wallet does; a resubmission refused
-/// (its nonce used: it was included after all) makes the user re-read its
-/// nonce.
-async fn load(
-    clients: Vec<NodeClient>,
-    up: Arc<Mutex<Vec<bool>>>,
-    chain_id: String,
-    user: SigningKey,
-    index: usize,
-    history: History,
-    stop: Arc<AtomicBool>,
-) {
-    let mut nonce: Option<u64> = None;
-    // The transaction being waited for: its bytes and nonce.
-    let mut waiting: Option<(Vec<u8>, u64)> = None;
-    let mut turn = index;
-    // After `stop`, a transaction still waiting is seen through (resent
-    // until final), so the history ends with nothing in flight.
-    let mut stopping: Option<Instant> = None;
-    while !stop.load(Ordering::Relaxed) || waiting.is_some() {
-        if stop.load(Ordering::Relaxed) {
-            // Never hang the suite: a transaction not final a minute after
-            // the stop is left to the checker, which reports it.
-            if stopping.get_or_insert_with(Instant::now).elapsed() > Duration::from_secs(60) {
-                break;
-            }
-        }
-        turn += 1;
-        let live: Vec<usize> = {
-            let up = up.lock().unwrap();
-            (0..clients.len()).filter(|i| up[*i]).collect()
-        };
-        if live.is_empty() {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        }
-        let node = live[turn % live.len()];
-        let client = &clients[node];
-        let (bytes, n, resubmitted) = match waiting.take() {
-            Some((bytes, n)) => (bytes, n, true),
-            None => {
-                let n = match nonce {
-                    Some(n) => n,
-                    None => match client.account(&user.address()).await {
-                        Ok(a) => a.next_nonce(),
-                        Err(_) => {
-                            tokio::time::sleep(Duration::from_millis(200)).await;
-                            continue;
-                        }
-                    },
-                };
-                let tx = Transaction {
-                    chain_id: chain_id.clone(),
-                    nonce: n,
-                    actions: vec![Action::SubmitRollupData {
-                        rollup_id: RollupId::from_name(ROLLUP),
-                        data: format!("user-{index}-nonce-{n}").into_bytes(),
-                    }],
-                }
-                .sign(&user);
-                (tx.encode(), n, false)
-            }
-        };
-        let answer = client.broadcast_tx_sync(&bytes).await;
-        let hash = hex::encode_upper(weft_core::sha256(&bytes).0);
-        // CometBFT answers a transaction it already holds with an error
-        // ("tx already exists in cache"): for a resubmission that is
-        // success, and the node's status is what to wait for.
-        let held = matches!(&answer, Err(e) if e.to_string().contains("already exists in cache"));
-        let accepted = matches!(&answer, Ok(r) if r.code == 0) || held;
-        history.lock().unwrap().push(Submission {
-            hash: hash.clone(),
-            node,
-            accepted,
-            answer: match &answer {
-                Ok(r) => format!("code {} {}", r.code, r.log),
-                Err(e) => format!("unreachable: {e}"),
-            },
-        });
-        match &answer {
-            Ok(r) if r.code != 0 => {
-                // Refused (a resubmission whose nonce is used, say): start
-                // again from the chain's nonce.
-                nonce = None;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-            Err(_) if !held => {
-                if resubmitted {
-                    waiting = Some((bytes, n));
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-            _ => {}
-        }
-        let began = Instant::now();
-        let mut done = false;
-        while began.elapsed() < Duration::from_secs(6) {
-            if let Ok(v) = tx_status(&clients[node], &hash).await {
-                if matches!(
-                    v["status"].as_str(),
-                    Some("included" | "rejected" | "evicted")
-                ) {
-                    done = true;
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(150)).await;
-        }
-        if done {
-            nonce = Some(n + 1);
-        } else {
-            waiting = Some((bytes, n));
-        }
-    }
-}
+const ROLLUP: &str = LOAD_ROLLUP;
 
 /// Node `i`'s `GET /v1/supply`.
 async fn supply(t: &TestNetwork, i: usize) -> Result<serde_json::Value> {
@@ -184,37 +53,15 @@ async fn supply(t: &TestNetwork, i: usize) -> Result<serde_json::Value> {
     Ok(v)
 }
 
-/// Heights of node `i`, or `None` while it does not answer.
-async fn height(t: &TestNetwork, i: usize) -> Option<u64> {
-    t.net.height(i).await.ok()
-}
-
-/// Waits until node `i` is within one block of the highest node; how long.
-async fn caught_up(t: &TestNetwork, i: usize) -> Result<Duration> {
-    let began = Instant::now();
-    eventually(Duration::from_secs(120), "the node to catch up", || async {
-        let mut best = 0;
-        for j in 0..t.net.nodes().len() {
-            best = best.max(height(t, j).await.unwrap_or(0));
-        }
-        Ok(height(t, i).await.filter(|h| *h + 1 >= best && *h > 0))
-    })
-    .await?;
-    Ok(began.elapsed())
-}
-
 struct Faults<'a> {
     t: &'a TestNetwork,
-    up: Arc<Mutex<Vec<bool>>>,
+    load: &'a Load,
     report: Vec<String>,
 }
 
 impl Faults<'_> {
     fn mark(&self, nodes: &[usize], is_up: bool) {
-        let mut up = self.up.lock().unwrap();
-        for &i in nodes {
-            up[i] = is_up;
-        }
+        self.load.mark(nodes, is_up);
     }
 
     async fn kill_and_restart(&mut self, i: usize) -> Result<()> {
@@ -249,9 +96,9 @@ impl Faults<'_> {
         self.t.net.kill_node(b)?;
         // In-flight rounds may finish one more block; then nothing.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let stopped_at = height(self.t, 0).await.context("node0 answers")?;
+        let stopped_at = height_of(self.t, 0).await.context("node0 answers")?;
         tokio::time::sleep(Duration::from_secs(4)).await;
-        let still = height(self.t, 0).await.context("node0 answers")?;
+        let still = height_of(self.t, 0).await.context("node0 answers")?;
         ensure!(
             still == stopped_at,
             "with half the power down the chain went on: {stopped_at} -> {still}"
@@ -260,7 +107,7 @@ impl Faults<'_> {
         self.t.net.start_node(a).await?;
         self.t.net.start_node(b).await?;
         eventually(Duration::from_secs(120), "the chain to resume", || async {
-            Ok(height(self.t, 0).await.filter(|h| *h >= still + 2))
+            Ok(height_of(self.t, 0).await.filter(|h| *h >= still + 2))
         })
         .await?;
         let resumed = began.elapsed();
@@ -304,33 +151,14 @@ async fn run(t: &TestNetwork) -> Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    let chain_id = t.net.chain_id().to_string();
     let conductors = Conductors::start(t)?;
     let genesis_supply = supply(t, 0).await?;
-    let up = Arc::new(Mutex::new(vec![true; 4]));
-    let history: History = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let loaders: Vec<_> = t
-        .users
-        .iter()
-        .enumerate()
-        .map(|(i, user)| {
-            tokio::spawn(load(
-                t.clients.clone(),
-                up.clone(),
-                chain_id.clone(),
-                user.clone(),
-                i,
-                history.clone(),
-                stop.clone(),
-            ))
-        })
-        .collect();
+    let load = Load::start(t);
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     let mut faults = Faults {
         t,
-        up: up.clone(),
+        load: &load,
         report: Vec::new(),
     };
     for _ in 0..rounds {
@@ -339,15 +167,12 @@ async fn run(t: &TestNetwork) -> Result<()> {
         faults.halt_and_resume(2, 3).await?;
         faults.kill_app(1).await?;
     }
+    let report = faults.report;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::Relaxed);
-    for l in loaders {
-        l.await?;
-    }
+    let history = load.stop().await?;
     // Let the mempools drain.
     tokio::time::sleep(Duration::from_secs(5)).await;
 
-    let history = history.lock().unwrap().clone();
     let top = check(t, &history).await?;
     conductors.check(t, top).await?;
     // Supply: conserved on every node, and the load moved some of it (the
@@ -370,91 +195,10 @@ async fn run(t: &TestNetwork) -> Result<()> {
         "supply: {} on every node, as before the faults",
         genesis_supply["total"]
     );
-    for line in &faults.report {
+    for line in &report {
         eprintln!("fault: {line}");
     }
-    let accepted = history.iter().filter(|s| s.accepted).count();
-    eprintln!(
-        "history: {} submissions, {accepted} accepted, {} refused or unreachable",
-        history.len(),
-        history.len() - accepted
-    );
-    let mut refusals: BTreeMap<String, usize> = BTreeMap::new();
-    for s in history.iter().filter(|s| !s.accepted) {
-        let class: String = s.answer.chars().take(300).collect();
-        *refusals.entry(class).or_default() += 1;
-    }
-    for (class, n) in &refusals {
-        eprintln!("  refused {n}x: {class}");
-    }
-    ensure!(
-        accepted >= 50,
-        "too little load to prove anything: {accepted}"
-    );
-    Ok(())
-}
-
-/// The checker over the recorded history and every node's chain; returns
-/// the highest height it checked.
-async fn check(t: &TestNetwork, history: &[Submission]) -> Result<u64> {
-    let nodes = t.net.nodes().len();
-    let mut top = u64::MAX;
-    for i in 0..nodes {
-        top = top.min(t.net.height(i).await?);
-    }
-    // No fork, no divergence: one block hash and one app hash per height.
-    let mut included: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-    for h in 1..=top {
-        let first = header(&t.net.node(0)?.rpc_url(), h).await?;
-        for i in 1..nodes {
-            let other = header(&t.net.node(i)?.rpc_url(), h).await?;
-            ensure!(
-                other.hash() == first.hash(),
-                "height {h}: node{i} committed another block than node0"
-            );
-            ensure!(
-                other.app_hash == first.app_hash,
-                "height {h}: node{i}'s app hash differs from node0's"
-            );
-        }
-        for item in block_txs(&t.net.node(0)?.rpc_url(), h).await? {
-            let hash = hex::encode_upper(weft_core::sha256(&item).0);
-            included.entry(hash).or_default().push(h);
-        }
-    }
-    // Every accepted transaction: exactly once in the chain, or final with
-    // a reason at the node that accepted it.
-    let mut lost = Vec::new();
-    for s in history.iter().filter(|s| s.accepted) {
-        match included.get(&s.hash).map(Vec::as_slice) {
-            Some([_]) => {}
-            Some(heights) => lost.push(format!(
-                "{} included {} times: {heights:?}",
-                s.hash,
-                heights.len()
-            )),
-            None => {
-                let v = tx_status(&t.clients[s.node], &s.hash).await?;
-                let status = v["status"].as_str().unwrap_or("?");
-                let reason = v["reason"].as_str().unwrap_or("");
-                let final_with_reason =
-                    matches!(status, "evicted" | "rejected") && !reason.is_empty();
-                if !final_with_reason {
-                    lost.push(format!(
-                        "{} accepted by node{} ({}) is {status} and not in any block",
-                        s.hash, s.node, s.answer
-                    ));
-                }
-            }
-        }
-    }
-    ensure!(
-        lost.is_empty(),
-        "the history does not check:\n{}",
-        lost.join("\n")
-    );
-    eprintln!("checked heights 1..={top} on {nodes} nodes");
-    Ok(top)
+    summarize(&history, 50)
 }
 
 /// Two conductors of [`ROLLUP`], delivering to stdout (NDJSON files).
