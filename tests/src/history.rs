@@ -17,12 +17,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
+use tendermint_rpc::Client;
 use tokio::task::JoinHandle;
 use weft_cli::rpc::NodeClient;
-use weft_core::{Action, RollupId, SigningKey, Transaction};
+use weft_conductor::RollupBlock;
+use weft_core::{Action, RollupId, SignedTransaction, SigningKey, Transaction};
 
-use crate::{block_txs, eventually, header, tx_status, TestNetwork};
+use crate::{block_txs, eventually, header, rpc_client, tx_status, ConductorProc, TestNetwork};
 
 /// The rollup the load writes to.
 pub const LOAD_ROLLUP: &str = "faults";
@@ -330,4 +332,207 @@ pub async fn check(t: &TestNetwork, history: &[Submission]) -> Result<u64> {
     );
     eprintln!("checked heights 1..={top} on {nodes} nodes");
     Ok(top)
+}
+
+/// What every fault test attaches besides the load: two conductors of the
+/// load's rollup and the supply before the faults. [`Witnesses::verify`]
+/// then proves both conductors delivered the chain's rollup data, every
+/// height once, and every node's total supply is unchanged.
+pub struct Witnesses {
+    conductors: Conductors,
+    supply: serde_json::Value,
+}
+
+impl Witnesses {
+    /// Starts the conductors and reads node0's supply.
+    pub async fn start(t: &TestNetwork) -> Result<Self> {
+        Ok(Witnesses {
+            conductors: Conductors::start(t)?,
+            supply: supply(t, 0).await?,
+        })
+    }
+
+    /// Checks the conductors up to `top` (from [`check`]) and the supply
+    /// on every node; the load must have moved fees (a check that could
+    /// not fail proves nothing).
+    pub async fn verify(&self, t: &TestNetwork, top: u64) -> Result<()> {
+        self.conductors.check(t, top).await?;
+        for i in 0..t.net.nodes().len() {
+            let now = supply(t, i).await?;
+            ensure!(
+                now["total"] == self.supply["total"],
+                "node{i}: total supply {} at height {}, {} before the faults",
+                now["total"],
+                now["height"],
+                self.supply["total"]
+            );
+            ensure!(
+                now["fee_pool"] != self.supply["fee_pool"],
+                "node{i}: no fee reached the pool"
+            );
+        }
+        eprintln!(
+            "supply: {} on every node, as before the faults",
+            self.supply["total"]
+        );
+        Ok(())
+    }
+}
+
+/// Node `i`'s `GET /v1/supply`.
+pub async fn supply(t: &TestNetwork, i: usize) -> Result<serde_json::Value> {
+    let url = format!("{}/v1/supply", t.net.node(i)?.api_url());
+    let v: serde_json::Value = reqwest::get(&url).await?.json().await?;
+    ensure!(v["total"].is_string(), "{url}: {v}");
+    Ok(v)
+}
+
+/// Two conductors of [`LOAD_ROLLUP`], delivering to stdout (NDJSON files).
+pub struct Conductors {
+    procs: Vec<ConductorProc>,
+    outs: Vec<std::path::PathBuf>,
+    health: Vec<String>,
+}
+
+impl Conductors {
+    pub fn start(t: &TestNetwork) -> Result<Self> {
+        let nodes = t.net.nodes();
+        let genesis = nodes[0].cometbft_home().join("config/genesis.json");
+        let home = t.home();
+        let mut c = Conductors {
+            procs: Vec::new(),
+            outs: Vec::new(),
+            health: Vec::new(),
+        };
+        for (name, order) in [("a", [0, 1, 2, 3]), ("b", [3, 2, 1, 0])] {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            let mut args: Vec<String> = vec![
+                "--rollup".into(),
+                LOAD_ROLLUP.into(),
+                "--genesis".into(),
+                genesis.display().to_string(),
+                "--deliver".into(),
+                "stdout".into(),
+                "--cursor".into(),
+                home.join(format!("conductor-{name}.cursor"))
+                    .display()
+                    .to_string(),
+                "--listen".into(),
+                format!("127.0.0.1:{port}"),
+                "--log".into(),
+                "info".into(),
+            ];
+            for i in order {
+                args.extend(["--endpoint".into(), nodes[i].api_url()]);
+            }
+            let out = home.join(format!("conductor-{name}.ndjson"));
+            c.procs.push(ConductorProc::start_split(
+                args,
+                out.clone(),
+                home.join(format!("conductor-{name}.log")),
+            )?);
+            c.outs.push(out);
+            c.health.push(format!("http://127.0.0.1:{port}/health"));
+        }
+        Ok(c)
+    }
+
+    /// Both conductors reach `top`; each delivered every height once, in
+    /// order; their sequences are identical and equal to the chain's.
+    pub async fn check(&self, t: &TestNetwork, top: u64) -> Result<()> {
+        let http = reqwest::Client::new();
+        for url in &self.health {
+            eventually(
+                Duration::from_secs(120),
+                "a conductor to reach the top",
+                || async {
+                    let delivered = match http.get(url).send().await {
+                        Ok(r) => r.json::<serde_json::Value>().await.ok(),
+                        Err(_) => None,
+                    }
+                    .and_then(|v| v["delivered_height"].as_u64());
+                    Ok(delivered.filter(|h| *h >= top))
+                },
+            )
+            .await?;
+        }
+        let chain = chain_sequence(t, top).await?;
+        for out in &self.outs {
+            let mut delivered: BTreeMap<u64, Vec<Vec<u8>>> = BTreeMap::new();
+            let mut last = 0;
+            for line in std::fs::read_to_string(out)?.lines() {
+                let block: RollupBlock = serde_json::from_str(line)
+                    .with_context(|| format!("{}: not a delivered block: {line}", out.display()))?;
+                ensure!(
+                    block.height > last,
+                    "{}: height {} delivered after {last}",
+                    out.display(),
+                    block.height
+                );
+                last = block.height;
+                if block.height <= top && !block.txs.is_empty() {
+                    delivered.insert(block.height, block.txs);
+                }
+            }
+            ensure!(
+                delivered == chain,
+                "{}: the delivered sequence ({} heights with data) is not the chain's ({})",
+                out.display(),
+                delivered.len(),
+                chain.len()
+            );
+        }
+        let payloads: usize = chain.values().map(Vec::len).sum();
+        eprintln!(
+            "conductors: both delivered {payloads} payloads at {} heights up to {top}, identical to the chain's",
+            chain.len()
+        );
+        Ok(())
+    }
+}
+
+/// The rollup's data per height, read from node0's blocks: every
+/// transaction that executed (code 0), in block order.
+async fn chain_sequence(t: &TestNetwork, top: u64) -> Result<BTreeMap<u64, Vec<Vec<u8>>>> {
+    let rpc_url = t.net.node(0)?.rpc_url();
+    let rpc = rpc_client(&rpc_url)?;
+    let rollup = RollupId::from_name(LOAD_ROLLUP);
+    let mut chain = BTreeMap::new();
+    for h in 1..=top {
+        let items = block_txs(&rpc_url, h).await?;
+        let results = rpc
+            .block_results(tendermint::block::Height::try_from(h)?)
+            .await?
+            .txs_results
+            .unwrap_or_default();
+        ensure!(
+            results.len() == items.len(),
+            "height {h}: {} items, {} results",
+            items.len(),
+            results.len()
+        );
+        let mut data = Vec::new();
+        for (item, result) in items.iter().zip(&results) {
+            // Commitments and the listed commit are not transactions.
+            let Ok(tx) = SignedTransaction::decode(item) else {
+                continue;
+            };
+            if !result.code.is_ok() {
+                continue;
+            }
+            for action in &tx.transaction.actions {
+                if let Action::SubmitRollupData { rollup_id, data: d } = action {
+                    if *rollup_id == rollup {
+                        data.push(d.clone());
+                    }
+                }
+            }
+        }
+        if !data.is_empty() {
+            chain.insert(h, data);
+        }
+    }
+    Ok(chain)
 }

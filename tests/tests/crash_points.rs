@@ -28,7 +28,7 @@ use std::{
 use anyhow::{bail, ensure, Context, Result};
 use weft_e2e::{
     eventually,
-    history::{caught_up, check, height_of, summarize, Load},
+    history::{caught_up, check, height_of, summarize, Load, Witnesses},
     TestNetwork,
 };
 
@@ -40,6 +40,7 @@ async fn crash_points_come_back_through_the_handshake() -> Result<()> {
 }
 
 async fn run(t: &mut TestNetwork) -> Result<()> {
+    let witnesses = Witnesses::start(t).await?;
     let load = Load::start(t);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut report = Vec::new();
@@ -54,7 +55,8 @@ async fn run(t: &mut TestNetwork) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let history = load.stop().await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    check(t, &history).await?;
+    let top = check(t, &history).await?;
+    witnesses.verify(t, top).await?;
     for line in &report {
         eprintln!("fault: {line}");
     }
@@ -215,6 +217,7 @@ async fn a_full_data_disk_stops_the_node_clearly_and_it_recovers() -> Result<()>
 
 async fn full_disk(t: &TestNetwork, disk: &Tmpfs) -> Result<()> {
     const NODE: usize = 3;
+    let witnesses = Witnesses::start(t).await?;
     let load = Load::start(t);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -267,7 +270,8 @@ async fn full_disk(t: &TestNetwork, disk: &Tmpfs) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let history = load.stop().await?;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    check(t, &history).await?;
+    let top = check(t, &history).await?;
+    witnesses.verify(t, top).await?;
     eprintln!(
         "fault: data disk of node3 ({} MiB tmpfs) filled at height {full_at} ({} MiB of filler): stopped {stopped_after:.1?} later with `{fatal}`; the others went {stopped_at} -> {later} in 8 s; space freed, restarted, caught up {took:.1?}",
         DISK_BYTES >> 20,

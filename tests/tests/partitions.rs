@@ -19,7 +19,7 @@ use anyhow::{ensure, Context, Result};
 use tendermint_rpc::Client;
 use weft_e2e::{
     eventually,
-    history::{caught_up, check, height_of, summarize, Load},
+    history::{caught_up, check, height_of, summarize, Load, Witnesses},
     rpc_client, TestNetwork,
 };
 
@@ -41,6 +41,7 @@ async fn partitions_and_slow_links_lose_nothing_and_never_fork() -> Result<()> {
 
 async fn run(t: &TestNetwork) -> Result<()> {
     every_peer_goes_through_a_proxy(t).await?;
+    let witnesses = Witnesses::start(t).await?;
     let load = Load::start(t);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut report = Vec::new();
@@ -117,7 +118,8 @@ async fn run(t: &TestNetwork) -> Result<()> {
     let history = load.stop().await?;
     // Let the mempools drain.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    check(t, &history).await?;
+    let top = check(t, &history).await?;
+    witnesses.verify(t, top).await?;
     for line in &report {
         eprintln!("fault: {line}");
     }
