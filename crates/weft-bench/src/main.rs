@@ -245,6 +245,18 @@ impl Options {
     }
 }
 
+/// Writes a scenario's report files and prints its Markdown.
+fn publish(r: &report::ScenarioReport, out: &std::path::Path) -> anyhow::Result<()> {
+    report::write_scenario(r, out)?;
+    println!("{}", report::markdown(r));
+    println!(
+        "wrote {}/{}.{{json,md,svg}}",
+        out.display(),
+        r.scenario.name
+    );
+    Ok(())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -346,13 +358,7 @@ async fn main() -> anyhow::Result<()> {
             let r = run_scenario(&scenario, &bench)
                 .await
                 .with_context(|| format!("scenario {}", scenario.name))?;
-            report::write_scenario(&r, &options.out)?;
-            println!("{}", report::markdown(&r));
-            println!(
-                "wrote {}/{}.{{json,md,svg}}",
-                options.out.display(),
-                scenario.name
-            );
+            publish(&r, &options.out)?;
         }
         Command::Soak {
             scenario,
@@ -381,13 +387,7 @@ async fn main() -> anyhow::Result<()> {
             let r = run_scenario(&scenario, &bench)
                 .await
                 .with_context(|| format!("soak on {}", scenario.name))?;
-            report::write_scenario(&r, &options.out)?;
-            println!("{}", report::markdown(&r));
-            println!(
-                "wrote {}/{}.{{json,md,svg}}",
-                options.out.display(),
-                scenario.name
-            );
+            publish(&r, &options.out)?;
             let consistent = r
                 .runs
                 .first()
