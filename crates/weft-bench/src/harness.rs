@@ -554,6 +554,12 @@ async fn run_step(
         report.rejections.insert("not sent".into(), unsent);
     }
     report.accepted_tx_per_s = accepted as f64 / duration.as_secs_f64();
+    report.checktx_answer = LatencySummary::from_seconds(
+        sent.iter()
+            .flatten()
+            .filter(|s| s.outcome == Outcome::Accepted)
+            .map(|s| Some(s.answered.as_secs_f64())),
+    );
     report.inclusion_latency =
         LatencySummary::from_seconds(sent.iter().zip(&included_at).map(|(s, inc)| {
             match (s, inc) {

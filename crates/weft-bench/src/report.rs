@@ -46,6 +46,10 @@ pub struct StepReport {
     /// event received); a transaction never included counts as infinitely
     /// late.
     pub inclusion_latency: LatencySummary,
+    /// Submission to the node's answer (`broadcast_tx_sync` returns after
+    /// CheckTx), of the transactions it accepted.
+    #[serde(default)]
+    pub checktx_answer: LatencySummary,
     /// Submission to delivery by `weft-conductor` (Weft, one rollup).
     pub e2e_latency: Option<LatencySummary>,
     /// Blocks committed during the step.
@@ -312,13 +316,13 @@ pub fn markdown(r: &ScenarioReport) -> String {
         r.machine.cpu_model,
         r.machine.memory_gib
     );
-    let _ = writeln!(out, "| app | step | offered tx/s | accepted tx/s | included tx/s | payloads/s | rollup MB/s | p50 ms | p90 ms | p99 ms | e2e p99 ms | block ms | CPU busy | result |");
-    let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    let _ = writeln!(out, "| app | step | offered tx/s | accepted tx/s | included tx/s | payloads/s | rollup MB/s | p50 ms | p90 ms | p99 ms | CheckTx answer p50 / p99 ms | e2e p99 ms | block ms | CPU busy | result |");
+    let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
     for run in &r.runs {
         for st in &run.steps {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} / {} | {} | {} | {} | {} |",
                 run.app,
                 st.step,
                 rate(st.offered_tx_per_s),
@@ -329,6 +333,8 @@ pub fn markdown(r: &ScenarioReport) -> String {
                 ms(st.inclusion_latency.p50_ms),
                 ms(st.inclusion_latency.p90_ms),
                 ms(st.inclusion_latency.p99_ms),
+                ms(st.checktx_answer.p50_ms),
+                ms(st.checktx_answer.p99_ms),
                 ms(st.e2e_latency.as_ref().and_then(|e| e.p99_ms)),
                 ms(st.block_interval_ms),
                 match (st.machine_cpu_busy, st.other_cpu_cores) {

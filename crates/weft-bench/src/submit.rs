@@ -39,6 +39,10 @@ pub struct Sent {
     pub at: Instant,
     /// How late that was against its due time.
     pub lag: Duration,
+    /// From the request going out to its answer: for
+    /// `broadcast_tx_sync`, the CheckTx answer time (a batch's requests
+    /// are answered together, after the node checked each in turn).
+    pub answered: Duration,
     /// The answer.
     pub outcome: Outcome,
 }
@@ -100,6 +104,7 @@ pub async fn send_all(
         let url = url.clone();
         in_flight.push(tokio::spawn(async move {
             let answer = post(&http, &url, request.body).await;
+            let answered = at.elapsed();
             drop(permit);
             outcomes(&request.txs, answer)
                 .into_iter()
@@ -107,6 +112,7 @@ pub async fn send_all(
                     tx,
                     at,
                     lag,
+                    answered,
                     outcome,
                 })
                 .collect::<Vec<_>>()
