@@ -52,6 +52,8 @@ pub struct Config {
     pub tx_index_retention_blocks: u64,
     /// State history retention, heights.
     pub state_retention_heights: u64,
+    /// Blocks CometBFT keeps.
+    pub cometbft_retain_blocks: u64,
     /// PrepareProposal budget, milliseconds.
     pub prepare_proposal_budget_ms: u64,
     /// API: requests per second per IP.
@@ -100,6 +102,7 @@ impl Default for Config {
             status_retention_secs: mempool.status_retention.as_secs(),
             tx_index_retention_blocks: app.tx_index_retention_blocks,
             state_retention_heights: DEFAULT_STATE_RETENTION_HEIGHTS,
+            cometbft_retain_blocks: app.cometbft_retain_blocks,
             prepare_proposal_budget_ms: u64::try_from(app.prepare_proposal_budget.as_millis())
                 .unwrap_or(u64::MAX),
             api_rate_limit_per_second: api.rate_limit_per_second,
@@ -189,6 +192,12 @@ pub struct Flags {
     /// blocks commit (0 = keep everything). Consensus never reads history.
     #[arg(long, env = "WEFT_SEQUENCER_STATE_RETENTION_HEIGHTS")]
     pub state_retention_heights: Option<u64>,
+    /// Blocks CometBFT keeps: Commit answers a retain height this far
+    /// back and CometBFT prunes its block store below it (0 = keep every
+    /// block). Peers cannot block-sync, and conductors cannot fetch
+    /// headers, from below it: keep it above their longest expected lag.
+    #[arg(long, env = "WEFT_SEQUENCER_COMETBFT_RETAIN_BLOCKS")]
+    pub cometbft_retain_blocks: Option<u64>,
     /// Longest PrepareProposal spends filling a block from the mempool, in
     /// milliseconds (keep it well under CometBFT's `timeout_propose`).
     #[arg(long, env = "WEFT_SEQUENCER_PREPARE_PROPOSAL_BUDGET_MS")]
@@ -314,6 +323,7 @@ impl Config {
                 ..MempoolConfig::default()
             },
             tx_index_retention_blocks: self.tx_index_retention_blocks,
+            cometbft_retain_blocks: self.cometbft_retain_blocks,
             prepare_proposal_budget: Duration::from_millis(self.prepare_proposal_budget_ms),
             unsafe_test_censor: None,
             unsafe_test_bid: None,
@@ -461,6 +471,6 @@ mod tests {
                 assert!(lines[i - 2].starts_with("# "), "{line} has no help");
             }
         }
-        assert_eq!(keys, 24, "{text}");
+        assert_eq!(keys, 25, "{text}");
     }
 }

@@ -46,6 +46,9 @@ pub struct AppConfig {
     pub mempool: MempoolConfig,
     /// How many heights of tx locations (`included` statuses) are kept.
     pub tx_index_retention_blocks: u64,
+    /// Blocks CometBFT keeps (0: all): Commit answers a `retain_height`
+    /// this far back, and CometBFT prunes its block store below it.
+    pub cometbft_retain_blocks: u64,
     /// Longest PrepareProposal spends adding mempool transactions; kept
     /// well under CometBFT's `timeout_propose`, past which the proposer
     /// is skipped for the round.
@@ -101,11 +104,23 @@ impl Default for AppConfig {
         AppConfig {
             mempool: MempoolConfig::default(),
             tx_index_retention_blocks: 100_000,
+            cometbft_retain_blocks: 0,
             prepare_proposal_budget: Duration::from_millis(500),
             unsafe_test_censor: None,
             unsafe_test_bid: None,
             unsafe_test_crash: None,
         }
+    }
+}
+
+/// The lowest height CometBFT must keep after committing `height` when it
+/// keeps `keep` blocks (0: everything, answered as retain height 0).
+/// Local only: no other node, and no app hash, depends on it.
+pub fn retain_height(height: u64, keep: u64) -> u64 {
+    if keep == 0 || height <= keep {
+        0
+    } else {
+        height - keep + 1
     }
 }
 
@@ -694,9 +709,11 @@ impl App {
 
     fn commit_pending(&mut self) -> resp::Commit {
         self.processed = None;
+        let mut committed = 0;
         match self.pending.take() {
             Some(pending) => {
                 let height = pending.height;
+                committed = height;
                 let crash = self.config.unsafe_test_crash;
                 UnsafeTestCrash::check(crash, CrashPoint::AfterFinalizeBlock, height);
                 self.storage
@@ -725,9 +742,10 @@ impl App {
             }
             None => tracing::warn!("Commit without a finalized block"),
         }
+        let retain_height = retain_height(committed, self.config.cometbft_retain_blocks);
         resp::Commit {
             data: Bytes::new(),
-            retain_height: 0u32.into(),
+            retain_height: retain_height.try_into().unwrap_or_default(),
         }
     }
 

@@ -863,3 +863,33 @@ fn a_consensus_param_update_restates_every_group_and_enables_vote_extensions() {
     assert!(raw.version.is_none());
     assert_eq!(raw.abci.unwrap().vote_extensions_enable_height, 7);
 }
+
+#[test]
+fn commit_answers_the_retain_height_cometbft_keeps() {
+    assert_eq!(super::retain_height(5, 0), 0, "0 keeps every block");
+    assert_eq!(super::retain_height(10, 10), 0, "not yet more than kept");
+    assert_eq!(super::retain_height(11, 10), 2);
+    assert_eq!(super::retain_height(100, 1), 100, "keep only the last");
+
+    // Through the app: Commit of height h answers h - keep + 1.
+    let dir = tempfile::tempdir().unwrap();
+    let config = AppConfig {
+        cometbft_retain_blocks: 2,
+        ..AppConfig::default()
+    };
+    let mut app = App::new(Storage::open(dir.path()).unwrap(), config).unwrap();
+    init(&mut app, &[]);
+    let mut answered = Vec::new();
+    for height in 1..=4u32 {
+        let fin = decided(height, vec![]);
+        let _ = app.handle(Request::FinalizeBlock(request::FinalizeBlock {
+            misbehavior: vec![],
+            ..fin
+        }));
+        match app.handle(Request::Commit) {
+            Response::Commit(c) => answered.push(c.retain_height.value()),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(answered, vec![0, 0, 2, 3]);
+}
