@@ -365,10 +365,8 @@ impl Storage {
 
 fn floor_in(txn: &ReadTransaction) -> Result<u64, StorageError> {
     let meta = txn.open_table(META)?;
-    Ok(meta
-        .get(pruning::META_PRUNED_FLOOR)?
-        .and_then(|v| v.value().try_into().ok().map(u64::from_be_bytes))
-        .unwrap_or(0))
+    let stored = meta.get(pruning::META_PRUNED_FLOOR)?;
+    Ok(pruning::floor_of(stored.as_ref().map(|v| v.value())))
 }
 
 /// A read view of the latest committed state.

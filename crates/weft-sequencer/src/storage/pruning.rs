@@ -28,6 +28,13 @@ pub(crate) const JMT_STALE_VALUES: TableDefinition<&[u8], &[u8]> =
 /// The oldest version still fully readable (absent: every version).
 pub(crate) const META_PRUNED_FLOOR: &str = "pruned_floor";
 
+/// The floor stored under [`META_PRUNED_FLOOR`] (absent: 0).
+pub(crate) fn floor_of(stored: Option<&[u8]>) -> u64 {
+    stored
+        .and_then(|v| v.try_into().ok().map(u64::from_be_bytes))
+        .unwrap_or(0)
+}
+
 /// Most stale entries (nodes and values together) deleted by one commit.
 pub const MAX_PRUNED_PER_COMMIT: usize = 20_000;
 
@@ -101,10 +108,7 @@ pub(crate) fn prune(
         budget -= doomed.len();
     }
     let mut meta = txn.open_table(META)?;
-    let current = meta
-        .get(META_PRUNED_FLOOR)?
-        .and_then(|v| v.value().try_into().ok().map(u64::from_be_bytes))
-        .unwrap_or(0);
+    let current = floor_of(meta.get(META_PRUNED_FLOOR)?.as_ref().map(|v| v.value()));
     if floor > current {
         meta.insert(META_PRUNED_FLOOR, floor.to_be_bytes().as_slice())?;
     }
