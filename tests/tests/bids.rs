@@ -427,8 +427,21 @@ async fn run(t: &TestNetwork) -> Result<()> {
         sample.landed
     );
 
-    // A dead relay, then one that never answers, stop nothing.
+    // A dead relay, then one that never answers, stop nothing. The relay
+    // is killed (SIGKILL) mid-auction: a bid for the next height waits in
+    // its book.
     let with_relay = mean_interval(client, 8).await?;
+    let head = client.status().await?.sync_info.latest_block_height.value();
+    let parent = client.block_hash(head).await?;
+    let waiting = bid(
+        high,
+        &chain_id,
+        head + 1,
+        parent,
+        &[("alpha", "killed")],
+        1_000,
+    );
+    post_bid(&http, &relay, &waiting).await?;
     t.net.stop_relay()?;
     let dead = mean_interval(client, 8).await?;
     let port: u16 = relay.rsplit(':').next().context("relay port")?.parse()?;
@@ -451,5 +464,37 @@ async fn run(t: &TestNetwork) -> Result<()> {
             "block interval with the relay {what}: {v:.3} s against {with_relay:.3} s"
         );
     }
+
+    // Restarted on the same port (its book starts empty; builders bid
+    // again), bids land again.
+    t.net.start_relay()?;
+    eventually(Duration::from_secs(30), "the relay to answer", || async {
+        Ok(http
+            .get(format!("{relay}/health"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success()))
+    })
+    .await?;
+    let again = weft_bench::builder::run(&weft_bench::builder::BuilderOptions {
+        node_rpc: t.net.node(0)?.rpc_url(),
+        relay: relay.clone(),
+        chain_id: chain_id.clone(),
+        key: low.clone(),
+        rollups: vec![RollupId::from_name("sample")],
+        amount: 2_000,
+        payload_bytes: 128,
+        blocks: 6,
+    })
+    .await?;
+    eprintln!(
+        "after the relay's restart:\n{}",
+        weft_bench::builder::markdown(&again)
+    );
+    ensure!(
+        again.landed >= 1,
+        "no bid landed after the relay restarted: {again:?}"
+    );
     Ok(())
 }
