@@ -54,6 +54,8 @@ pub struct Config {
     pub state_retention_heights: u64,
     /// Blocks CometBFT keeps.
     pub cometbft_retain_blocks: u64,
+    /// The store's page cache, MiB.
+    pub store_cache_mib: u64,
     /// PrepareProposal budget, milliseconds.
     pub prepare_proposal_budget_ms: u64,
     /// API: requests per second per IP.
@@ -103,6 +105,7 @@ impl Default for Config {
             tx_index_retention_blocks: app.tx_index_retention_blocks,
             state_retention_heights: DEFAULT_STATE_RETENTION_HEIGHTS,
             cometbft_retain_blocks: app.cometbft_retain_blocks,
+            store_cache_mib: (crate::storage::DEFAULT_CACHE_BYTES >> 20) as u64,
             prepare_proposal_budget_ms: u64::try_from(app.prepare_proposal_budget.as_millis())
                 .unwrap_or(u64::MAX),
             api_rate_limit_per_second: api.rate_limit_per_second,
@@ -198,6 +201,11 @@ pub struct Flags {
     /// headers, from below it: keep it above their longest expected lag.
     #[arg(long, env = "WEFT_SEQUENCER_COMETBFT_RETAIN_BLOCKS")]
     pub cometbft_retain_blocks: Option<u64>,
+    /// MiB of the store's page cache (redb's): most of the sequencer's
+    /// resident memory under load grows into it; size it with the pod's
+    /// memory limit in mind.
+    #[arg(long, env = "WEFT_SEQUENCER_STORE_CACHE_MIB")]
+    pub store_cache_mib: Option<u64>,
     /// Longest PrepareProposal spends filling a block from the mempool, in
     /// milliseconds (keep it well under CometBFT's `timeout_propose`).
     #[arg(long, env = "WEFT_SEQUENCER_PREPARE_PROPOSAL_BUDGET_MS")]
@@ -471,6 +479,6 @@ mod tests {
                 assert!(lines[i - 2].starts_with("# "), "{line} has no help");
             }
         }
-        assert_eq!(keys, 25, "{text}");
+        assert_eq!(keys, 26, "{text}");
     }
 }

@@ -42,7 +42,9 @@ async fn main() -> anyhow::Result<()> {
         .install_recorder()
         .context("installing the metrics recorder")?;
 
-    let storage = Storage::open(&config.home)
+    let cache_bytes = usize::try_from(config.store_cache_mib.saturating_mul(1 << 20))
+        .context("store_cache_mib is too large for this machine")?;
+    let storage = Storage::open_with_cache(&config.home, cache_bytes)
         .with_context(|| format!("opening storage in {}", config.home.display()))?
         .with_state_retention(config.state_retention_heights);
     let app = App::new(

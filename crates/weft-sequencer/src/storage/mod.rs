@@ -109,6 +109,9 @@ pub fn key_hash(key: &str) -> KeyHash {
     KeyHash::with::<sha2::Sha256>(key.as_bytes())
 }
 
+/// redb's page cache unless configured: its own default (1 GiB).
+pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
+
 /// Handle to the store; cheap to clone, shared by the ABCI app and the API.
 #[derive(Clone)]
 pub struct Storage {
@@ -123,8 +126,16 @@ impl Storage {
     /// Opens (or creates) `<dir>/weft.redb`. A crash at any point leaves
     /// the file at the last committed height: redb commits are atomic.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Like [`Storage::open`], with redb's page cache bounded to
+    /// `cache_bytes` (the store's share of the process's memory).
+    pub fn open_with_cache(dir: &Path, cache_bytes: usize) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir).map_err(|e| StorageError::Store(redb::Error::Io(e)))?;
-        let db = Database::create(dir.join("weft.redb"))?;
+        let db = redb::Builder::new()
+            .set_cache_size(cache_bytes)
+            .create(dir.join("weft.redb"))?;
         let txn = db.begin_write()?;
         for t in [META, STATE] {
             txn.open_table(t)?;
@@ -451,7 +462,8 @@ mod tests {
         s.commit("c", p2).unwrap();
         drop(s);
 
-        let s = Storage::open(dir.path()).unwrap();
+        // Reopened with a small page cache: same contents.
+        let s = Storage::open_with_cache(dir.path(), 1 << 20).unwrap();
         let info = s.committed().unwrap().unwrap();
         assert_eq!(
             (info.height, info.app_hash, info.chain_id.as_str()),
