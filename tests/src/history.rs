@@ -334,6 +334,28 @@ pub async fn check(t: &TestNetwork, history: &[Submission]) -> Result<u64> {
     Ok(top)
 }
 
+/// The end of every fault test: a few more seconds of load, the load
+/// stopped (in-flight transactions seen through), the mempools let drain,
+/// then the checker, the witnesses, the fault lines and the history's
+/// summary (at least `min_accepted` accepted).
+pub async fn conclude(
+    t: &TestNetwork,
+    load: Load,
+    witnesses: &Witnesses,
+    report: &[String],
+    min_accepted: usize,
+) -> Result<()> {
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let history = load.stop().await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let top = check(t, &history).await?;
+    witnesses.verify(t, top).await?;
+    for line in report {
+        eprintln!("fault: {line}");
+    }
+    summarize(&history, min_accepted)
+}
+
 /// What every fault test attaches besides the load: two conductors of the
 /// load's rollup and the supply before the faults. [`Witnesses::verify`]
 /// then proves both conductors delivered the chain's rollup data, every

@@ -60,6 +60,30 @@ fn bid(
     .sign(key)
 }
 
+/// `weft-bench`'s sample builder, as `key`, bidding 2,000 on rollup
+/// "sample" after each of `blocks` blocks; its report is printed.
+async fn sample_builder(
+    t: &TestNetwork,
+    relay: &str,
+    key: &SigningKey,
+    blocks: u64,
+    what: &str,
+) -> Result<weft_bench::builder::BuilderReport> {
+    let report = weft_bench::builder::run(&weft_bench::builder::BuilderOptions {
+        node_rpc: t.net.node(0)?.rpc_url(),
+        relay: relay.to_string(),
+        chain_id: t.net.chain_id().to_string(),
+        key: key.clone(),
+        rollups: vec![RollupId::from_name("sample")],
+        amount: 2_000,
+        payload_bytes: 128,
+        blocks,
+    })
+    .await?;
+    eprintln!("{what}:\n{}", weft_bench::builder::markdown(&report));
+    Ok(report)
+}
+
 async fn post_bid(http: &reqwest::Client, relay: &str, bid: &SignedBid) -> Result<()> {
     let response = http
         .post(format!("{relay}/relay/v1/builder/bids"))
@@ -397,21 +421,7 @@ async fn run(t: &TestNetwork) -> Result<()> {
     eprintln!("proposals refused for a forged bid (node0): {refused}");
 
     // The sample builder bids after every block it sees over the websocket.
-    let sample = weft_bench::builder::run(&weft_bench::builder::BuilderOptions {
-        node_rpc: t.net.node(0)?.rpc_url(),
-        relay: relay.clone(),
-        chain_id: chain_id.clone(),
-        key: low.clone(),
-        rollups: vec![RollupId::from_name("sample")],
-        amount: 2_000,
-        payload_bytes: 128,
-        blocks: 8,
-    })
-    .await?;
-    eprintln!(
-        "sample builder:\n{}",
-        weft_bench::builder::markdown(&sample)
-    );
+    let sample = sample_builder(t, &relay, low, 8, "sample builder").await?;
     ensure!(
         sample.accepted >= 6,
         "the relay refused the sample builder: {sample:?}"
@@ -477,21 +487,7 @@ async fn run(t: &TestNetwork) -> Result<()> {
             .filter(|r| r.status().is_success()))
     })
     .await?;
-    let again = weft_bench::builder::run(&weft_bench::builder::BuilderOptions {
-        node_rpc: t.net.node(0)?.rpc_url(),
-        relay: relay.clone(),
-        chain_id: chain_id.clone(),
-        key: low.clone(),
-        rollups: vec![RollupId::from_name("sample")],
-        amount: 2_000,
-        payload_bytes: 128,
-        blocks: 6,
-    })
-    .await?;
-    eprintln!(
-        "after the relay's restart:\n{}",
-        weft_bench::builder::markdown(&again)
-    );
+    let again = sample_builder(t, &relay, low, 6, "after the relay's restart").await?;
     ensure!(
         again.landed >= 1,
         "no bid landed after the relay restarted: {again:?}"

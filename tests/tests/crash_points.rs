@@ -28,7 +28,7 @@ use std::{
 use anyhow::{bail, ensure, Context, Result};
 use weft_e2e::{
     eventually,
-    history::{caught_up, check, height_of, summarize, Load, Witnesses},
+    history::{caught_up, conclude, height_of, Load, Witnesses},
     TestNetwork,
 };
 
@@ -52,15 +52,7 @@ async fn run(t: &mut TestNetwork) -> Result<()> {
         report.push(crash_and_recover(t, node, point, name).await?);
         load.mark(&[node], true);
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let history = load.stop().await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let top = check(t, &history).await?;
-    witnesses.verify(t, top).await?;
-    for line in &report {
-        eprintln!("fault: {line}");
-    }
-    summarize(&history, 20)
+    conclude(t, load, &witnesses, &report, 20).await
 }
 
 /// Restarts `node` with the crash flag for a height a few blocks ahead,
@@ -267,17 +259,12 @@ async fn full_disk(t: &TestNetwork, disk: &Tmpfs) -> Result<()> {
     let took = caught_up(t, NODE).await?;
     load.mark(&[NODE], true);
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let history = load.stop().await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let top = check(t, &history).await?;
-    witnesses.verify(t, top).await?;
-    eprintln!(
-        "fault: data disk of node3 ({} MiB tmpfs) filled at height {full_at} ({} MiB of filler): stopped {stopped_after:.1?} later with `{fatal}`; the others went {stopped_at} -> {later} in 8 s; space freed, restarted, caught up {took:.1?}",
+    let report = format!(
+        "data disk of node3 ({} MiB tmpfs) filled at height {full_at} ({} MiB of filler): stopped {stopped_after:.1?} later with `{fatal}`; the others went {stopped_at} -> {later} in 8 s; space freed, restarted, caught up {took:.1?}",
         DISK_BYTES >> 20,
         filled >> 20
     );
-    summarize(&history, 20)
+    conclude(t, load, &witnesses, &[report], 20).await
 }
 
 /// Writes `path` until the disk is full; the bytes written.

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use weft_e2e::{
     eventually,
-    history::{caught_up, check, height_of, summarize, Load, Witnesses},
+    history::{caught_up, conclude, height_of, Load, Witnesses},
     TestNetwork,
 };
 
@@ -150,15 +150,5 @@ async fn run(t: &TestNetwork) -> Result<()> {
         faults.kill_app(1).await?;
     }
     let report = faults.report;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let history = load.stop().await?;
-    // Let the mempools drain.
-    tokio::time::sleep(Duration::from_secs(5)).await;
-
-    let top = check(t, &history).await?;
-    witnesses.verify(t, top).await?;
-    for line in &report {
-        eprintln!("fault: {line}");
-    }
-    summarize(&history, 50)
+    conclude(t, load, &witnesses, &report, 50).await
 }

@@ -19,7 +19,7 @@ use anyhow::{ensure, Context, Result};
 use tendermint_rpc::Client;
 use weft_e2e::{
     eventually,
-    history::{caught_up, check, height_of, summarize, Load, Witnesses},
+    history::{caught_up, conclude, height_of, Load, Witnesses},
     rpc_client, TestNetwork,
 };
 
@@ -114,16 +114,7 @@ async fn run(t: &TestNetwork) -> Result<()> {
         fast.as_millis()
     ));
 
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let history = load.stop().await?;
-    // Let the mempools drain.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let top = check(t, &history).await?;
-    witnesses.verify(t, top).await?;
-    for line in &report {
-        eprintln!("fault: {line}");
-    }
-    summarize(&history, 30)
+    conclude(t, load, &witnesses, &report, 30).await
 }
 
 /// The mean block interval on node0 over `window`; fails if fewer than two
