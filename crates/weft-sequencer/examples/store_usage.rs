@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             stats.fragmented_bytes(),
         ));
     }
-    rows.sort_by(|a, b| b.2.cmp(&a.2));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.2));
     println!("| table | entries | stored MiB | metadata MiB | fragmented MiB |");
     println!("| --- | ---: | ---: | ---: | ---: |");
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
