@@ -79,15 +79,20 @@ async fn run(t: &TestNetwork) -> Result<()> {
     for i in 0..4 {
         stopped.push(height_of(t, i).await.context("a node answers")?);
     }
+    // No new height anywhere. A node that was a block behind when the
+    // split came may still fetch that block from its side (it was decided
+    // before the split: CI caught node3 going 10 -> 11 with node2, on its
+    // side, at 11), so each node is held to the highest height committed
+    // before the split, not to its own.
+    let halted = *stopped.iter().max().unwrap_or(&0);
     tokio::time::sleep(HELD).await;
     for (i, &h) in stopped.iter().enumerate() {
         let now = height_of(t, i).await.context("a node answers")?;
         ensure!(
-            now == h,
-            "with the network split 2|2 node{i} went on: {h} -> {now}"
+            now <= halted,
+            "with the network split 2|2 node{i} went on: {h} -> {now}, above the {halted} committed before the split"
         );
     }
-    let halted = *stopped.iter().max().unwrap_or(&0);
     let began = Instant::now();
     links.heal_all();
     eventually(Duration::from_secs(120), "the chain to resume", || async {
