@@ -19,11 +19,13 @@ use weft_core::{
     inclusion::ListedCommit, Action, Amount, GovernanceParams, InclusionParams, ProposalKind,
     SigningKey, StakingParams, Transaction, VoteOption,
 };
-use weft_e2e::{block_txs, eventually, rpc_client, send_action as send, TestNetwork};
+use weft_e2e::{
+    block_txs, committed, eventually, rpc_client, send_action as send, submit_action, TestNetwork,
+};
 use weft_testnet::TestnetStaking;
 
 const DEPOSIT: Amount = 1_000;
-const VOTING: u64 = 6;
+const VOTING: u64 = 10;
 /// A voting period and a few heights at ~0.4 s per block on a loaded
 /// machine.
 const STEP: Duration = Duration::from_secs(40);
@@ -49,17 +51,21 @@ async fn pass(
         },
     )
     .await?;
+    // Every vote goes out at once, then each must commit: one after
+    // another, a loaded machine once pushed the last vote past the voting
+    // period (CI: the fourth vote, sent at height 9 of a period ending at
+    // 9, never committed).
+    let mut votes = Vec::new();
     for op in ops {
-        send(
-            client,
-            chain_id,
-            op,
-            Action::Vote {
-                proposal_id: id,
-                option: VoteOption::Yes,
-            },
-        )
-        .await?;
+        let nonce = client.account(&op.address()).await?.next_nonce();
+        let vote = Action::Vote {
+            proposal_id: id,
+            option: VoteOption::Yes,
+        };
+        votes.push(submit_action(client, chain_id, op, nonce, vote).await?);
+    }
+    for hash in &votes {
+        committed(client, hash).await?;
     }
     let p = eventually(STEP, "the proposal to be decided", || async {
         let p: Value = client.abci_query_json(&format!("proposal/{id}")).await?;
