@@ -1856,3 +1856,32 @@ async fn bad_batches_are_refused_whole_with_clear_errors() {
     let got = call(plain, post_batch(None, encode_frames([&one[..]]))).await;
     assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "batches_disabled");
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
+
+    /// Any batch body, binary or JSON: transactions whose frames re-encode
+    /// to the body, or a client error; never a panic.
+    #[test]
+    fn any_batch_body_decodes_or_is_a_client_error(
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+        json in proptest::prelude::any::<bool>(),
+    ) {
+        let mut headers = axum::http::HeaderMap::new();
+        if json {
+            headers.insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            );
+        }
+        match decode_batch(&headers, &Bytes::from(body.clone())) {
+            Ok(txs) => {
+                proptest::prop_assert!(!txs.is_empty());
+                if !json {
+                    proptest::prop_assert_eq!(encode_frames(txs.iter().map(|t| &t[..])), body);
+                }
+            }
+            Err(e) => proptest::prop_assert!(e.status().is_client_error(), "{:?}", e),
+        }
+    }
+}
