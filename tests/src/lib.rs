@@ -310,3 +310,19 @@ impl Drop for ConductorProc {
         let _ = self.kill9();
     }
 }
+
+/// The sum of every series of the Prometheus metric `name` (all label
+/// sets) that the sequencer API at `api` reports.
+pub async fn metric(http: &reqwest::Client, api: &str, name: &str) -> Result<f64> {
+    let text = http
+        .get(format!("{api}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}

@@ -19,7 +19,7 @@ use weft_core::{
     Action, Address, Amount, Bid, Bundle, RollupId, SignedBid, SigningKey, StakingParams,
     Transaction,
 };
-use weft_e2e::{block_txs, committed, eventually, submit_action as submit, TestNetwork};
+use weft_e2e::{block_txs, committed, eventually, metric, submit_action as submit, TestNetwork};
 use weft_testnet::TestnetStaking;
 
 /// Pending transactions of one attempt: (CometBFT hash, rollup data).
@@ -193,20 +193,6 @@ async fn mean_interval(client: &NodeClient, n: u64) -> Result<f64> {
     )
     .await?;
     Ok(began.elapsed().as_secs_f64() / n as f64)
-}
-
-async fn metric(http: &reqwest::Client, api: &str, name: &str) -> Result<f64> {
-    let text = http
-        .get(format!("{api}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
