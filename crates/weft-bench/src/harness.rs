@@ -1073,6 +1073,34 @@ mod tests {
     }
 
     #[test]
+    fn kvstore_always_gets_rpc_and_each_mode_has_its_request_limits() {
+        let opts = BenchOptions {
+            submit: SubmitMode::ApiBatch,
+            api_batch: 200,
+            rpc_batch: 4,
+            batch_span: Duration::from_secs(1),
+            ..BenchOptions::default()
+        };
+        assert_eq!(opts.submit_mode(App::Weft), SubmitMode::ApiBatch);
+        assert_eq!(opts.submit_mode(App::Kvstore), SubmitMode::Rpc);
+        let rpc = opts.batch_limits(SubmitMode::Rpc);
+        assert_eq!((rpc.max_items, rpc.max_body), (4, pacing::MAX_BATCH_BODY));
+        assert_eq!(rpc.max_span, Duration::from_secs(1));
+        assert_eq!(opts.batch_limits(SubmitMode::Api).max_items, 1);
+        let batch = opts.batch_limits(SubmitMode::ApiBatch);
+        assert_eq!((batch.max_items, batch.max_body), (200, MAX_API_BATCH_BODY));
+        // 64-payload transactions: the body limit binds before 200 items.
+        let txs: Vec<(u32, Duration, usize)> = (0..200)
+            .map(|i| (i, Duration::ZERO, SubmitMode::ApiBatch.body_cost(15_290, 0)))
+            .collect();
+        let planned = pacing::plan_batches(&txs, batch);
+        assert!(planned.len() > 1);
+        assert!(planned
+            .iter()
+            .all(|b| b.txs.len() * (15_290 + 4) <= MAX_API_BATCH_BODY));
+    }
+
+    #[test]
     fn benchmark_blocks_may_be_filled_with_rollup_data() {
         let p = bench_params();
         assert_eq!(p.max_rollup_data_per_block, BLOCK_MAX_BYTES);

@@ -468,3 +468,58 @@ fn warn_if_debug() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bench(args: &[&str]) -> BenchOptions {
+        let cli = Cli::try_parse_from(
+            ["weft-bench", "run", "--scenario", "1v-200b-batched"]
+                .iter()
+                .chain(args),
+        )
+        .unwrap();
+        let Command::Run { options, .. } = cli.command else {
+            panic!("not a run");
+        };
+        options.bench().unwrap()
+    }
+
+    #[test]
+    fn defaults_are_rpc_with_6_s_steps_and_5_ms_batches() {
+        let b = bench(&[]);
+        assert_eq!(b.submit, SubmitMode::Rpc);
+        assert_eq!(b.step_duration, Duration::from_secs(6));
+        assert_eq!(b.warmup, Duration::from_millis(1500));
+        assert_eq!(b.batch_span, Duration::from_millis(5));
+        assert_eq!((b.rpc_batch, b.api_batch), (10, 64));
+    }
+
+    #[test]
+    fn the_independent_method_overrides_steps_warmup_and_batching() {
+        let b = bench(&[
+            "--independent-method",
+            "--step-secs",
+            "6",
+            "--rpc-batch",
+            "1",
+        ]);
+        assert_eq!(b.step_duration, Duration::from_secs(30));
+        assert_eq!(b.warmup, Duration::ZERO);
+        assert_eq!(b.rpc_batch, 10);
+        assert_eq!(b.batch_span, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn api_modes_parse() {
+        let b = bench(&["--submit", "api-batch", "--api-batch", "32"]);
+        assert_eq!((b.submit, b.api_batch), (SubmitMode::ApiBatch, 32));
+        assert_eq!(bench(&["--submit", "api"]).submit, SubmitMode::Api);
+        let bad = Cli::try_parse_from(["weft-bench", "run", "--scenario", "x", "--submit", "grpc"]);
+        assert!(bad.is_err());
+        let zero =
+            Cli::try_parse_from(["weft-bench", "run", "--scenario", "x", "--api-batch", "0"]);
+        assert!(zero.is_err());
+    }
+}
