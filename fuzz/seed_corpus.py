@@ -44,3 +44,7 @@ for b in bids:
     put("api_bodies", b"\x05" + json.dumps({"signed_bid": "0x" + b.hex()}).encode())
 put("api_bodies", b"\x01" + b"[" * 64)
 put("api_bodies", b"\x05" + b'{"signed_bid": "zz"}')
+env = bytes.fromhex(V["envelope"]["envelope"])
+put("decode_envelope", env)
+put("decode_envelope", env[4:])
+put("decode_envelope", env[:-1])

@@ -45,19 +45,89 @@ impl PublicKey {
         Address(a)
     }
 
-    /// Verifies `signature` over `message` (strict: rejects small-order keys
-    /// and non-canonical signatures, so a signature has one valid encoding).
+    /// Verifies `signature` over `message` by ZIP 215's rules (cofactored
+    /// equation, canonical `s`), refusing small-order (weak) keys, whose
+    /// "signatures" anyone could make. ZIP 215 is the rule because single
+    /// and batch verification agree on it for every input (with the
+    /// cofactorless equation they can disagree on crafted signatures, and
+    /// a transaction admitted by a batch must verify the same way alone in
+    /// every other node's FinalizeBlock).
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), KeyError> {
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
-            .map_err(|_| KeyError::InvalidPublicKey)?;
-        let sig = ed25519_dalek::Signature::from_bytes(&signature.0);
-        key.verify_strict(message, &sig)
+        let key = self.consensus_key()?;
+        key.verify(&ed25519_consensus::Signature::from(signature.0), message)
             .map_err(|_| KeyError::BadSignature)
     }
 
+    /// The key as the verifier takes it: a curve point, not of small order.
+    fn consensus_key(&self) -> Result<ed25519_consensus::VerificationKey, KeyError> {
+        let point = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
+            .map_err(|_| KeyError::InvalidPublicKey)?;
+        if point.is_weak() {
+            return Err(KeyError::InvalidPublicKey);
+        }
+        ed25519_consensus::VerificationKey::try_from(self.0).map_err(|_| KeyError::InvalidPublicKey)
+    }
+
+    /// Lower-case hex.
     /// Lower-case hex.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
+    }
+}
+
+/// Many signatures checked at once: the batch passes exactly when every
+/// item would pass [`PublicKey::verify`] alone (ZIP 215 makes the two
+/// agree), at about half the cost per signature. A failed batch says only
+/// that some item fails; callers verify the items one by one to learn
+/// which.
+#[derive(Default)]
+pub struct BatchVerifier {
+    inner: ed25519_consensus::batch::Verifier,
+    len: usize,
+    /// A key refused before the batch (not a point, or weak): the batch
+    /// cannot pass.
+    invalid_key: bool,
+}
+
+impl BatchVerifier {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `signature` by `key` over `message`.
+    pub fn queue(&mut self, key: &PublicKey, message: &[u8], signature: &Signature) {
+        self.len += 1;
+        match key.consensus_key() {
+            Ok(vk) => self.inner.queue((
+                ed25519_consensus::VerificationKeyBytes::from(vk),
+                ed25519_consensus::Signature::from(signature.0),
+                message,
+            )),
+            Err(_) => self.invalid_key = true,
+        }
+    }
+
+    /// Items queued.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Checks every queued signature. The random coefficients come from
+    /// the OS: their only job is to be unpredictable to whoever crafted
+    /// the signatures, and the outcome does not depend on them.
+    pub fn verify(self) -> Result<(), KeyError> {
+        if self.invalid_key {
+            return Err(KeyError::InvalidPublicKey);
+        }
+        self.inner
+            .verify(rand::rngs::OsRng)
+            .map_err(|_| KeyError::BadSignature)
     }
 }
 
@@ -237,6 +307,43 @@ impl KeyFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_passes_exactly_when_every_signature_does() {
+        let keys: Vec<SigningKey> = (0..8)
+            .map(|i| SigningKey::from_seed(&format!("k{i}")))
+            .collect();
+        let msgs: Vec<Vec<u8>> = (0..8u8).map(|i| vec![i; 40]).collect();
+        let sigs: Vec<Signature> = keys.iter().zip(&msgs).map(|(k, m)| k.sign(m)).collect();
+        let batch = |sigs: &[Signature], keys: &[PublicKey]| {
+            let mut b = BatchVerifier::new();
+            for ((k, m), s) in keys.iter().zip(&msgs).zip(sigs) {
+                b.queue(k, m, s);
+            }
+            assert_eq!(b.len(), 8);
+            b.verify()
+        };
+        let pubs: Vec<PublicKey> = keys.iter().map(SigningKey::public_key).collect();
+        assert_eq!(batch(&sigs, &pubs), Ok(()));
+        for (i, (k, m)) in pubs.iter().zip(&msgs).enumerate() {
+            assert_eq!(k.verify(m, &sigs[i]), Ok(()));
+        }
+        let mut forged = sigs.clone();
+        forged[5].0[0] ^= 1;
+        assert_eq!(batch(&forged, &pubs), Err(KeyError::BadSignature));
+        assert!(pubs[5].verify(&msgs[5], &forged[5]).is_err());
+        // A weak key (the identity point) is refused alone and in a batch.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let mut weak = pubs.clone();
+        weak[2] = PublicKey(identity);
+        assert_eq!(batch(&sigs, &weak), Err(KeyError::InvalidPublicKey));
+        assert_eq!(
+            weak[2].verify(&msgs[2], &sigs[2]),
+            Err(KeyError::InvalidPublicKey)
+        );
+        assert!(BatchVerifier::new().is_empty() && BatchVerifier::new().verify().is_ok());
+    }
 
     #[test]
     fn address_is_bech32m_weft_of_sha256_prefix() {

@@ -8,6 +8,7 @@ pub mod bid;
 pub mod block;
 pub mod codes;
 pub mod encoding;
+pub mod envelope;
 pub mod genesis;
 pub mod hash;
 pub mod inclusion;
@@ -20,6 +21,7 @@ pub use bid::{Bid, Bundle, RelayRequest, RelayRequestKind, SignedBid, SignedRela
 pub use block::{BlockCommitments, RollupBatch, RollupBatchProof};
 pub use codes::TxCode;
 pub use encoding::DecodeError;
+pub use envelope::Envelope;
 pub use genesis::{
     AccountParams, AuctionParams, ChainParams, ConsensusParams, FeeParams, GenesisAccount,
     GenesisAppState, GenesisStaking, GenesisValidator, GovernanceParams, InclusionParams,

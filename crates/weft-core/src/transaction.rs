@@ -504,9 +504,14 @@ impl SignedTransaction {
 
     /// Verifies the signature over the domain-separated message.
     pub fn verify_signature(&self) -> Result<(), KeyError> {
+        self.public_key
+            .verify(&self.signing_message(), &self.signature)
+    }
+
+    /// What the signature is over: the transaction's signing message.
+    pub fn signing_message(&self) -> Vec<u8> {
         let tx = &self.transaction;
-        let message = SigningDomain::Transaction.message(&tx.chain_id, &encode(tx));
-        self.public_key.verify(&message, &self.signature)
+        SigningDomain::Transaction.message(&tx.chain_id, &encode(tx))
     }
 }
 

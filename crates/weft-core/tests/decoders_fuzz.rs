@@ -45,6 +45,15 @@ proptest! {
         let _ = serde_json::from_slice::<RollupBatchProof>(&bytes);
         // Inclusion lists and listed commits, bare and behind their magic
         // (so the fuzzer reaches the borsh body).
+        for candidate in [bytes.clone(), [&weft_core::envelope::ENVELOPE_MAGIC[..], &bytes].concat()] {
+            if let Ok(e) = weft_core::Envelope::decode(&candidate) {
+                prop_assert_eq!(e.encode(), candidate.clone());
+                prop_assert_eq!(
+                    weft_core::Envelope::encoded_len(e.txs.iter().map(Vec::len)),
+                    candidate.len()
+                );
+            }
+        }
         for candidate in [
             bytes.clone(),
             [&weft_core::inclusion::INCLUSION_LIST_MAGIC[..], &bytes].concat(),

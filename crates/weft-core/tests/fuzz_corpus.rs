@@ -107,3 +107,24 @@ fn decode_inclusion_corpus() {
         }
     }
 }
+
+#[test]
+fn decode_envelope_corpus() {
+    let mut decoded = 0;
+    for (path, data) in corpus("decode_envelope") {
+        for candidate in [
+            data.clone(),
+            [&weft_core::envelope::ENVELOPE_MAGIC[..], &data].concat(),
+        ] {
+            if let Ok(e) = weft_core::Envelope::decode(&candidate) {
+                assert_eq!(e.encode(), candidate, "{}", path.display());
+                for tx in &e.txs {
+                    let _ = SignedTransaction::decode(tx);
+                }
+                decoded += 1;
+            }
+        }
+    }
+    // The seeds include the envelope of docs/test-vectors.json.
+    assert!(decoded > 0);
+}

@@ -10,6 +10,7 @@ use weft_core::{
         MAX_RELAY_REQUEST_BYTES,
     },
     block::{COMMITMENTS_ITEM_LEN, COMMITMENTS_MAGIC, COMMITMENTS_VERSION},
+    envelope::{ENVELOPE_MAGIC, ENVELOPE_VERSION, MAX_ENVELOPE_BYTES, MAX_ENVELOPE_TXS},
     keys::ADDRESS_PREFIX,
     merkle::MAX_AUNTS,
     transaction::{
@@ -58,7 +59,10 @@ fn the_number_check_matches_whole_numbers_only() {
 #[test]
 fn every_limit_is_in_the_protocol_page() {
     let doc = protocol_doc();
-    let limits: [(&str, usize); 6] = [
+    let limits: [(&str, usize); 9] = [
+        ("ENVELOPE_VERSION", usize::from(ENVELOPE_VERSION)),
+        ("MAX_ENVELOPE_TXS", MAX_ENVELOPE_TXS),
+        ("MAX_ENVELOPE_BYTES", MAX_ENVELOPE_BYTES),
         ("MAX_TX_BYTES", MAX_TX_BYTES),
         ("MAX_ACTIONS", MAX_ACTIONS),
         ("MAX_CHAIN_ID_LEN", MAX_CHAIN_ID_LEN),
@@ -113,7 +117,9 @@ fn tags_and_prefixes_are_in_the_protocol_page() {
     let doc = protocol_doc();
     let tag = |d: SigningDomain| std::str::from_utf8(d.tag()).expect("tags are ASCII");
     let magic = std::str::from_utf8(&COMMITMENTS_MAGIC).expect("the magic is ASCII");
+    let envelope = std::str::from_utf8(&ENVELOPE_MAGIC).expect("the magic is ASCII");
     for text in [
+        envelope,
         tag(SigningDomain::Transaction),
         tag(SigningDomain::Bid),
         tag(SigningDomain::RelayRequest),

@@ -642,6 +642,20 @@ fn generate() -> Value {
         "bids": bid_vectors(),
         "relay_requests": relay_request_vectors(),
         "inclusion": inclusion_vectors(&signed),
+        "envelope": envelope_vector(&signed),
+    })
+}
+
+/// An envelope of the first two sample transactions: their hashes stay
+/// the hashes of their own bytes.
+fn envelope_vector(signed: &[SignedTransaction]) -> Value {
+    let inner: Vec<Vec<u8>> = signed[..2].iter().map(SignedTransaction::encode).collect();
+    let envelope = weft_core::Envelope { txs: inner.clone() };
+    json!({
+        "description": "an envelope carrying transactions[0] and transactions[1]",
+        "txs": inner.iter().map(hex::encode).collect::<Vec<_>>(),
+        "tx_hashes": signed[..2].iter().map(SignedTransaction::hash).collect::<Vec<_>>(),
+        "envelope": hex::encode(envelope.encode()),
     })
 }
 

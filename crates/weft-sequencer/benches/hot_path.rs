@@ -1,6 +1,7 @@
 //! Microbenchmarks of the sequencer's hot path through the real `App`
 //! (real redb storage, real mempool): CheckTx against the cost of one
-//! ed25519 verification, and PrepareProposal / ProcessProposal of a full
+//! ed25519 verification, CheckTx of envelopes per inner transaction (one
+//! batch verification each), and PrepareProposal / ProcessProposal of a full
 //! 4 MiB block with 10,000 pending transactions.
 //!
 //! Run: `cargo bench -p weft-sequencer --bench hot_path`
@@ -152,8 +153,69 @@ fn bench_check_tx(c: &mut Criterion) {
             total
         })
     });
+
+    // The same transactions in envelopes of ENVELOPE_TXS: CheckTx of each
+    // envelope (decode, hash, one batch verification, admission of every
+    // inner transaction), reported per inner transaction.
+    let envelopes: Vec<Bytes> = pool
+        .chunks(ENVELOPE_TXS)
+        .map(|part| {
+            Bytes::from(
+                weft_core::Envelope {
+                    txs: part.iter().map(|t| t.to_vec()).collect(),
+                }
+                .encode(),
+            )
+        })
+        .collect();
+    g.bench_function("envelope_256x200b_per_inner_tx", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            let mut done = 0u64;
+            while done < iters {
+                let (mut app, _dir) = app(&accounts);
+                for e in &envelopes {
+                    if done >= iters {
+                        break;
+                    }
+                    let start = Instant::now();
+                    assert!(check_tx(&mut app, e.clone()));
+                    total += start.elapsed();
+                    done += ENVELOPE_TXS as u64;
+                }
+            }
+            // Scaled to exactly `iters` inner transactions.
+            total.mul_f64(iters as f64 / done as f64)
+        })
+    });
+
+    // The batch verification alone, per signature.
+    let signed: Vec<SignedTransaction> = pool[..ENVELOPE_TXS]
+        .iter()
+        .map(|t| SignedTransaction::decode(t).unwrap())
+        .collect();
+    let messages: Vec<Vec<u8>> = signed.iter().map(|t| t.signing_message()).collect();
+    g.bench_function("batch_verify_256_per_signature", |b| {
+        b.iter_custom(|iters| {
+            let rounds = iters.div_ceil(ENVELOPE_TXS as u64);
+            let start = Instant::now();
+            for _ in 0..rounds {
+                let mut batch = weft_core::keys::BatchVerifier::new();
+                for (t, m) in signed.iter().zip(&messages) {
+                    batch.queue(&t.public_key, m, &t.signature);
+                }
+                batch.verify().unwrap();
+            }
+            start
+                .elapsed()
+                .mul_f64(iters as f64 / (rounds * ENVELOPE_TXS as u64) as f64)
+        })
+    });
     g.finish();
 }
+
+/// Transactions per envelope in the envelope benchmarks.
+const ENVELOPE_TXS: usize = 256;
 
 fn prepare(app: &mut App) -> Vec<Bytes> {
     match app.handle(Request::PrepareProposal(request::PrepareProposal {

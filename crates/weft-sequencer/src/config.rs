@@ -12,7 +12,12 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{abci_server::ListenAddr, api::ApiLimits, app::AppConfig, mempool::MempoolConfig};
+use crate::{
+    abci_server::ListenAddr,
+    api::{ApiLimits, EnvelopeConfig},
+    app::AppConfig,
+    mempool::MempoolConfig,
+};
 
 /// Default of `state_retention_heights`: about a day of history at one
 /// block a second.
@@ -82,6 +87,10 @@ pub struct Config {
     pub relay_deadline_ms: u64,
     /// Relay refresh interval, milliseconds.
     pub relay_refresh_ms: u64,
+    /// Largest envelope of forwarded transactions, bytes.
+    pub envelope_max_bytes: usize,
+    /// Longest a forwarded transaction waits for an envelope, milliseconds.
+    pub envelope_max_wait_ms: u64,
 }
 
 impl Default for Config {
@@ -119,6 +128,8 @@ impl Default for Config {
             relay_operator: None,
             relay_deadline_ms: 200,
             relay_refresh_ms: 100,
+            envelope_max_bytes: EnvelopeConfig::default().max_bytes,
+            envelope_max_wait_ms: EnvelopeConfig::default().max_wait.as_millis() as u64,
         }
     }
 }
@@ -256,6 +267,16 @@ pub struct Flags {
     /// milliseconds.
     #[arg(long, env = "WEFT_SEQUENCER_RELAY_REFRESH_MS")]
     pub relay_refresh_ms: Option<u64>,
+    /// Largest envelope (bytes) the API packs admitted transactions into
+    /// before handing them to CometBFT as one transaction; keep it well
+    /// under CometBFT's `mempool.max_tx_bytes` and, base64-encoded, its
+    /// `rpc.max_body_bytes`.
+    #[arg(long, env = "WEFT_SEQUENCER_ENVELOPE_MAX_BYTES")]
+    pub envelope_max_bytes: Option<usize>,
+    /// Longest an admitted transaction waits for others to share its
+    /// envelope, in milliseconds (the client's answer never waits for it).
+    #[arg(long, env = "WEFT_SEQUENCER_ENVELOPE_MAX_WAIT_MS")]
+    pub envelope_max_wait_ms: Option<u64>,
     /// TEST ONLY: never propose this account's transactions. The
     /// censorship-resistance tests run one validator with it; never set it
     /// on a real network (with inclusion lists on, the other validators
@@ -369,6 +390,17 @@ impl Config {
         }))
     }
 
+    /// How the API packs forwarded transactions into envelopes.
+    pub fn envelope_config(&self) -> EnvelopeConfig {
+        EnvelopeConfig {
+            max_bytes: self
+                .envelope_max_bytes
+                .clamp(1024, weft_core::envelope::MAX_ENVELOPE_BYTES),
+            max_wait: Duration::from_millis(self.envelope_max_wait_ms),
+            ..EnvelopeConfig::default()
+        }
+    }
+
     /// The HTTP API's limits.
     pub fn api_limits(&self) -> ApiLimits {
         ApiLimits {
@@ -479,6 +511,6 @@ mod tests {
                 assert!(lines[i - 2].starts_with("# "), "{line} has no help");
             }
         }
-        assert_eq!(keys, 26, "{text}");
+        assert_eq!(keys, 28, "{text}");
     }
 }

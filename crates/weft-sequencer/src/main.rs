@@ -62,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
         },
     )
     .context("reading committed state")?;
+    let verify_threads = std::thread::available_parallelism().map_or(1, usize::from);
     let api_state = ApiState::new(
         storage,
         app.mempool(),
@@ -70,7 +71,8 @@ async fn main() -> anyhow::Result<()> {
         Some(metrics),
     )
     .context("setting up the HTTP API")?
-    .with_limits(config.api_limits());
+    .with_limits(config.api_limits())
+    .with_envelopes(app.admission(), config.envelope_config(), verify_threads);
     // Copies each committed height's signed header from CometBFT into the
     // store, so the batch API serves ranges without a round trip per height.
     tokio::spawn(api_state.headers.clone().follow(app.subscribe_commits()));
@@ -88,7 +90,6 @@ async fn main() -> anyhow::Result<()> {
     }
     // CheckTx bypasses the consensus worker: signatures verify on every
     // core while consensus requests never queue behind admissions.
-    let verify_threads = std::thread::available_parallelism().map_or(1, usize::from);
     let check_tx = app.check_tx_service(verify_threads);
     let (consensus, _mempool, snapshot, info) = split::service(app, 1);
     let abci = abci_server::serve(&config.abci_listen, consensus, check_tx, info, snapshot);

@@ -7,14 +7,21 @@
 //! and requests in flight are capped (see `limits`), every error is JSON
 //! `{ code, message }` (see `error`).
 
+mod batch;
 mod batches;
+mod envelopes;
 mod error;
 mod governance;
 mod limits;
 mod staking;
 mod submit;
 
+pub use batch::{
+    decode_batch, encode_frames, BatchResult, BatchSubmitted, ItemError, MAX_BATCH_BODY_BYTES,
+    MAX_BATCH_TXS,
+};
 pub use batches::{BatchAtHeight, BatchRange, MAX_HEIGHT};
+pub use envelopes::{EnvelopeConfig, Forwarder};
 pub use error::{json_errors, ApiError};
 pub use governance::{
     proposal_at, proposals_at, ProposalResponse, ProposalsQuery, ProposalsResponse,
@@ -78,6 +85,18 @@ pub struct ApiState {
     /// One permit per open event stream.
     streams: Arc<Semaphore>,
     limits: ApiLimits,
+    /// Batch submission and envelope forwarding (`None`: `POST /v1/txs`
+    /// answers 503).
+    envelopes: Option<Envelopes>,
+}
+
+/// What `POST /v1/txs` needs: admission into the app's mempool, the
+/// envelope forwarder, and how many threads may verify a batch.
+#[derive(Clone)]
+pub struct Envelopes {
+    admission: mempool::Admission,
+    forwarder: Forwarder,
+    verify_threads: usize,
 }
 
 impl ApiState {
@@ -104,7 +123,26 @@ impl ApiState {
             commits,
             streams: Arc::new(Semaphore::new(limits.max_streams)),
             limits,
+            envelopes: None,
         })
+    }
+
+    /// Takes batch submissions: admitted through `admission` (the app's
+    /// CheckTx path) with signatures batch-verified on up to
+    /// `verify_threads` threads, forwarded to CometBFT in envelopes.
+    /// Starts the forwarder on the current runtime.
+    pub fn with_envelopes(
+        mut self,
+        admission: mempool::Admission,
+        config: EnvelopeConfig,
+        verify_threads: usize,
+    ) -> Self {
+        self.envelopes = Some(Envelopes {
+            admission,
+            forwarder: Forwarder::spawn(self.cometbft.clone(), config),
+            verify_threads: verify_threads.max(1),
+        });
+        self
     }
 
     /// The same state with other limits.
@@ -130,6 +168,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics_text))
         .route("/v1/tx", post(submit::submit))
+        .route(
+            "/v1/txs",
+            post(batch::submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+        )
         .route("/v1/tx/{hash}", get(tx_status))
         .route("/v1/accounts/{address}", get(account))
         .route("/v1/supply", get(supply))

@@ -1656,3 +1656,232 @@ proptest::proptest! {
         check_fuzzed(&[&[ct][..], &body].concat());
     }
 }
+
+// ------------------------------------------------------- batch submission
+
+/// A CometBFT stand-in that accepts every `broadcast_tx_sync` and keeps
+/// the transactions it was handed.
+async fn recording_cometbft() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let app = Router::new().route(
+        "/",
+        post(move |Json(req): Json<Value>| {
+            let log = log.clone();
+            async move {
+                let tx = req["params"]["tx"].as_str().unwrap_or_default();
+                log.lock().unwrap().push(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(tx)
+                        .unwrap(),
+                );
+                Json(check_tx_answer(0, ""))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}"), seen)
+}
+
+fn batch_node(rpc: &str) -> Node {
+    let mut node = Node::new(rpc);
+    node.state = node.state.clone().with_envelopes(
+        node.app.admission(),
+        EnvelopeConfig {
+            max_wait: Duration::from_millis(5),
+            ..Default::default()
+        },
+        2,
+    );
+    node
+}
+
+fn post_batch(content_type: Option<&str>, body: impl Into<Body>) -> Request<Body> {
+    let mut b = Request::post("/v1/txs");
+    if let Some(ct) = content_type {
+        b = b.header("content-type", ct);
+    }
+    local(b.body(body.into()).unwrap())
+}
+
+/// A batch with good, forged, malformed, repeated and future-nonce
+/// transactions: the good ones are admitted (the future one parked), each
+/// bad one answered with its own error, statuses are queryable by each
+/// user hash, and exactly the admitted ones reach CometBFT, in one
+/// envelope, in order. Resubmitting after inclusion is a duplicate, not an
+/// error.
+#[tokio::test]
+async fn a_batch_admits_the_good_transactions_and_answers_each_error() {
+    use base64::Engine;
+    let (rpc, seen) = recording_cometbft().await;
+    let mut node = batch_node(&rpc);
+    let mut forged = node.tx(2, b"f");
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let txs: Vec<Vec<u8>> = vec![
+        node.tx(0, b"a"),
+        node.tx(1, b"b"),
+        forged,
+        b"garbage".to_vec(),
+        node.tx(1, b"b"),
+        node.tx(5, b"later"),
+    ];
+    let body = encode_frames(txs.iter().map(Vec::as_slice));
+    let (status, answer) = send(&node.router(), post_batch(None, body)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["accepted"], 4, "{answer}");
+    assert_eq!(answer["refused"], 2, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    assert_eq!(results.len(), 6);
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["hash"], weft_core::sha256(&txs[i]).to_string(), "{r}");
+    }
+    assert_eq!(results[0]["status"], "pending");
+    assert_eq!(results[1]["status"], "pending");
+    assert_eq!(results[2]["error"]["code"], "bad_signature");
+    assert_eq!(results[3]["error"]["code"], "malformed");
+    assert_eq!(results[4]["duplicate"], true);
+    assert_eq!(results[5]["status"], "parked");
+    assert_eq!(results[5]["waiting_for_nonce"], 2);
+    for (i, want) in [(0, "pending"), (2, "rejected"), (5, "parked")] {
+        let hash = weft_core::sha256(&txs[i]);
+        let (_, s) = send(&node.router(), get(format!("/v1/tx/{hash}"))).await;
+        assert_eq!(s["status"], want, "tx {i}: {s}");
+    }
+
+    // The forwarder closes the envelope after its wait.
+    let mut forwarded = Vec::new();
+    for _ in 0..200 {
+        forwarded = seen.lock().unwrap().clone();
+        if !forwarded.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(forwarded.len(), 1, "one envelope");
+    let envelope = weft_core::Envelope::decode(&forwarded[0]).unwrap();
+    assert_eq!(
+        envelope.txs,
+        vec![txs[0].clone(), txs[1].clone(), txs[5].clone()]
+    );
+
+    // The same transactions as JSON, after the first two were included.
+    node.commit(1);
+    node.notify();
+    let json_body: Vec<String> = txs[..2]
+        .iter()
+        .map(|t| base64::engine::general_purpose::STANDARD.encode(t))
+        .collect();
+    let (status, answer) = send(
+        &node.router(),
+        post_batch(
+            Some("application/json"),
+            serde_json::to_vec(&json_body).unwrap(),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["accepted"], 2, "{answer}");
+    for r in answer["results"].as_array().unwrap() {
+        assert_eq!(r["status"], "included", "{r}");
+        assert_eq!(r["duplicate"], true, "{r}");
+    }
+}
+
+#[tokio::test]
+async fn bad_batches_are_refused_whole_with_clear_errors() {
+    let node = batch_node(NOWHERE);
+    let app = node.router();
+    let one = node.tx(0, b"a");
+    let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
+        (
+            post_batch(None, Vec::new()),
+            StatusCode::BAD_REQUEST,
+            "empty_batch",
+        ),
+        (
+            post_batch(None, [5u8, 0, 0, 0, 1, 2].to_vec()),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            post_batch(None, [1u8, 0].to_vec()),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            post_batch(None, encode_frames([&[][..]])),
+            StatusCode::BAD_REQUEST,
+            "empty_tx",
+        ),
+        (
+            post_batch(None, ((MAX_TX_BYTES + 1) as u32).to_le_bytes().to_vec()),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "tx_too_large",
+        ),
+        (
+            post_batch(None, encode_frames(vec![&one[..]; MAX_BATCH_TXS + 1])),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+        ),
+        (
+            post_batch(Some("application/json"), "[\"%%%\"]"),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            post_batch(Some("application/json"), "{\"tx\": 1}"),
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            post_batch(Some("text/plain"), "x"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            post_batch(None, vec![0u8; MAX_BATCH_BODY_BYTES + 1]),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+        ),
+    ];
+    for (req, status, code) in cases {
+        assert_error(&send(&app, req).await, status, code);
+    }
+    assert!(mempool::lock(&node.state.mempool).is_empty());
+    // Without envelopes configured, batches are refused, not dropped.
+    let (plain, _keep) = state(NOWHERE);
+    let got = call(plain, post_batch(None, encode_frames([&one[..]]))).await;
+    assert_error(&got, StatusCode::SERVICE_UNAVAILABLE, "batches_disabled");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 2000, ..Default::default() })]
+
+    /// Any batch body, binary or JSON: transactions whose frames re-encode
+    /// to the body, or a client error; never a panic.
+    #[test]
+    fn any_batch_body_decodes_or_is_a_client_error(
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+        json in proptest::prelude::any::<bool>(),
+    ) {
+        let mut headers = axum::http::HeaderMap::new();
+        if json {
+            headers.insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            );
+        }
+        match decode_batch(&headers, &Bytes::from(body.clone())) {
+            Ok(txs) => {
+                proptest::prop_assert!(!txs.is_empty());
+                if !json {
+                    proptest::prop_assert_eq!(encode_frames(txs.iter().map(|t| &t[..])), body);
+                }
+            }
+            Err(e) => proptest::prop_assert!(e.status().is_client_error(), "{:?}", e),
+        }
+    }
+}

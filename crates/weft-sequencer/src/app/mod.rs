@@ -268,6 +268,11 @@ impl App {
         CheckTxService::new(self.admission.clone(), threads)
     }
 
+    /// CheckTx's admission, for the API's batch submissions.
+    pub fn admission(&self) -> crate::mempool::Admission {
+        self.admission.clone()
+    }
+
     /// Handles one request. Never panics on request content; storage
     /// failure on the consensus path stops the process.
     pub fn handle(&mut self, req: Request) -> Response {

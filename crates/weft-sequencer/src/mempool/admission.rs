@@ -9,6 +9,12 @@
 //! Consensus requests never queue behind CheckTx, and CheckTx keeps going
 //! while FinalizeBlock runs (CometBFT itself holds its mempool during
 //! Commit, so no CheckTx ever sees a half-committed state).
+//!
+//! An envelope (`weft_core::Envelope`: many users' transactions in one
+//! CometBFT transaction) is admitted inner transaction by inner
+//! transaction, their uncached signatures verified as one batch; it passes
+//! while any of them is held here, so CometBFT keeps gossiping it exactly
+//! as long as it carries something this node still wants included.
 
 use std::{
     future::Future,
@@ -24,9 +30,9 @@ use tendermint::{
     v0_38::abci::{request, MempoolRequest, MempoolResponse},
 };
 use tokio::sync::{oneshot, Semaphore};
-use weft_core::{Hash, TxCode};
+use weft_core::{envelope::Envelope, Hash, TxCode};
 
-use super::{lock, Mempool, SignatureCache};
+use super::{lock, Mempool, SignatureCache, TxStatus};
 use crate::{
     error::ExecError,
     storage::Storage,
@@ -69,16 +75,247 @@ impl Admission {
     pub fn check_tx(&self, req: &request::CheckTx) -> resp::CheckTx {
         let started = Instant::now();
         let stateless = match req.kind {
-            CheckTxKind::New => Some(self.stateless(&req.tx)),
+            CheckTxKind::New => Some(self.stateless_item(&req.tx)),
             CheckTxKind::Recheck => None,
         };
-        self.finish(req.kind, &req.tx, stateless, started.elapsed())
+        self.finish_item(req.kind, &req.tx, stateless, started.elapsed())
+    }
+
+    /// The stateful step of either kind of CometBFT transaction.
+    fn finish_item(
+        &self,
+        kind: CheckTxKind,
+        tx: &Bytes,
+        stateless: Option<Stateless>,
+        spent: Duration,
+    ) -> resp::CheckTx {
+        match stateless {
+            Some(Stateless::Tx(checked)) => self.finish(kind, tx, Some(checked), spent),
+            Some(Stateless::Envelope(inner)) => self.finish_envelope(kind, tx, Some(inner), spent),
+            None if Envelope::is_envelope(tx) => self.finish_envelope(kind, tx, None, spent),
+            None => self.finish(kind, tx, None, spent),
+        }
     }
 
     /// Decoding, chain id and signature: needs no state, so it may run on
     /// any thread, in any order.
     fn stateless(&self, tx: &[u8]) -> Result<CheckedTx, Rejection> {
         self.signatures.check_stateless(tx, self.chain_id())
+    }
+
+    /// The stateless step of a new CometBFT transaction: one signed
+    /// transaction, or an envelope's inner transactions (batch-verified,
+    /// skipping those already held).
+    fn stateless_item(&self, tx: &Bytes) -> Stateless {
+        if !Envelope::is_envelope(tx) {
+            return Stateless::Tx(self.stateless(tx));
+        }
+        match Envelope::decode(tx) {
+            Ok(envelope) => {
+                let txs: Vec<Bytes> = envelope.txs.into_iter().map(Bytes::from).collect();
+                Stateless::Envelope(Ok(self.stateless_many(txs, 1)))
+            }
+            Err(e) => Stateless::Envelope(Err(Rejection::new(
+                TxCode::Malformed,
+                format!("bad envelope: {e}"),
+            ))),
+        }
+    }
+
+    /// Hashes `txs`, and checks (batch-verifying signatures on up to
+    /// `threads` threads) those this node does not hold yet.
+    fn stateless_many(&self, txs: Vec<Bytes>, threads: usize) -> Vec<Inner> {
+        let hashes: Vec<Hash> = txs.iter().map(|t| weft_core::sha256(t)).collect();
+        let held: Vec<bool> = {
+            let pool = lock(&self.pool);
+            hashes.iter().map(|h| pool.get(h).is_some()).collect()
+        };
+        let fresh: Vec<Bytes> = txs
+            .iter()
+            .zip(&held)
+            .filter(|(_, held)| !**held)
+            .map(|(t, _)| t.clone())
+            .collect();
+        let mut checked = self
+            .signatures
+            .check_batch(&fresh, self.chain_id(), threads)
+            .into_iter();
+        txs.into_iter()
+            .zip(hashes)
+            .zip(held)
+            .map(|((bytes, hash), held)| Inner {
+                bytes,
+                hash,
+                checked: if held { None } else { checked.next() },
+            })
+            .collect()
+    }
+
+    /// Admits many transactions at once, as the API's batch submission
+    /// does: signatures batch-verified on up to `threads` threads, then
+    /// each admitted in order. One outcome per transaction, in order.
+    pub fn admit_all(&self, txs: Vec<Bytes>, threads: usize) -> Vec<TxOutcome> {
+        let started = Instant::now();
+        let inner = self.stateless_many(txs, threads);
+        let outcomes = self.admit_inner(inner, started);
+        metrics::histogram!("weft_check_tx_seconds", "kind" => "batch")
+            .record(started.elapsed().as_secs_f64());
+        outcomes
+    }
+
+    /// The stateful step of checked inner transactions, in order, under
+    /// one lock of the pool.
+    fn admit_inner(&self, inner: Vec<Inner>, now: Instant) -> Vec<TxOutcome> {
+        let snapshot = match self.storage.snapshot() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "admission could not read state");
+                let why = Rejection::new(TxCode::Internal, format!("node storage failure: {e}"));
+                return inner
+                    .into_iter()
+                    .map(|i| TxOutcome::Refused {
+                        hash: i.hash,
+                        rejection: why.clone(),
+                    })
+                    .collect();
+            }
+        };
+        let mut pool = lock(&self.pool);
+        let outcomes = inner
+            .into_iter()
+            .map(|Inner { bytes, hash, checked }| {
+                if let Some(status) = pool.get(&hash).and_then(|_| pool.status(&hash)) {
+                    return TxOutcome::Held { hash, status };
+                }
+                // Held at the stateless step, evicted since: check it now.
+                let checked = checked.unwrap_or_else(|| self.stateless(&bytes));
+                let result = checked
+                    .map_err(ExecError::from)
+                    .and_then(|c| pool.admit(&snapshot, c, bytes, now));
+                match result {
+                    Ok(status) => {
+                        metrics::counter!("weft_mempool_admitted_total").increment(1);
+                        TxOutcome::Admitted { hash, status }
+                    }
+                    Err(ExecError::Rejected(r)) => {
+                        pool.record_rejection(hash, &r, now);
+                        metrics::counter!("weft_check_tx_rejected_total", "kind" => "inner", "code" => r.code.name()).increment(1);
+                        TxOutcome::Refused { hash, rejection: r }
+                    }
+                    Err(ExecError::Storage(e)) => TxOutcome::Refused {
+                        hash,
+                        rejection: Rejection::new(
+                            TxCode::Internal,
+                            format!("node storage failure: {e}"),
+                        ),
+                    },
+                }
+            })
+            .collect();
+        pool.report_metrics();
+        outcomes
+    }
+
+    /// CheckTx of an envelope: new (its inner transactions admitted) or a
+    /// recheck (each held inner transaction rechecked). It passes while
+    /// any inner transaction is held; `data` holds each one's code
+    /// (`u32le`, 0 = admitted or already held).
+    fn finish_envelope(
+        &self,
+        kind: CheckTxKind,
+        tx: &Bytes,
+        stateless: Option<Result<Vec<Inner>, Rejection>>,
+        spent: Duration,
+    ) -> resp::CheckTx {
+        let started = Instant::now();
+        let kind_name = match kind {
+            CheckTxKind::New => "envelope",
+            CheckTxKind::Recheck => "envelope_recheck",
+        };
+        let outcomes: Result<InnerResults, Rejection> = match stateless {
+            Some(Err(r)) => Err(r),
+            Some(Ok(inner)) => Ok(self
+                .admit_inner(inner, started)
+                .into_iter()
+                .map(|o| match o {
+                    TxOutcome::Admitted { hash, .. } | TxOutcome::Held { hash, .. } => {
+                        (hash, Ok(()))
+                    }
+                    TxOutcome::Refused { hash, rejection } => (hash, Err(rejection)),
+                })
+                .collect()),
+            None => self.recheck_envelope(tx),
+        };
+        metrics::histogram!("weft_check_tx_seconds", "kind" => kind_name)
+            .record((spent + started.elapsed()).as_secs_f64());
+        let outcomes = match outcomes {
+            Ok(o) => o,
+            Err(r) => {
+                metrics::counter!("weft_check_tx_rejected_total", "kind" => kind_name, "code" => r.code.name()).increment(1);
+                return rejection(r.code, r.message);
+            }
+        };
+        let held = outcomes.iter().filter(|(_, r)| r.is_ok()).count();
+        let data: Vec<u8> = outcomes
+            .iter()
+            .flat_map(|(_, r)| {
+                r.as_ref()
+                    .map_or_else(|e| e.code.value(), |()| 0)
+                    .to_le_bytes()
+            })
+            .collect();
+        let log = format!("envelope: {held} of {} transactions held", outcomes.len());
+        if held > 0 {
+            metrics::counter!("weft_envelopes_checked_total", "kind" => kind_name, "outcome" => "held").increment(1);
+            return resp::CheckTx {
+                code: Code::Ok,
+                data: data.into(),
+                log,
+                ..Default::default()
+            };
+        }
+        metrics::counter!("weft_envelopes_checked_total", "kind" => kind_name, "outcome" => "dropped").increment(1);
+        // Nothing left to gossip: the first inner refusal names the code.
+        let first = outcomes
+            .into_iter()
+            .find_map(|(_, r)| r.err())
+            .unwrap_or_else(|| Rejection::new(TxCode::Evicted, "empty envelope"));
+        resp::CheckTx {
+            data: data.into(),
+            ..rejection(
+                first.code,
+                format!("{log}; first refusal: {}", first.message),
+            )
+        }
+    }
+
+    /// Recheck of an envelope: each inner transaction this pool holds is
+    /// rechecked against the new state (and dropped if stale).
+    fn recheck_envelope(&self, tx: &Bytes) -> Result<InnerResults, Rejection> {
+        let envelope = Envelope::decode(tx)
+            .map_err(|e| Rejection::new(TxCode::Malformed, format!("bad envelope: {e}")))?;
+        let snapshot = self
+            .storage
+            .snapshot()
+            .map_err(|e| Rejection::new(TxCode::Internal, format!("node storage failure: {e}")))?;
+        let now = Instant::now();
+        let mut pool = lock(&self.pool);
+        Ok(envelope
+            .txs
+            .iter()
+            .map(|t| {
+                let hash = weft_core::sha256(t);
+                let r = match pool.recheck(&snapshot, &hash, now) {
+                    Ok(()) => Ok(()),
+                    Err(ExecError::Rejected(r)) => Err(r),
+                    Err(ExecError::Storage(e)) => Err(Rejection::new(
+                        TxCode::Internal,
+                        format!("node storage failure: {e}"),
+                    )),
+                };
+                (hash, r)
+            })
+            .collect())
     }
 
     /// The stateful step, in request order; `spent` is the stateless
@@ -166,6 +403,50 @@ impl Admission {
     }
 }
 
+/// The stateless step's result for one CometBFT transaction.
+enum Stateless {
+    Tx(Result<CheckedTx, Rejection>),
+    Envelope(Result<Vec<Inner>, Rejection>),
+}
+
+/// Each inner transaction's hash and whether it is held.
+type InnerResults = Vec<(Hash, Result<(), Rejection>)>;
+
+/// One inner transaction after the stateless step.
+struct Inner {
+    bytes: Bytes,
+    hash: Hash,
+    /// `None`: held here already, so not checked again.
+    checked: Option<Result<CheckedTx, Rejection>>,
+}
+
+/// What became of one transaction of a batch or an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxOutcome {
+    /// Admitted now, pending or parked.
+    Admitted {
+        /// Its hash.
+        hash: Hash,
+        /// Its status in the pool.
+        status: TxStatus,
+    },
+    /// This node held it already (another submission or a gossiped
+    /// envelope brought it first).
+    Held {
+        /// Its hash.
+        hash: Hash,
+        /// Its status in the pool.
+        status: TxStatus,
+    },
+    /// Refused, with why.
+    Refused {
+        /// SHA-256 of the bytes (for bytes that do not decode too).
+        hash: Hash,
+        /// Why.
+        rejection: Rejection,
+    },
+}
+
 /// A refusal as CheckTx returns it.
 pub fn rejection(code: TxCode, log: String) -> resp::CheckTx {
     resp::CheckTx {
@@ -235,7 +516,7 @@ impl tower::Service<MempoolRequest> for CheckTxService {
                     let (result, spent) = tokio::task::spawn_blocking(move || {
                         let _permit = permit;
                         let started = Instant::now();
-                        let result = checker.stateless(&tx);
+                        let result = checker.stateless_item(&tx);
                         (result, started.elapsed())
                     })
                     .await?;
@@ -246,7 +527,7 @@ impl tower::Service<MempoolRequest> for CheckTxService {
             if let Some(previous) = previous {
                 let _ = previous.await;
             }
-            let response = admission.finish(req.kind, &req.tx, stateless, spent);
+            let response = admission.finish_item(req.kind, &req.tx, stateless, spent);
             let _ = done.send(());
             Ok(MempoolResponse::CheckTx(response))
         })
@@ -335,6 +616,148 @@ mod tests {
         let pool = lock(&admission.pool);
         assert_eq!(pool.len(), 20);
         assert_eq!(pool.parked_len(), 0, "admitted in nonce order, none parked");
+    }
+
+    fn codes(data: &[u8]) -> Vec<u32> {
+        data.chunks(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+
+    /// An envelope's inner transactions are admitted one by one: good ones
+    /// held, a forgery and a replayed nonce refused with their codes, a
+    /// transaction held already counted as held; the envelope passes. A
+    /// recheck keeps it while anything in it is held.
+    #[tokio::test]
+    async fn an_envelope_admits_each_inner_transaction_on_its_own() {
+        let key = SigningKey::from_bytes([5; 32]);
+        let (admission, _dir) = admission(&key);
+        let mut service = CheckTxService::new(admission.clone(), 1);
+        let first = tx(&key, 0);
+        let MempoolResponse::CheckTx(r) = service.call(check(first.clone())).await.unwrap();
+        assert_eq!(r.code, Code::Ok);
+        let mut forged = tx(&key, 2).to_vec();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        let envelope = Envelope {
+            txs: vec![
+                first.to_vec(),
+                tx(&key, 1).to_vec(),
+                forged,
+                b"garbage".to_vec(),
+                tx(&key, 2).to_vec(),
+            ],
+        }
+        .encode();
+        let MempoolResponse::CheckTx(r) =
+            service.call(check(envelope.clone().into())).await.unwrap();
+        assert_eq!(r.code, Code::Ok, "{}", r.log);
+        assert_eq!(
+            codes(&r.data),
+            vec![
+                0,
+                0,
+                TxCode::BadSignature.value(),
+                TxCode::Malformed.value(),
+                0
+            ]
+        );
+        {
+            let pool = lock(&admission.pool);
+            assert_eq!(pool.len(), 3);
+            assert_eq!(pool.parked_len(), 0);
+        }
+
+        let recheck = |tx: Vec<u8>| {
+            MempoolRequest::CheckTx(request::CheckTx {
+                tx: tx.into(),
+                kind: CheckTxKind::Recheck,
+            })
+        };
+        let MempoolResponse::CheckTx(r) = service.call(recheck(envelope.clone())).await.unwrap();
+        assert_eq!(r.code, Code::Ok);
+        // Nothing of it held any more: CometBFT must drop it.
+        let held: Vec<Hash> = [first.clone(), tx(&key, 1), tx(&key, 2)]
+            .iter()
+            .map(|t| weft_core::sha256(t))
+            .collect();
+        {
+            let snapshot = admission.storage.snapshot().unwrap();
+            let mut pool = lock(&admission.pool);
+            pool.on_commit(&snapshot, &held, Instant::now()).unwrap();
+            assert!(pool.is_empty());
+        }
+        let MempoolResponse::CheckTx(r) = service.call(recheck(envelope)).await.unwrap();
+        assert!(r.code.is_err());
+    }
+
+    #[tokio::test]
+    async fn an_envelope_with_nothing_admissible_is_refused() {
+        let key = SigningKey::from_bytes([6; 32]);
+        let (admission, _dir) = admission(&key);
+        let mut service = CheckTxService::new(admission.clone(), 1);
+        let stranger = SigningKey::from_bytes([7; 32]);
+        let envelope = Envelope {
+            txs: vec![tx(&stranger, 0).to_vec(), tx(&key, 5000).to_vec()],
+        }
+        .encode();
+        let MempoolResponse::CheckTx(r) = service.call(check(envelope.into())).await.unwrap();
+        assert!(r.code.is_err(), "{}", r.log);
+        assert_eq!(codes(&r.data).len(), 2);
+        assert!(codes(&r.data).iter().all(|c| *c != 0));
+        // Malformed envelopes are refused as such.
+        let mut bad = Envelope {
+            txs: vec![tx(&key, 0).to_vec()],
+        }
+        .encode();
+        bad.push(0);
+        let MempoolResponse::CheckTx(r) = service.call(check(bad.into())).await.unwrap();
+        assert_eq!(r.code.value(), TxCode::Malformed.value());
+        assert!(lock(&admission.pool).is_empty());
+    }
+
+    #[test]
+    fn a_batch_is_admitted_in_order_with_an_outcome_each() {
+        let key = SigningKey::from_bytes([8; 32]);
+        let (admission, _dir) = admission(&key);
+        let txs: Vec<Bytes> = vec![
+            tx(&key, 1),
+            tx(&key, 0),
+            tx(&key, 0),
+            Bytes::from_static(b"x"),
+        ];
+        let outcomes = admission.admit_all(txs.clone(), 2);
+        assert!(matches!(
+            &outcomes[0],
+            TxOutcome::Admitted {
+                status: TxStatus::Parked {
+                    waiting_for_nonce: 0
+                },
+                ..
+            }
+        ));
+        assert!(matches!(
+            &outcomes[1],
+            TxOutcome::Admitted {
+                status: TxStatus::Pending,
+                ..
+            }
+        ));
+        assert!(
+            matches!(&outcomes[2], TxOutcome::Held { .. }),
+            "{:?}",
+            outcomes[2]
+        );
+        match &outcomes[3] {
+            TxOutcome::Refused { hash, rejection } => {
+                assert_eq!(*hash, weft_core::sha256(b"x"));
+                assert_eq!(rejection.code, TxCode::Malformed);
+            }
+            other => panic!("{other:?}"),
+        }
+        // Submitting again: everything held, nothing re-verified.
+        let again = admission.admit_all(txs[..2].to_vec(), 1);
+        assert!(again.iter().all(|o| matches!(o, TxOutcome::Held { .. })));
     }
 
     #[tokio::test]

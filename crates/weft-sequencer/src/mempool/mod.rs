@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-pub use admission::{Admission, CheckTxService};
+pub use admission::{Admission, CheckTxService, TxOutcome};
 pub use index::{tx_location, TxIndex, TxIndexPrune, TxLocation, TxLocations};
 pub use pool::{Entry, Mempool};
 pub use signatures::SignatureCache;

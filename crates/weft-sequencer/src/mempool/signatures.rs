@@ -97,6 +97,87 @@ impl SignatureCache {
         })
     }
 
+    /// Stateless checks of many transactions, their uncached signatures
+    /// verified as one ed25519 batch per thread (about half the cost of
+    /// verifying each alone). A failed batch is retried one by one, so
+    /// each result is exactly what [`check_stateless`](Self::check_stateless)
+    /// gives: batch and single verification agree on every input (ZIP 215).
+    pub fn check_batch(
+        &self,
+        txs: &[bytes::Bytes],
+        chain_id: &str,
+        threads: usize,
+    ) -> Vec<Result<CheckedTx, Rejection>> {
+        // Below this many per thread, a second thread costs more than it saves.
+        const MIN_PER_THREAD: usize = 64;
+        let mut results: Vec<Result<CheckedTx, Rejection>> =
+            txs.iter().map(|t| check_decoded(t, chain_id)).collect();
+        let uncached: Vec<usize> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.as_ref().is_ok_and(|c| !self.contains(&c.hash)))
+            .map(|(i, _)| i)
+            .collect();
+        if uncached.is_empty() {
+            return results;
+        }
+        let threads = threads.min(uncached.len() / MIN_PER_THREAD).max(1);
+        let chunk = uncached.len().div_ceil(threads);
+        let refused: Vec<(usize, Rejection)> = {
+            let results = &results;
+            let verify = |part: &[usize]| -> Vec<(usize, Rejection)> {
+                let checked = |i: usize| results[i].as_ref().ok();
+                let messages: Vec<Vec<u8>> = part
+                    .iter()
+                    .filter_map(|&i| checked(i).map(|c| c.tx.signing_message()))
+                    .collect();
+                let mut batch = weft_core::keys::BatchVerifier::new();
+                for (&i, m) in part.iter().zip(&messages) {
+                    if let Some(c) = checked(i) {
+                        batch.queue(&c.tx.public_key, m, &c.tx.signature);
+                    }
+                }
+                let mut refused = Vec::new();
+                if batch.verify().is_ok() {
+                    part.iter()
+                        .filter_map(|&i| checked(i))
+                        .for_each(|c| self.insert(c.hash));
+                } else {
+                    for (&i, m) in part.iter().zip(&messages) {
+                        let Some(c) = checked(i) else { continue };
+                        match c.tx.public_key.verify(m, &c.tx.signature) {
+                            Ok(()) => self.insert(c.hash),
+                            Err(e) => refused
+                                .push((i, Rejection::new(TxCode::BadSignature, e.to_string()))),
+                        }
+                    }
+                }
+                refused
+            };
+            if threads == 1 {
+                verify(&uncached)
+            } else {
+                std::thread::scope(|s| {
+                    let parts: Vec<_> = uncached
+                        .chunks(chunk)
+                        .map(|part| s.spawn(move || verify(part)))
+                        .collect();
+                    parts
+                        .into_iter()
+                        .flat_map(|p| match p.join() {
+                            Ok(refused) => refused,
+                            Err(panic) => std::panic::resume_unwind(panic),
+                        })
+                        .collect()
+                })
+            }
+        };
+        for (i, r) in refused {
+            results[i] = Err(r);
+        }
+        results
+    }
+
     fn contains(&self, hash: &Hash) -> bool {
         self.lock().set.contains(hash)
     }
@@ -151,6 +232,61 @@ mod tests {
         .sign(key)
         .encode()
         .into()
+    }
+
+    /// Batches with a forged signature, another chain's tx and garbage
+    /// among valid ones, on one and two threads, cached and not: every
+    /// result is what the one-by-one check gives.
+    #[test]
+    fn batch_checks_give_the_one_by_one_results() {
+        let keys: Vec<SigningKey> = (0..5u8)
+            .map(|i| SigningKey::from_bytes([i + 1; 32]))
+            .collect();
+        let mut txs: Vec<bytes::Bytes> = (0..300u64)
+            .map(|n| signed(&keys[n as usize % 5], n, "c"))
+            .collect();
+        let mut forged = signed(&keys[0], 999, "c").to_vec();
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        txs.insert(77, forged.into());
+        txs.insert(150, signed(&keys[1], 1000, "other"));
+        txs.insert(200, bytes::Bytes::from_static(b"not a transaction"));
+        let serial: Vec<_> = {
+            let c = SignatureCache::new(0);
+            txs.iter().map(|t| c.check_stateless(t, "c")).collect()
+        };
+        for threads in [1, 2] {
+            let cache = SignatureCache::new(10_000);
+            // Warm part of the cache, forged item included in the rest.
+            let _ = cache.check_batch(&txs[..40], "c", threads);
+            let batched = cache.check_batch(&txs, "c", threads);
+            assert_eq!(batched.len(), txs.len());
+            for (i, (b, s)) in batched.iter().zip(&serial).enumerate() {
+                match (b, s) {
+                    (Ok(b), Ok(s)) => assert_eq!(b.hash, s.hash, "item {i}"),
+                    (Err(b), Err(s)) => assert_eq!(b, s, "item {i}"),
+                    _ => panic!("threads {threads}, item {i}: {b:?} against {s:?}"),
+                }
+            }
+            assert!(
+                !cache.contains(&weft_core::sha256(&txs[77])),
+                "a forgery is never cached"
+            );
+            assert!(cache.contains(&weft_core::sha256(&txs[299])));
+        }
+        let codes: Vec<_> = serial
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e.code)))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![
+                (77, TxCode::BadSignature),
+                (150, TxCode::WrongChainId),
+                (200, TxCode::Malformed)
+            ]
+        );
     }
 
     #[test]
