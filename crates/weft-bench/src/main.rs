@@ -199,8 +199,9 @@ struct Options {
     /// API. kvstore has no API and always gets `rpc`.
     #[arg(long, default_value_t = SubmitMode::Rpc)]
     submit: SubmitMode,
-    /// Most transactions per `POST /v1/txs` (--submit api-batch).
-    #[arg(long, default_value_t = DEFAULT_API_BATCH as u32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Most transactions per `POST /v1/txs` (--submit api-batch; the
+    /// endpoint takes at most 4096).
+    #[arg(long, default_value_t = DEFAULT_API_BATCH as u32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     api_batch: u32,
     /// Longest span of due times one request gathers, milliseconds: each
     /// request goes out when its first transaction is due. The default
