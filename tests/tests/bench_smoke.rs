@@ -120,3 +120,67 @@ async fn a_short_bench_run_measures_weft_and_kvstore() -> Result<()> {
     ensure!(out.path().join("smoke.md").is_file() && out.path().join("smoke.svg").is_file());
     Ok(())
 }
+
+/// Weft through the sequencer API, one `POST /v1/tx` per transaction and
+/// then up to 16 per `POST /v1/txs`: every transaction admitted and
+/// included, each request's answer timed, the mode in the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_bench_run_through_the_sequencer_api() -> Result<()> {
+    use weft_bench::submit::SubmitMode;
+    for (mode, per_request) in [(SubmitMode::Api, 1), (SubmitMode::ApiBatch, 16)] {
+        let out = tempfile::Builder::new()
+            .prefix("weft-bench-smoke-api-")
+            .tempdir()?;
+        let scenario = Scenario {
+            name: "smoke-api".into(),
+            rollups: 2,
+            ..Scenario::named("1v-200b-single")?
+        };
+        let opts = BenchOptions {
+            apps: vec![App::Weft],
+            rates: Some(vec![100.0]),
+            step_duration: Duration::from_secs(3),
+            warmup: Duration::from_secs(1),
+            timeout_commit: Duration::from_millis(300),
+            accounts: 64,
+            conductor: false,
+            work_dir: out.path().join("networks"),
+            quiet_wait: Duration::ZERO,
+            submit: mode,
+            api_batch: per_request,
+            // Fill requests: 100 tx/s over 200 ms is 20 due, 16 per request.
+            batch_span: Duration::from_millis(200),
+            ..BenchOptions::default()
+        };
+        let r = run_scenario(&scenario, &opts)
+            .await
+            .with_context(|| format!("bench run via {mode}"))?;
+        let run = r.run(App::Weft).context("weft ran")?;
+        ensure!(run.submit == mode, "{mode}: report says {}", run.submit);
+        ensure!(run.txs_per_request == per_request, "{mode}: request size");
+        let step = &run.steps[0];
+        ensure!(step.txs_offered == 300, "{mode}: 100 tx/s for 3 s");
+        ensure!(
+            step.txs_accepted == 300 && step.rejections.is_empty(),
+            "{mode}: {} accepted, refusals {:?}",
+            step.txs_accepted,
+            step.rejections
+        );
+        ensure!(
+            step.txs_included == 300,
+            "{mode}: {} of 300 included",
+            step.txs_included
+        );
+        ensure!(
+            step.checktx_answer.count == 300 && step.checktx_answer.p50_ms.is_some(),
+            "{mode}: answer times {:?}",
+            step.checktx_answer
+        );
+        let md = report::markdown(&r);
+        ensure!(
+            md.contains(&format!("Sent weft via `{mode}`")),
+            "{mode}: report does not name the mode: {md}"
+        );
+    }
+    Ok(())
+}

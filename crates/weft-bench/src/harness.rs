@@ -23,13 +23,48 @@ use crate::{
     scenario::Scenario,
     search::{SaturationSearch, SearchConfig, StepOutcome},
     stats::{self, LatencySummary},
-    submit::{self, Outcome, Request},
+    submit::{self, Outcome, Request, SubmitMode},
     workload::{rollup_name, rollup_of, Workload},
     BenchError, Result,
 };
 
 /// Chain id of benchmark networks.
 pub const CHAIN_ID: &str = "weft-bench";
+
+/// Transactions per `POST /v1/txs` unless told otherwise.
+pub const DEFAULT_API_BATCH: usize = 64;
+/// Most bytes in one `POST /v1/txs` body: far under the endpoint's 8 MiB,
+/// so one request's admission stays short (its answer is the CheckTx
+/// answer time of every transaction in it).
+pub const MAX_API_BATCH_BODY: usize = 900_000;
+
+impl BenchOptions {
+    /// How `app`'s transactions are sent: the chosen mode for Weft, JSON-RPC
+    /// for kvstore (it has no API).
+    pub fn submit_mode(&self, app: App) -> SubmitMode {
+        match app {
+            App::Weft => self.submit,
+            App::Kvstore => SubmitMode::Rpc,
+        }
+    }
+
+    /// The limits of one request of `mode`.
+    pub fn batch_limits(&self, mode: SubmitMode) -> BatchLimits {
+        let (max_items, max_body) = match mode {
+            SubmitMode::Rpc => (
+                self.rpc_batch.clamp(1, pacing::MAX_BATCH_ITEMS),
+                pacing::MAX_BATCH_BODY,
+            ),
+            SubmitMode::Api => (1, usize::MAX),
+            SubmitMode::ApiBatch => (self.api_batch.max(1), MAX_API_BATCH_BODY),
+        };
+        BatchLimits {
+            max_items,
+            max_body,
+            max_span: self.batch_span,
+        }
+    }
+}
 
 /// How a scenario is run.
 #[derive(Debug, Clone)]
@@ -69,6 +104,16 @@ pub struct BenchOptions {
     /// in-process kvstore); 1 sends every transaction as its own concurrent
     /// request, as independent users do, at more HTTP cost per transaction.
     pub rpc_batch: usize,
+    /// How Weft's transactions are sent (kvstore, which has no API, always
+    /// gets JSON-RPC).
+    pub submit: SubmitMode,
+    /// Most transactions per `POST /v1/txs` ([`SubmitMode::ApiBatch`]).
+    pub api_batch: usize,
+    /// Longest span of due times one request may gather: a transaction
+    /// goes out with the first of its request, up to this much early.
+    /// Short (5 ms) keeps sends on schedule; long fills every request to
+    /// its item limit, as a generator sending fixed batches of 10 does.
+    pub batch_span: Duration,
     /// Inclusion lists (vote extensions) on the Weft network, as on any
     /// Weft network by default; off measures what they cost.
     pub inclusion_lists: bool,
@@ -93,6 +138,9 @@ impl Default for BenchOptions {
             quiet_wait: Duration::from_secs(180),
             confirm: Duration::ZERO,
             rpc_batch: pacing::MAX_BATCH_ITEMS,
+            submit: SubmitMode::Rpc,
+            api_batch: DEFAULT_API_BATCH,
+            batch_span: pacing::MAX_BATCH_SPAN,
             inclusion_lists: true,
             soak: None,
         }
@@ -177,6 +225,8 @@ async fn run_app(scenario: &Scenario, app: App, opts: &BenchOptions) -> Result<A
             binaries: binaries(&net),
         },
         tx_bytes: workload.tx_len(),
+        submit: opts.submit_mode(app),
+        txs_per_request: opts.batch_limits(opts.submit_mode(app)).max_items,
         idle_block_interval_ms: None,
         search: None,
         steps: Vec::new(),
@@ -411,32 +461,57 @@ async fn run_step(
 ) -> Result<StepReport> {
     let opts = ctx.opts;
     let nodes = ctx.net.nodes().len();
+    let mode = opts.submit_mode(ctx.net.app());
     let n = pacing::tx_count(rate, duration);
     // Sign everything before the clock starts.
     let txs = tokio::task::block_in_place(|| workload.prepare_step(step, n))?;
     let mut per_node: Vec<Vec<(u32, Duration, usize)>> = vec![Vec::new(); nodes];
     for (i, t) in txs.txs.iter().enumerate() {
-        per_node[t.node % nodes].push((i as u32, pacing::due(i, rate), t.request.len()));
+        let cost = mode.body_cost(t.len, t.rpc_request_len());
+        per_node[t.node % nodes].push((i as u32, pacing::due(i, rate), cost));
     }
+    let limits = opts.batch_limits(mode);
     let requests: Vec<Vec<Request>> = per_node
         .iter()
         .map(|mine| {
-            let limits = BatchLimits {
-                max_items: opts.rpc_batch.clamp(1, pacing::MAX_BATCH_ITEMS),
-                ..BatchLimits::default()
-            };
             pacing::plan_batches(mine, limits)
                 .into_iter()
-                .map(|b| Request {
-                    due: b.due,
-                    body: Bytes::from(pacing::batch_body(
-                        b.txs.iter().map(|&i| txs.txs[i as usize].request.as_str()),
-                    )),
-                    txs: b.txs,
+                .map(|b| {
+                    let tx = |i: u32| &txs.txs[i as usize];
+                    let body = match mode {
+                        SubmitMode::Rpc => Bytes::from(pacing::batch_body(
+                            b.txs
+                                .iter()
+                                .map(|&i| tx(i).rpc_request(i as usize))
+                                .collect::<Vec<_>>()
+                                .iter()
+                                .map(String::as_str),
+                        )),
+                        SubmitMode::Api => Bytes::from(
+                            b.txs
+                                .first()
+                                .map(|&i| tx(i).bytes.clone())
+                                .unwrap_or_default(),
+                        ),
+                        SubmitMode::ApiBatch => {
+                            let body = submit::api_batch_body(
+                                b.txs.iter().map(|&i| tx(i).bytes.as_slice()),
+                            )
+                            .ok_or_else(|| {
+                                BenchError::Invalid("a transaction over 4 GiB".into())
+                            })?;
+                            Bytes::from(body)
+                        }
+                    };
+                    Ok(Request {
+                        due: b.due,
+                        body,
+                        txs: b.txs,
+                    })
                 })
-                .collect()
+                .collect::<Result<Vec<_>>>()
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     let accounts: Vec<Option<usize>> = txs.txs.iter().map(|t| t.account).collect();
     let by_hash = txs.by_hash();
     drop(txs);
@@ -459,7 +534,8 @@ async fn run_step(
         .map(|(reqs, node)| {
             tokio::spawn(submit::send_all(
                 ctx.http.clone(),
-                node.rpc_url(),
+                mode,
+                mode.url(&node.rpc_url(), &node.api_url()),
                 reqs,
                 start,
             ))
@@ -995,6 +1071,34 @@ mod tests {
         let (ok, why) = verdict(&step(Some(900.0), 0, Some(500.0), 600.0));
         assert!(!ok && why.contains("late"), "{why}");
         assert!(!verdict(&step(Some(1.0), 0, None, 0.0)).0);
+    }
+
+    #[test]
+    fn kvstore_always_gets_rpc_and_each_mode_has_its_request_limits() {
+        let opts = BenchOptions {
+            submit: SubmitMode::ApiBatch,
+            api_batch: 200,
+            rpc_batch: 4,
+            batch_span: Duration::from_secs(1),
+            ..BenchOptions::default()
+        };
+        assert_eq!(opts.submit_mode(App::Weft), SubmitMode::ApiBatch);
+        assert_eq!(opts.submit_mode(App::Kvstore), SubmitMode::Rpc);
+        let rpc = opts.batch_limits(SubmitMode::Rpc);
+        assert_eq!((rpc.max_items, rpc.max_body), (4, pacing::MAX_BATCH_BODY));
+        assert_eq!(rpc.max_span, Duration::from_secs(1));
+        assert_eq!(opts.batch_limits(SubmitMode::Api).max_items, 1);
+        let batch = opts.batch_limits(SubmitMode::ApiBatch);
+        assert_eq!((batch.max_items, batch.max_body), (200, MAX_API_BATCH_BODY));
+        // 64-payload transactions: the body limit binds before 200 items.
+        let txs: Vec<(u32, Duration, usize)> = (0..200)
+            .map(|i| (i, Duration::ZERO, SubmitMode::ApiBatch.body_cost(15_290, 0)))
+            .collect();
+        let planned = pacing::plan_batches(&txs, batch);
+        assert!(planned.len() > 1);
+        assert!(planned
+            .iter()
+            .all(|b| b.txs.len() * (15_290 + 4) <= MAX_API_BATCH_BODY));
     }
 
     #[test]

@@ -6,10 +6,12 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use weft_bench::{
-    harness::{run_scenario, BenchOptions},
+    harness::{run_scenario, BenchOptions, DEFAULT_API_BATCH},
+    pacing::MAX_BATCH_SPAN,
     report,
     scenario::Scenario,
     search::SearchConfig,
+    submit::SubmitMode,
 };
 use weft_testnet::App;
 
@@ -191,6 +193,31 @@ struct Options {
     /// CheckTx round trips to latency; 1 = one concurrent request per tx.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(1..=10))]
     rpc_batch: u8,
+    /// How Weft's transactions are sent: `rpc` (CometBFT JSON-RPC
+    /// batches), `api` (one `POST /v1/tx` each) or `api-batch` (up to
+    /// --api-batch per `POST /v1/txs`), to each validator's own sequencer
+    /// API. kvstore has no API and always gets `rpc`.
+    #[arg(long, default_value_t = SubmitMode::Rpc)]
+    submit: SubmitMode,
+    /// Most transactions per `POST /v1/txs` (--submit api-batch; the
+    /// endpoint takes at most 4096).
+    #[arg(long, default_value_t = DEFAULT_API_BATCH as u32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    api_batch: u32,
+    /// Longest span of due times one request gathers, milliseconds: each
+    /// request goes out when its first transaction is due. The default
+    /// keeps every send within 5 ms of schedule, so at a few hundred tx/s
+    /// requests carry one or two transactions; a long span (e.g. 1000)
+    /// fills every request to its limit, as a generator sending fixed
+    /// batches of 10 does.
+    #[arg(long, default_value_t = MAX_BATCH_SPAN.as_millis() as u64)]
+    batch_span_ms: u64,
+    /// The method of the independent generator of issue 15: 30 s steps,
+    /// no warm-up left out of the throughput, and every JSON-RPC request
+    /// a full batch of 10 (--step-secs 30 --warmup-secs 0 --rpc-batch 10
+    /// --batch-span-ms 1000; explicit flags are overridden). Its pass
+    /// rule (99 % included, p99 ≤ 2 × mean block interval) is weft-bench's.
+    #[arg(long)]
+    independent_method: bool,
     /// Before each step, wait up to this many seconds for other
     /// processes on the machine to go quiet (0: never wait).
     #[arg(long, default_value_t = 180)]
@@ -206,7 +233,17 @@ struct Options {
 
 impl Options {
     fn bench(&self) -> anyhow::Result<BenchOptions> {
-        if !(self.step_secs > self.warmup_secs && self.warmup_secs >= 0.0) {
+        let (step_secs, warmup_secs, rpc_batch, batch_span_ms) = if self.independent_method {
+            (30.0, 0.0, 10, 1000)
+        } else {
+            (
+                self.step_secs,
+                self.warmup_secs,
+                self.rpc_batch,
+                self.batch_span_ms,
+            )
+        };
+        if !(step_secs > warmup_secs && warmup_secs >= 0.0) {
             bail!("--step-secs must be longer than --warmup-secs");
         }
         Ok(BenchOptions {
@@ -218,8 +255,8 @@ impl Options {
                 resolution: self.resolution,
                 ..SearchConfig::default()
             },
-            step_duration: Duration::from_secs_f64(self.step_secs),
-            warmup: Duration::from_secs_f64(self.warmup_secs),
+            step_duration: Duration::from_secs_f64(step_secs),
+            warmup: Duration::from_secs_f64(warmup_secs),
             timeout_commit: Duration::from_millis(self.timeout_commit_ms),
             accounts: self.accounts,
             conductor: !self.no_conductor,
@@ -231,7 +268,10 @@ impl Options {
             sequencer_args: self.sequencer_args.clone(),
             quiet_wait: Duration::from_secs(self.quiet_wait_secs),
             confirm: Duration::from_secs(self.confirm_secs),
-            rpc_batch: usize::from(self.rpc_batch),
+            rpc_batch: usize::from(rpc_batch),
+            submit: self.submit,
+            api_batch: self.api_batch as usize,
+            batch_span: Duration::from_millis(batch_span_ms),
             inclusion_lists: !self.no_inclusion_lists,
             soak: None,
         })
@@ -427,5 +467,60 @@ fn warn_if_debug() {
                 p.display()
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bench(args: &[&str]) -> BenchOptions {
+        let cli = Cli::try_parse_from(
+            ["weft-bench", "run", "--scenario", "1v-200b-batched"]
+                .iter()
+                .chain(args),
+        )
+        .unwrap();
+        let Command::Run { options, .. } = cli.command else {
+            panic!("not a run");
+        };
+        options.bench().unwrap()
+    }
+
+    #[test]
+    fn defaults_are_rpc_with_6_s_steps_and_5_ms_batches() {
+        let b = bench(&[]);
+        assert_eq!(b.submit, SubmitMode::Rpc);
+        assert_eq!(b.step_duration, Duration::from_secs(6));
+        assert_eq!(b.warmup, Duration::from_millis(1500));
+        assert_eq!(b.batch_span, Duration::from_millis(5));
+        assert_eq!((b.rpc_batch, b.api_batch), (10, 64));
+    }
+
+    #[test]
+    fn the_independent_method_overrides_steps_warmup_and_batching() {
+        let b = bench(&[
+            "--independent-method",
+            "--step-secs",
+            "6",
+            "--rpc-batch",
+            "1",
+        ]);
+        assert_eq!(b.step_duration, Duration::from_secs(30));
+        assert_eq!(b.warmup, Duration::ZERO);
+        assert_eq!(b.rpc_batch, 10);
+        assert_eq!(b.batch_span, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn api_modes_parse() {
+        let b = bench(&["--submit", "api-batch", "--api-batch", "32"]);
+        assert_eq!((b.submit, b.api_batch), (SubmitMode::ApiBatch, 32));
+        assert_eq!(bench(&["--submit", "api"]).submit, SubmitMode::Api);
+        let bad = Cli::try_parse_from(["weft-bench", "run", "--scenario", "x", "--submit", "grpc"]);
+        assert!(bad.is_err());
+        let zero =
+            Cli::try_parse_from(["weft-bench", "run", "--scenario", "x", "--api-batch", "0"]);
+        assert!(zero.is_err());
     }
 }

@@ -133,6 +133,10 @@ pub struct AppRun {
     pub network: NetworkReport,
     /// Bytes per transaction.
     pub tx_bytes: usize,
+    /// How transactions were sent: JSON-RPC, or the sequencer API.
+    pub submit: crate::submit::SubmitMode,
+    /// Most transactions per request.
+    pub txs_per_request: usize,
     /// Block interval with no load, ms.
     pub idle_block_interval_ms: Option<f64>,
     /// The search, when one ran.
@@ -284,6 +288,20 @@ pub fn thousands(v: u64) -> String {
     out
 }
 
+/// How one app's transactions were sent, in words.
+fn submission(run: &AppRun) -> String {
+    use crate::submit::SubmitMode;
+    let n = run.txs_per_request;
+    let how = match run.submit {
+        SubmitMode::Rpc => format!("CometBFT JSON-RPC, `broadcast_tx_sync` batches of up to {n}"),
+        SubmitMode::Api => "the sequencer API, one `POST /v1/tx` per transaction".to_string(),
+        SubmitMode::ApiBatch => {
+            format!("the sequencer API, up to {n} per `POST /v1/txs` (binary)")
+        }
+    };
+    format!("{} via `{}` ({how})", run.app, run.submit)
+}
+
 fn ratio(v: Option<f64>) -> String {
     v.map_or("—".into(), |v| format!("{v:.2}"))
 }
@@ -316,6 +334,10 @@ pub fn markdown(r: &ScenarioReport) -> String {
         r.machine.cpu_model,
         r.machine.memory_gib
     );
+    let sending: Vec<String> = r.runs.iter().map(submission).collect();
+    if !sending.is_empty() {
+        let _ = writeln!(out, "Sent {}.\n", sending.join("; "));
+    }
     let _ = writeln!(out, "| app | step | offered tx/s | accepted tx/s | included tx/s | payloads/s | rollup MB/s | p50 ms | p90 ms | p99 ms | CheckTx answer p50 / p99 ms | e2e p99 ms | block ms | CPU busy | result |");
     let _ = writeln!(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
     for run in &r.runs {
@@ -405,7 +427,9 @@ pub fn markdown(r: &ScenarioReport) -> String {
     if let Some(x) = &r.ratio {
         let _ = writeln!(
             out,
-            "- **Weft / kvstore: {} at saturation** (target ≥ 0.90), {} at peak\n",
+            "- **Weft ({}) / kvstore ({}): {} at saturation** (target ≥ 0.90), {} at peak\n",
+            r.run(App::Weft).map_or("—", |x| x.submit.name()),
+            r.run(App::Kvstore).map_or("—", |x| x.submit.name()),
             ratio(x.sustained),
             ratio(x.peak)
         );
@@ -819,6 +843,11 @@ mod tests {
             app,
             network: NetworkReport::default(),
             tx_bytes: 15_290,
+            submit: match app {
+                App::Weft => crate::submit::SubmitMode::ApiBatch,
+                App::Kvstore => crate::submit::SubmitMode::Rpc,
+            },
+            txs_per_request: 10,
             idle_block_interval_ms: Some(450.0),
             search: None,
             steps,
@@ -891,7 +920,14 @@ mod tests {
         assert_eq!(md.matches("| kvstore | ").count(), 2);
         assert!(md.contains("fail: p99 too high"));
         assert!(md.contains("**25,600 payloads/s**"), "{md}");
-        assert!(md.contains("Weft / kvstore: 0.80 at saturation"));
+        assert!(
+            md.contains("Weft (api-batch) / kvstore (rpc): 0.80 at saturation"),
+            "{md}"
+        );
+        assert!(
+            md.contains("Sent weft via `api-batch` (the sequencer API, up to 10 per `POST /v1/txs` (binary)); kvstore via `rpc`"),
+            "{md}"
+        );
         assert!(md.contains("| node0/cometbft | 4.0 | 0.50 | 120 |"));
         let summary = summary_markdown(&[report()]);
         assert!(

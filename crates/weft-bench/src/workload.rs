@@ -175,9 +175,34 @@ pub struct PreparedTx {
     pub len: usize,
     /// The signing account (Weft only).
     pub account: Option<usize>,
-    /// The JSON-RPC `broadcast_tx_sync` request, `id` = index in the step.
-    pub request: String,
+    /// The signed transaction: what the sequencer API takes as is, and
+    /// what a JSON-RPC request carries in base64.
+    pub bytes: Vec<u8>,
 }
+
+impl PreparedTx {
+    /// The JSON-RPC `broadcast_tx_sync` request for it, `id` = `index`
+    /// (its index in the step), written out by hand, ready to join a
+    /// batch: `tendermint-rpc` sends one HTTP request per call and cannot
+    /// batch, and batches are how one process offers thousands of tx/s (see
+    /// [`crate::submit`]).
+    pub fn rpc_request(&self, index: usize) -> String {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{index},"method":"broadcast_tx_sync","params":{{"tx":"{}"}}}}"#,
+            STANDARD.encode(&self.bytes)
+        )
+    }
+
+    /// Bytes of its JSON-RPC request (base64 is 4 bytes per 3, padded,
+    /// plus the envelope), for sizing batches without writing it.
+    pub fn rpc_request_len(&self) -> usize {
+        self.bytes.len().div_ceil(3) * 4 + RPC_ENVELOPE_BYTES
+    }
+}
+
+/// Bytes of a `broadcast_tx_sync` request around its base64 transaction
+/// (an upper bound: the id is at most 10 digits).
+const RPC_ENVELOPE_BYTES: usize = 80;
 
 /// A step's transactions, in the order they are due.
 #[derive(Debug, Default)]
@@ -246,7 +271,7 @@ impl Workload {
                 (0..n)
                     .map(|i| {
                         let bytes = kvstore_tx(step, i as u32, len);
-                        prepared(i, i % self.nodes, None, &bytes)
+                        prepared(i % self.nodes, None, bytes)
                     })
                     .collect()
             }
@@ -287,7 +312,7 @@ impl Workload {
                                 let i = c * chunk + j;
                                 let key = &this.accounts.keys[a];
                                 let bytes = this.weft_tx(key, nonce, step, i as u32).encode();
-                                prepared(i, a % this.nodes, Some(a), &bytes)
+                                prepared(a % this.nodes, Some(a), bytes)
                             })
                             .collect::<Vec<_>>()
                     })
@@ -346,20 +371,14 @@ pub fn kvstore_tx(step: u32, tx: u32, len: usize) -> Vec<u8> {
     bytes
 }
 
-/// The transaction with its `broadcast_tx_sync` JSON-RPC request written
-/// out by hand, ready to join a batch: `tendermint-rpc` sends one HTTP
-/// request per call and cannot batch, and batches are how one process
-/// offers thousands of tx/s (see [`crate::submit`]).
-fn prepared(index: usize, node: usize, account: Option<usize>, bytes: &[u8]) -> PreparedTx {
+/// The transaction ready to send, with its hash.
+fn prepared(node: usize, account: Option<usize>, bytes: Vec<u8>) -> PreparedTx {
     PreparedTx {
         node,
-        hash: Sha256::digest(bytes).into(),
+        hash: Sha256::digest(&bytes).into(),
         len: bytes.len(),
         account,
-        request: format!(
-            r#"{{"jsonrpc":"2.0","id":{index},"method":"broadcast_tx_sync","params":{{"tx":"{}"}}}}"#,
-            STANDARD.encode(bytes)
-        ),
+        bytes,
     }
 }
 
@@ -413,7 +432,9 @@ mod tests {
         let mut per_account: HashMap<usize, Vec<u64>> = HashMap::new();
         for (i, t) in step.txs.iter().enumerate() {
             assert_eq!(t.len, w.tx_len());
-            let json: serde_json::Value = serde_json::from_str(&t.request).unwrap();
+            let request = t.rpc_request(i);
+            assert!(request.len() <= t.rpc_request_len());
+            let json: serde_json::Value = serde_json::from_str(&request).unwrap();
             assert_eq!(json["id"], i);
             assert_eq!(json["method"], "broadcast_tx_sync");
             let bytes = STANDARD
@@ -436,6 +457,7 @@ mod tests {
             let a = t.account.unwrap();
             assert_eq!(t.node, a % 4);
             assert_eq!(t.hash, <[u8; 32]>::from(Sha256::digest(&bytes)));
+            assert_eq!(t.bytes, bytes);
             per_account.entry(a).or_default().push(tx.transaction.nonce);
         }
         assert_eq!(per_account.len(), 3);
@@ -457,7 +479,7 @@ mod tests {
         w.accounts.retire(0);
         let second = w.prepare_step(1, 10).unwrap();
         let bytes = |t: &PreparedTx| {
-            let json: serde_json::Value = serde_json::from_str(&t.request).unwrap();
+            let json: serde_json::Value = serde_json::from_str(&t.rpc_request(0)).unwrap();
             let b = STANDARD
                 .decode(json["params"]["tx"].as_str().unwrap())
                 .unwrap();

@@ -1,15 +1,16 @@
 //! Which ABCI application a network's nodes run: Weft's own sequencer, or
 //! CometBFT's built-in `kvstore`, the ceiling benchmarks compare against.
 
-use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
-use crate::ports::NodePorts;
+use serde::{Deserialize, Serialize};
 
 /// The ABCI application behind every CometBFT node of a network.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum App {
-    /// A `weft-sequencer` process per node, talking ABCI over TCP.
+    /// A `weft-sequencer` process per node, talking ABCI over a Unix
+    /// socket (or TCP, see [`AbciTransport`]).
     #[default]
     Weft,
     /// CometBFT's in-process `kvstore` example (`proxy_app = "kvstore"`):
@@ -27,10 +28,11 @@ impl App {
         }
     }
 
-    /// CometBFT's `proxy_app` for a node with `ports`.
-    pub fn proxy_app(self, ports: &NodePorts) -> String {
+    /// CometBFT's `proxy_app` for a node whose sequencer serves ABCI at
+    /// `abci` (unused by kvstore, which runs inside CometBFT).
+    pub fn proxy_app(self, abci: &AbciEndpoint) -> String {
         match self {
-            App::Weft => format!("tcp://127.0.0.1:{}", ports.abci),
+            App::Weft => abci.proxy_app(),
             App::Kvstore => "kvstore".into(),
         }
     }
@@ -38,6 +40,89 @@ impl App {
     /// Whether each node has a `weft-sequencer` process beside CometBFT.
     pub fn has_sequencer(self) -> bool {
         matches!(self, App::Weft)
+    }
+}
+
+/// How CometBFT reaches its node's sequencer in a local network.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AbciTransport {
+    /// A Unix domain socket in the node's home (`<home>/abci.sock`): no
+    /// TCP/IP stack on every ABCI round trip (CheckTx, FinalizeBlock,
+    /// Commit, …), which is what a local network measures and what the
+    /// Helm chart runs. A home too deep for a socket path falls back to TCP.
+    #[default]
+    Unix,
+    /// Loopback TCP on the node's ABCI port, as before.
+    Tcp,
+}
+
+/// Longest Unix socket path: `sockaddr_un.sun_path` is 108 bytes on Linux,
+/// one of them the terminating NUL (Rust's and tokio's binds refuse more).
+pub const MAX_UNIX_SOCKET_PATH: usize = 107;
+
+/// File name of a node's ABCI socket, in the node's home.
+pub const ABCI_SOCKET_NAME: &str = "abci.sock";
+
+/// Where one node's sequencer serves ABCI.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AbciEndpoint {
+    /// `127.0.0.1:<port>`.
+    Tcp(u16),
+    /// A Unix socket at this (absolute) path.
+    Unix(PathBuf),
+}
+
+impl AbciEndpoint {
+    /// The endpoint for a node with home `node_home` and ABCI port `port`:
+    /// `<node_home>/abci.sock` with [`AbciTransport::Unix`], unless that path
+    /// is longer than a socket path may be, in which case TCP (with a
+    /// warning, so a slower transport never goes unnoticed).
+    pub fn choose(transport: AbciTransport, node_home: &Path, port: u16) -> AbciEndpoint {
+        match transport {
+            AbciTransport::Tcp => AbciEndpoint::Tcp(port),
+            AbciTransport::Unix => {
+                let path = node_home.join(ABCI_SOCKET_NAME);
+                let len = path.as_os_str().len();
+                if len > MAX_UNIX_SOCKET_PATH {
+                    tracing::warn!(
+                        path = %path.display(),
+                        len,
+                        max = MAX_UNIX_SOCKET_PATH,
+                        "ABCI socket path too long for a Unix socket; using TCP on 127.0.0.1:{port} (pick a shorter network home)"
+                    );
+                    AbciEndpoint::Tcp(port)
+                } else {
+                    AbciEndpoint::Unix(path)
+                }
+            }
+        }
+    }
+
+    /// `weft-sequencer --abci-listen` value: `127.0.0.1:<port>` or
+    /// `unix:///path`.
+    pub fn listen_arg(&self) -> String {
+        match self {
+            AbciEndpoint::Tcp(port) => format!("127.0.0.1:{port}"),
+            AbciEndpoint::Unix(path) => format!("unix://{}", path.display()),
+        }
+    }
+
+    /// CometBFT's `proxy_app`: `tcp://127.0.0.1:<port>` or `unix:///path`.
+    pub fn proxy_app(&self) -> String {
+        match self {
+            AbciEndpoint::Tcp(port) => format!("tcp://127.0.0.1:{port}"),
+            AbciEndpoint::Unix(path) => format!("unix://{}", path.display()),
+        }
+    }
+
+    /// The socket's path, for the Unix transport.
+    pub fn socket_path(&self) -> Option<&Path> {
+        match self {
+            AbciEndpoint::Tcp(_) => None,
+            AbciEndpoint::Unix(path) => Some(path),
+        }
     }
 }
 
@@ -64,18 +149,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn proxy_app_points_weft_at_its_abci_port_and_kvstore_in_process() {
-        let ports = NodePorts {
-            p2p: 30_000,
-            rpc: 30_001,
-            abci: 30_002,
-            api: 30_003,
-        };
-        assert_eq!(App::Weft.proxy_app(&ports), "tcp://127.0.0.1:30002");
-        assert_eq!(App::Kvstore.proxy_app(&ports), "kvstore");
+    fn proxy_app_points_weft_at_its_abci_endpoint_and_kvstore_in_process() {
+        let tcp = AbciEndpoint::Tcp(30_002);
+        assert_eq!(App::Weft.proxy_app(&tcp), "tcp://127.0.0.1:30002");
+        assert_eq!(tcp.listen_arg(), "127.0.0.1:30002");
+        let unix = AbciEndpoint::Unix("/tmp/net/node0/abci.sock".into());
+        assert_eq!(
+            App::Weft.proxy_app(&unix),
+            "unix:///tmp/net/node0/abci.sock"
+        );
+        assert_eq!(unix.listen_arg(), "unix:///tmp/net/node0/abci.sock");
+        assert_eq!(App::Kvstore.proxy_app(&unix), "kvstore");
+        assert_eq!(App::Kvstore.proxy_app(&tcp), "kvstore");
         assert!(App::Weft.has_sequencer());
         assert!(!App::Kvstore.has_sequencer());
         assert_eq!(App::default(), App::Weft);
+    }
+
+    #[test]
+    fn a_unix_socket_is_the_default_unless_its_path_is_too_long() {
+        assert_eq!(AbciTransport::default(), AbciTransport::Unix);
+        let home = Path::new("/tmp/weft-testnet-1/node0");
+        assert_eq!(
+            AbciEndpoint::choose(AbciTransport::Unix, home, 26_658),
+            AbciEndpoint::Unix(home.join("abci.sock"))
+        );
+        assert_eq!(
+            AbciEndpoint::choose(AbciTransport::Tcp, home, 26_658),
+            AbciEndpoint::Tcp(26_658)
+        );
+        // 107 bytes fit (sun_path's 108 with the NUL); 108 do not.
+        let at = |len: usize| {
+            let dir = format!("/{}", "d".repeat(len - 1 - "/abci.sock".len()));
+            assert_eq!(Path::new(&dir).join("abci.sock").as_os_str().len(), len);
+            AbciEndpoint::choose(AbciTransport::Unix, Path::new(&dir), 1)
+        };
+        assert!(matches!(at(107), AbciEndpoint::Unix(_)));
+        assert_eq!(at(108), AbciEndpoint::Tcp(1));
+        assert_eq!(at(300), AbciEndpoint::Tcp(1));
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub mod node_config;
 pub mod ports;
 mod process;
 
-pub use app::App;
+pub use app::{AbciEndpoint, AbciTransport, App};
 pub use binaries::{cli_binary, cometbft_binary, sequencer_binary, workspace_binary};
 pub use devnet_file::{DevnetCandidate, DevnetFile, DevnetNode, DEV_KEY_WARNING};
 pub use error::TestnetError;

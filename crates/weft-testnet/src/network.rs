@@ -17,7 +17,7 @@ use weft_core::{
 };
 
 use crate::{
-    app::App,
+    app::{AbciEndpoint, AbciTransport, App},
     binaries::{cometbft_binary, sequencer_binary},
     devnet_file::{DevnetCandidate, DevnetFile, DevnetNode, DEV_KEY_WARNING},
     genesis::{build_genesis, GenesisValidator},
@@ -32,7 +32,7 @@ use crate::{
 /// see [`DEV_KEY_WARNING`].
 pub const DEV_ACCOUNT_BALANCE: Amount = 1_000_000_000_000_000_000;
 
-/// How long a sequencer may take to open its ABCI port.
+/// How long a sequencer may take to open its ABCI socket or port.
 const ABCI_STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a graceful stop waits for each process before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -77,6 +77,9 @@ pub struct TestnetConfig {
     /// The ABCI application: Weft (default) or CometBFT's `kvstore`, which
     /// runs inside CometBFT with no sequencer process (benchmarks' ceiling).
     pub app: App,
+    /// How CometBFT reaches each sequencer: a Unix socket in the node's
+    /// home (default), or loopback TCP. Ignored by kvstore.
+    pub abci_transport: AbciTransport,
     /// Inclusion lists (docs/censorship-resistance.md): with `Some`, the
     /// genesis has an `inclusion` section and CometBFT's vote extensions
     /// are on from height 1. On by default, as on any Weft network.
@@ -136,6 +139,7 @@ impl TestnetConfig {
             sequencer_args: Vec::new(),
             node_sequencer_args: Default::default(),
             app: App::Weft,
+            abci_transport: AbciTransport::default(),
             inclusion: Some(InclusionParams::default()),
             candidates: 0,
             staking: None,
@@ -176,6 +180,8 @@ pub struct Node {
     pub home: PathBuf,
     /// The node's ports.
     pub ports: NodePorts,
+    /// Where its sequencer serves ABCI (Weft networks).
+    pub abci: AbciEndpoint,
 }
 
 impl Node {
@@ -189,9 +195,10 @@ impl Node {
         format!("http://127.0.0.1:{}", self.ports.api)
     }
 
-    /// ABCI address the sequencer listens on, `127.0.0.1:<port>`.
+    /// ABCI address the sequencer listens on: `unix:///<home>/abci.sock`,
+    /// or `127.0.0.1:<port>` over TCP.
     pub fn abci_address(&self) -> String {
-        format!("127.0.0.1:{}", self.ports.abci)
+        self.abci.listen_arg()
     }
 
     /// The p2p address peers dial: `<node id>@127.0.0.1:<port>`.
@@ -370,12 +377,14 @@ impl Testnet {
                     format!("node{i}"),
                 )?);
             }
+            let ports = plan.node(i);
             nodes.push(Node {
                 index: i,
                 name: format!("node{i}"),
                 node_id,
+                abci: AbciEndpoint::choose(cfg.abci_transport, &node_home, ports.abci),
                 home: node_home,
-                ports: plan.node(i),
+                ports,
             });
         }
 
@@ -472,6 +481,7 @@ impl Testnet {
             let settings = NodeConfigSettings {
                 moniker: node.name.clone(),
                 ports: node.ports,
+                abci: node.abci.clone(),
                 persistent_peers,
                 timeout_commit: cfg.timeout_commit,
                 app: cfg.app,
@@ -633,7 +643,7 @@ impl Testnet {
         self.relay.as_ref().and_then(|p| p.keys.get(i))
     }
 
-    /// Starts node `i`: the sequencer, then (once its ABCI port accepts
+    /// Starts node `i`: the sequencer, then (once its ABCI socket accepts
     /// connections) CometBFT; with `kvstore`, CometBFT alone. A node already
     /// running is left alone; a node with only some live processes has them
     /// killed first.
@@ -666,7 +676,7 @@ impl Testnet {
         Ok(())
     }
 
-    /// Spawns node's sequencer and waits until its ABCI port accepts
+    /// Spawns node's sequencer and waits until its ABCI socket accepts
     /// connections (CometBFT exits if it cannot reach its app).
     async fn start_sequencer(&self, node: &Node, sequencer_bin: &Path) -> Result<()> {
         let i = node.index;
@@ -1026,10 +1036,15 @@ impl Testnet {
                     log: node.sequencer_log(),
                 });
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", node.ports.abci))
-                .await
-                .is_ok()
-            {
+            let listening = match &node.abci {
+                AbciEndpoint::Tcp(port) => tokio::net::TcpStream::connect(("127.0.0.1", *port))
+                    .await
+                    .is_ok(),
+                // A socket file left by a killed sequencer refuses
+                // connections until the new one replaces it.
+                AbciEndpoint::Unix(path) => tokio::net::UnixStream::connect(path).await.is_ok(),
+            };
+            if listening {
                 return Ok(());
             }
             if Instant::now() >= deadline {

@@ -6,7 +6,11 @@ use std::time::Duration;
 use toml::{Table, Value};
 use weft_core::transaction::MAX_TX_BYTES;
 
-use crate::{app::App, ports::NodePorts, Result, TestnetError};
+use crate::{
+    app::{AbciEndpoint, App},
+    ports::NodePorts,
+    Result, TestnetError,
+};
 
 /// Room for the JSON-RPC envelope around a transaction in a
 /// `broadcast_tx_sync` request body (`{"jsonrpc":"2.0","id":…,"method":…,
@@ -36,6 +40,8 @@ pub struct NodeConfigSettings {
     pub moniker: String,
     /// Its ports.
     pub ports: NodePorts,
+    /// Where its sequencer serves ABCI (for `proxy_app`).
+    pub abci: AbciEndpoint,
     /// Every other node as `<node id>@127.0.0.1:<p2p port>`.
     pub persistent_peers: Vec<String>,
     /// CometBFT's `timeout_commit`: roughly the block time.
@@ -51,7 +57,10 @@ pub struct NodeConfigSettings {
 /// values `cometbft init` wrote.
 pub fn apply(config: &mut Table, settings: &NodeConfigSettings) -> Result<()> {
     let ports = settings.ports;
-    config.insert("proxy_app".into(), settings.app.proxy_app(&ports).into());
+    config.insert(
+        "proxy_app".into(),
+        settings.app.proxy_app(&settings.abci).into(),
+    );
     config.insert("moniker".into(), settings.moniker.clone().into());
     config.insert("log_level".into(), "info".into());
 
@@ -183,6 +192,7 @@ prometheus = false
                 abci: 30_012,
                 api: 30_013,
             },
+            abci: AbciEndpoint::Tcp(30_012),
             persistent_peers: vec!["aa@127.0.0.1:30000".into(), "cc@127.0.0.1:30020".into()],
             timeout_commit: Duration::from_millis(300),
             app: App::Weft,
@@ -289,6 +299,23 @@ prometheus = false
         // on the same CometBFT.
         kvstore.insert("proxy_app".into(), weft["proxy_app"].clone());
         assert_eq!(kvstore, weft);
+    }
+
+    #[test]
+    fn a_weft_node_over_a_unix_socket_points_proxy_app_at_it() {
+        let mut config: Table = INIT_CONFIG.parse().unwrap();
+        apply(
+            &mut config,
+            &NodeConfigSettings {
+                abci: AbciEndpoint::Unix("/tmp/net/node1/abci.sock".into()),
+                ..settings()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            config["proxy_app"].as_str(),
+            Some("unix:///tmp/net/node1/abci.sock")
+        );
     }
 
     #[test]
