@@ -131,6 +131,14 @@ fn bench_check_tx(c: &mut Criterion) {
     g.bench_function("ed25519_verify_baseline", |b| {
         b.iter(|| one.verify_signature().unwrap())
     });
+    // For reference: ed25519-dalek's cofactorless strict verification
+    // (the rule before ZIP 215), on the same transaction.
+    let message = one.signing_message();
+    let dalek_key = ed25519_dalek::VerifyingKey::from_bytes(&one.public_key.0).unwrap();
+    let dalek_sig = ed25519_dalek::Signature::from_bytes(&one.signature.0);
+    g.bench_function("ed25519_dalek_verify_strict_reference", |b| {
+        b.iter(|| dalek_key.verify_strict(&message, &dalek_sig).unwrap())
+    });
 
     // Full CheckTx of new 200-byte-payload txs: decode, hash, signature,
     // state read, mempool admission. 1,000 accounts x 32 nonces per app.
