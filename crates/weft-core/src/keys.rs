@@ -10,7 +10,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use ed25519_dalek::Signer;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::hash::sha256;
+use crate::{hash::sha256, zip215};
 
 /// The bech32m human-readable prefix of addresses.
 pub const ADDRESS_PREFIX: &str = "weft";
@@ -51,21 +51,10 @@ impl PublicKey {
     /// and batch verification agree on it for every input (with the
     /// cofactorless equation they can disagree on crafted signatures, and
     /// a transaction admitted by a batch must verify the same way alone in
-    /// every other node's FinalizeBlock).
+    /// every other node's FinalizeBlock). See `zip215`.
     pub fn verify(&self, message: &[u8], signature: &Signature) -> Result<(), KeyError> {
-        let key = self.consensus_key()?;
-        key.verify(&ed25519_consensus::Signature::from(signature.0), message)
-            .map_err(|_| KeyError::BadSignature)
-    }
-
-    /// The key as the verifier takes it: a curve point, not of small order.
-    fn consensus_key(&self) -> Result<ed25519_consensus::VerificationKey, KeyError> {
-        let point = ed25519_dalek::VerifyingKey::from_bytes(&self.0)
-            .map_err(|_| KeyError::InvalidPublicKey)?;
-        if point.is_weak() {
-            return Err(KeyError::InvalidPublicKey);
-        }
-        ed25519_consensus::VerificationKey::try_from(self.0).map_err(|_| KeyError::InvalidPublicKey)
+        let key = zip215::Key::decode(&self.0).map_err(|_| KeyError::InvalidPublicKey)?;
+        zip215::verify(&key, message, &signature.0).map_err(|_| KeyError::BadSignature)
     }
 
     /// Lower-case hex.
@@ -82,7 +71,7 @@ impl PublicKey {
 /// which.
 #[derive(Default)]
 pub struct BatchVerifier {
-    inner: ed25519_consensus::batch::Verifier,
+    inner: zip215::Batch,
     len: usize,
     /// A key refused before the batch (not a point, or weak): the batch
     /// cannot pass.
@@ -98,12 +87,8 @@ impl BatchVerifier {
     /// Adds `signature` by `key` over `message`.
     pub fn queue(&mut self, key: &PublicKey, message: &[u8], signature: &Signature) {
         self.len += 1;
-        match key.consensus_key() {
-            Ok(vk) => self.inner.queue((
-                ed25519_consensus::VerificationKeyBytes::from(vk),
-                ed25519_consensus::Signature::from(signature.0),
-                message,
-            )),
+        match zip215::Key::decode(&key.0) {
+            Ok(k) => self.inner.queue(k, message, &signature.0),
             Err(_) => self.invalid_key = true,
         }
     }
@@ -126,7 +111,7 @@ impl BatchVerifier {
             return Err(KeyError::InvalidPublicKey);
         }
         self.inner
-            .verify(rand::rngs::OsRng)
+            .verify(&mut rand::rngs::OsRng)
             .map_err(|_| KeyError::BadSignature)
     }
 }

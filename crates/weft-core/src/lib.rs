@@ -16,6 +16,7 @@ pub mod keys;
 pub mod merkle;
 pub mod rollup;
 pub mod transaction;
+mod zip215;
 
 pub use bid::{Bid, Bundle, RelayRequest, RelayRequestKind, SignedBid, SignedRelayRequest};
 pub use block::{BlockCommitments, RollupBatch, RollupBatchProof};
