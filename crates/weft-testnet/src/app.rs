@@ -76,26 +76,31 @@ pub enum AbciEndpoint {
 
 impl AbciEndpoint {
     /// The endpoint for a node with home `node_home` and ABCI port `port`:
-    /// `<node_home>/abci.sock` with [`AbciTransport::Unix`], unless that path
-    /// is longer than a socket path may be, in which case TCP (with a
-    /// warning, so a slower transport never goes unnoticed).
+    /// `<node_home>/abci.sock` with [`AbciTransport::Unix`]; when that path
+    /// is longer than a socket path may be, a socket in the temporary
+    /// directory named by a hash of the home (so each node keeps its own);
+    /// TCP (with a warning) only if even that does not fit.
     pub fn choose(transport: AbciTransport, node_home: &Path, port: u16) -> AbciEndpoint {
         match transport {
             AbciTransport::Tcp => AbciEndpoint::Tcp(port),
             AbciTransport::Unix => {
+                let fits = |p: &Path| p.as_os_str().len() <= MAX_UNIX_SOCKET_PATH;
                 let path = node_home.join(ABCI_SOCKET_NAME);
-                let len = path.as_os_str().len();
-                if len > MAX_UNIX_SOCKET_PATH {
-                    tracing::warn!(
-                        path = %path.display(),
-                        len,
-                        max = MAX_UNIX_SOCKET_PATH,
-                        "ABCI socket path too long for a Unix socket; using TCP on 127.0.0.1:{port} (pick a shorter network home)"
-                    );
-                    AbciEndpoint::Tcp(port)
-                } else {
-                    AbciEndpoint::Unix(path)
+                if fits(&path) {
+                    return AbciEndpoint::Unix(path);
                 }
+                let digest = weft_core::sha256(node_home.as_os_str().as_encoded_bytes());
+                let short =
+                    std::env::temp_dir().join(format!("weft-abci-{}.sock", &digest.to_hex()[..16]));
+                if fits(&short) {
+                    return AbciEndpoint::Unix(short);
+                }
+                tracing::warn!(
+                    path = %path.display(),
+                    max = MAX_UNIX_SOCKET_PATH,
+                    "ABCI socket path too long for a Unix socket, in the home or the temporary directory; using TCP on 127.0.0.1:{port}"
+                );
+                AbciEndpoint::Tcp(port)
             }
         }
     }
@@ -167,7 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn a_unix_socket_is_the_default_unless_its_path_is_too_long() {
+    fn a_unix_socket_is_the_default_and_long_homes_get_one_in_the_temp_dir() {
         assert_eq!(AbciTransport::default(), AbciTransport::Unix);
         let home = Path::new("/tmp/weft-testnet-1/node0");
         assert_eq!(
@@ -184,9 +189,21 @@ mod tests {
             assert_eq!(Path::new(&dir).join("abci.sock").as_os_str().len(), len);
             AbciEndpoint::choose(AbciTransport::Unix, Path::new(&dir), 1)
         };
-        assert!(matches!(at(107), AbciEndpoint::Unix(_)));
-        assert_eq!(at(108), AbciEndpoint::Tcp(1));
-        assert_eq!(at(300), AbciEndpoint::Tcp(1));
+        assert!(
+            matches!(at(107), AbciEndpoint::Unix(p) if p.as_os_str().len() == 107 && p.ends_with("abci.sock")),
+            "a 107-byte path in the home fits"
+        );
+        // Longer homes get a socket in the temporary directory, one per home.
+        for len in [108, 300] {
+            match at(len) {
+                AbciEndpoint::Unix(p) => {
+                    assert!(p.starts_with(std::env::temp_dir()), "{}", p.display());
+                    assert!(p.as_os_str().len() <= MAX_UNIX_SOCKET_PATH);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_ne!(at(108), at(300));
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::{
     mempool::{self, Admission, CheckTxService, Mempool, MempoolConfig, SignatureCache},
     proposal::{self, BlockExecution, ItemResult, Prefetched, ProposalInputs},
     storage::{
-        delta::EmptyState, PendingCommit, Snapshot, StateDelta, StateRead, Storage, StorageError,
+        delta::EmptyState, Snapshot, StagedCommit, StateDelta, StateRead, Storage, StorageError,
     },
 };
 
@@ -165,8 +165,9 @@ pub struct App {
     executed: Vec<Hash>,
     /// The last proposal we accepted, by block hash, reused by FinalizeBlock.
     processed: Option<(Hash, BlockExecution<Snapshot>)>,
-    /// The executed height awaiting Commit.
-    pending: Option<PendingCommit>,
+    /// The executed height, staged in the store's write transaction,
+    /// awaiting Commit.
+    pending: Option<StagedCommit>,
     /// The last committed height, published after each Commit (API streams
     /// and the signed-header follower wait on it instead of polling).
     commits: tokio::sync::watch::Sender<u64>,
@@ -694,7 +695,16 @@ impl App {
             .prepare_commit(height, block.changes, indexes)
             .unwrap_or_else(|e| fatal("FinalizeBlock", e));
         let hash = pending.app_hash;
-        self.pending = Some(pending);
+        // A staged height never committed (no Commit followed its
+        // FinalizeBlock) is discarded first: it holds the write lock.
+        self.pending = None;
+        // Staged here, not in Commit: CometBFT holds its mempool lock for
+        // all of Commit, and staging is most of the store's work.
+        let staged = self
+            .storage
+            .stage(self.chain_id(), pending)
+            .unwrap_or_else(|e| fatal_storage("FinalizeBlock", &self.storage, e));
+        self.pending = Some(staged);
         tracing::debug!(height, txs = req.txs.len(), app_hash = %hash, "block finalized");
         resp::FinalizeBlock {
             events,
@@ -722,7 +732,7 @@ impl App {
                 let crash = self.config.unsafe_test_crash;
                 UnsafeTestCrash::check(crash, CrashPoint::AfterFinalizeBlock, height);
                 self.storage
-                    .commit_with(self.chain_id(), pending, |h| {
+                    .commit_staged(pending, |h| {
                         UnsafeTestCrash::check(crash, CrashPoint::MidCommit, h)
                     })
                     .unwrap_or_else(|e| fatal_storage("Commit", &self.storage, e));

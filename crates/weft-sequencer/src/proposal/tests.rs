@@ -307,6 +307,15 @@ fn process_rejects_every_kind_of_bad_proposal() {
     let mut dup = good.clone();
     dup.push(good[1].clone());
     assert!(reject(dup), "replayed tx");
+    // Envelopes travel through mempools only; a block carrying one (even
+    // with commitments over its inner transactions) is refused.
+    let envelope = weft_core::Envelope {
+        txs: good[1..].iter().map(|t| t.to_vec()).collect(),
+    };
+    assert!(
+        reject(vec![good[0].clone(), envelope.encode().into()]),
+        "an envelope as a block item"
+    );
 }
 
 #[test]

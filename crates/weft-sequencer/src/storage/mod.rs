@@ -94,6 +94,17 @@ pub struct PendingCommit {
     pub indexes: Vec<Box<dyn IndexWrite + Send>>,
 }
 
+/// A height written into the store's write transaction, not committed
+/// ([`Storage::stage`]).
+pub struct StagedCommit {
+    txn: redb::WriteTransaction,
+    /// The height.
+    pub height: u64,
+    /// Its app hash.
+    pub app_hash: Hash,
+    pruned: pruning::Pruned,
+}
+
 impl std::fmt::Debug for PendingCommit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PendingCommit")
@@ -274,6 +285,23 @@ impl Storage {
         pending: PendingCommit,
         staged: impl FnOnce(u64),
     ) -> Result<(), StorageError> {
+        let rows = self.stage(chain_id, pending)?;
+        self.commit_staged(rows, staged)
+    }
+
+    /// Writes every row of a height into the store's write transaction
+    /// without committing it: nothing is visible or durable until
+    /// [`Storage::commit_staged`], and dropping the result discards it. The
+    /// app stages in FinalizeBlock so that Commit, which CometBFT runs
+    /// holding its mempool lock (no CheckTx is answered meanwhile), is
+    /// left with the sync alone. Other writers wait for the store's one
+    /// write transaction until then: they must not run on the threads
+    /// that carry ABCI requests (see `write_index`).
+    pub fn stage(
+        &self,
+        chain_id: &str,
+        pending: PendingCommit,
+    ) -> Result<StagedCommit, StorageError> {
         let txn = self.db.begin_write()?;
         {
             let mut nodes = txn.open_table(JMT_NODES)?;
@@ -308,11 +336,29 @@ impl Storage {
         }
         pruning::record(&txn, &pending.tree_batch)?;
         let pruned = pruning::prune(&txn, pending.height, self.retention)?;
-        staged(pending.height);
-        txn.commit()?;
-        if pruned != pruning::Pruned::default() {
-            metrics::counter!("weft_state_pruned_nodes_total").increment(pruned.nodes as u64);
-            metrics::counter!("weft_state_pruned_values_total").increment(pruned.values as u64);
+        Ok(StagedCommit {
+            txn,
+            height: pending.height,
+            app_hash: pending.app_hash,
+            pruned,
+        })
+    }
+
+    /// Makes a staged height visible and durable (fsynced before
+    /// returning), calling `before(height)` first (the `mid-commit` crash
+    /// point).
+    pub fn commit_staged(
+        &self,
+        staged: StagedCommit,
+        before: impl FnOnce(u64),
+    ) -> Result<(), StorageError> {
+        before(staged.height);
+        staged.txn.commit()?;
+        if staged.pruned != pruning::Pruned::default() {
+            metrics::counter!("weft_state_pruned_nodes_total")
+                .increment(staged.pruned.nodes as u64);
+            metrics::counter!("weft_state_pruned_values_total")
+                .increment(staged.pruned.values as u64);
         }
         Ok(())
     }
@@ -343,17 +389,22 @@ impl Storage {
     /// Writes rows outside the consensus commit (caches such as signed
     /// headers), in their own atomic transaction. Not fsynced on its own:
     /// the next consensus commit makes it durable, and a cache row lost to
-    /// a crash is fetched again.
+    /// a crash is fetched again. It waits while a height is staged (from
+    /// FinalizeBlock to Commit); on an async worker thread it first hands
+    /// the worker's other tasks over (`block_in_place`), so the ABCI
+    /// connections that must deliver that Commit are never starved.
     pub fn write_index(
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<(), StorageError>,
     ) -> Result<(), StorageError> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(redb::Durability::None)
-            .map_err(|e| StorageError::Store(e.into()))?;
-        f(&txn)?;
-        txn.commit()?;
-        Ok(())
+        off_async_workers(|| {
+            let mut txn = self.db.begin_write()?;
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| StorageError::Store(e.into()))?;
+            f(&txn)?;
+            txn.commit()?;
+            Ok(())
+        })
     }
 
     /// Creates tables owned by others (components declare their own), in
@@ -371,6 +422,18 @@ impl Storage {
     /// A read transaction for index queries.
     pub fn read(&self) -> Result<ReadTransaction, StorageError> {
         Ok(self.db.begin_read()?)
+    }
+}
+
+/// Runs `f`, which may wait, without stalling a multi-threaded runtime's
+/// other tasks (a current-thread runtime, as in unit tests, has no other
+/// worker to hand them to; it runs `f` in place).
+fn off_async_workers<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 
