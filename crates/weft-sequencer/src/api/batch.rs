@@ -9,14 +9,17 @@
 use axum::{
     body::Bytes,
     extract::{rejection::BytesRejection, State},
-    http::{header::CONTENT_TYPE, HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode},
     Json,
 };
 use base64::{engine::general_purpose::STANDARD, Engine};
 use serde::Serialize;
 use weft_core::{transaction::MAX_TX_BYTES, Hash, TxCode};
 
-use super::{ApiError, ApiState};
+use super::{
+    submit::{bad_json, media_type},
+    ApiError, ApiState,
+};
 use crate::mempool::{self, TxOutcome, TxStatus};
 
 /// Most transactions in one request.
@@ -162,36 +165,15 @@ pub(super) async fn submit_batch(
     }))
 }
 
-fn content_type(headers: &HeaderMap) -> Option<String> {
-    headers.get(CONTENT_TYPE).map(|v| {
-        v.to_str()
-            .unwrap_or("<not text>")
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    })
-}
-
 /// The batch's transactions: JSON `["<base64>", …]` or binary frames.
 /// Refuses an empty batch, more than [`MAX_BATCH_TXS`], empty or
 /// oversized transactions and truncated frames, naming the position.
 pub fn decode_batch(headers: &HeaderMap, body: &Bytes) -> Result<Vec<Bytes>, ApiError> {
-    let txs = match content_type(headers).as_deref() {
+    let txs = match media_type(headers).as_deref() {
         None | Some("application/octet-stream") => decode_frames(body)?,
         Some("application/json") => {
-            let items: Vec<String> = serde_json::from_slice(body).map_err(|e| {
-                let code = match e.classify() {
-                    serde_json::error::Category::Data => "bad_request",
-                    _ => "bad_json",
-                };
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    code,
-                    format!("expected [\"<base64>\", …]: {e}"),
-                )
-            })?;
+            let items: Vec<String> = serde_json::from_slice(body)
+                .map_err(|e| bad_json(e, "[\"<base64>\", …]"))?;
             if items.len() > MAX_BATCH_TXS {
                 return Err(too_many(items.len()));
             }

@@ -197,31 +197,40 @@ pub fn decode_submission(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, Ap
     decode_body(headers, body)
 }
 
+/// The request's media type without parameters, lower-cased (`None`
+/// without a `Content-Type`).
+pub(super) fn media_type(headers: &HeaderMap) -> Option<String> {
+    headers.get(CONTENT_TYPE).map(|v| {
+        v.to_str()
+            .unwrap_or("<not text>")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    })
+}
+
+/// A JSON body that does not parse as `expected`: 400 `bad_request` when
+/// it is JSON of another shape, `bad_json` when it is not JSON.
+pub(super) fn bad_json(e: serde_json::Error, expected: &str) -> ApiError {
+    let code = match e.classify() {
+        serde_json::error::Category::Data => "bad_request",
+        _ => "bad_json",
+    };
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        code,
+        format!("expected {expected}: {e}"),
+    )
+}
+
 fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, ApiError> {
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or("<not text>"))
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
-    match content_type.as_deref() {
+    match media_type(headers).as_deref() {
         None | Some("application/octet-stream") => Ok(body.to_vec()),
         Some("application/json") => {
-            let parsed: JsonTx = serde_json::from_slice(body).map_err(|e| {
-                let code = match e.classify() {
-                    serde_json::error::Category::Data => "bad_request",
-                    _ => "bad_json",
-                };
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    code,
-                    format!("expected {{\"tx\": \"<base64>\"}}: {e}"),
-                )
-            })?;
+            let parsed: JsonTx = serde_json::from_slice(body)
+                .map_err(|e| bad_json(e, "{\"tx\": \"<base64>\"}"))?;
             STANDARD
                 .decode(parsed.tx.as_bytes())
                 .map_err(|e| ApiError::bad_request(format!("tx is not base64: {e}")))

@@ -234,6 +234,35 @@ mod tests {
         .into()
     }
 
+    type Checked = Vec<Result<CheckedTx, Rejection>>;
+
+    /// The one-by-one, uncached check of every item.
+    fn serial(txs: &[bytes::Bytes]) -> Checked {
+        let c = SignatureCache::new(0);
+        txs.iter().map(|t| c.check_stateless(t, "c")).collect()
+    }
+
+    /// Fails unless `got` gives each item what `want` gives it.
+    fn assert_same(got: &Checked, want: &Checked) {
+        assert_eq!(got.len(), want.len());
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            match (g, w) {
+                (Ok(g), Ok(w)) => assert_eq!(g.hash, w.hash, "item {i}"),
+                (Err(g), Err(w)) => assert_eq!(g, w, "item {i}"),
+                _ => panic!("item {i}: {g:?} against {w:?}"),
+            }
+        }
+    }
+
+    /// The positions and codes of the refused items.
+    fn refusals(results: &Checked) -> Vec<(usize, TxCode)> {
+        results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e.code)))
+            .collect()
+    }
+
     /// Batches with a forged signature, another chain's tx and garbage
     /// among valid ones, on one and two threads, cached and not: every
     /// result is what the one-by-one check gives.
@@ -251,36 +280,20 @@ mod tests {
         txs.insert(77, forged.into());
         txs.insert(150, signed(&keys[1], 1000, "other"));
         txs.insert(200, bytes::Bytes::from_static(b"not a transaction"));
-        let serial: Vec<_> = {
-            let c = SignatureCache::new(0);
-            txs.iter().map(|t| c.check_stateless(t, "c")).collect()
-        };
+        let serial = serial(&txs);
         for threads in [1, 2] {
             let cache = SignatureCache::new(10_000);
             // Warm part of the cache, forged item included in the rest.
             let _ = cache.check_batch(&txs[..40], "c", threads);
-            let batched = cache.check_batch(&txs, "c", threads);
-            assert_eq!(batched.len(), txs.len());
-            for (i, (b, s)) in batched.iter().zip(&serial).enumerate() {
-                match (b, s) {
-                    (Ok(b), Ok(s)) => assert_eq!(b.hash, s.hash, "item {i}"),
-                    (Err(b), Err(s)) => assert_eq!(b, s, "item {i}"),
-                    _ => panic!("threads {threads}, item {i}: {b:?} against {s:?}"),
-                }
-            }
+            assert_same(&cache.check_batch(&txs, "c", threads), &serial);
             assert!(
                 !cache.contains(&weft_core::sha256(&txs[77])),
                 "a forgery is never cached"
             );
             assert!(cache.contains(&weft_core::sha256(&txs[299])));
         }
-        let codes: Vec<_> = serial
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e.code)))
-            .collect();
         assert_eq!(
-            codes,
+            refusals(&serial),
             vec![
                 (77, TxCode::BadSignature),
                 (150, TxCode::WrongChainId),
@@ -302,25 +315,9 @@ mod tests {
         txs.push(bytes::Bytes::from_static(b"not a transaction"));
 
         let parallel = SignatureCache::new(10_000).check_all(&txs, "c", 2);
-        let serial: Vec<_> = {
-            let c = SignatureCache::new(0);
-            txs.iter().map(|t| c.check_stateless(t, "c")).collect()
-        };
-        assert_eq!(parallel.len(), txs.len());
-        for (i, (p, s)) in parallel.iter().zip(&serial).enumerate() {
-            match (p, s) {
-                (Ok(p), Ok(s)) => assert_eq!(p.hash, s.hash, "item {i}"),
-                (Err(p), Err(s)) => assert_eq!(p, s, "item {i}"),
-                _ => panic!("item {i}: {p:?} against {s:?}"),
-            }
-        }
-        let codes: Vec<_> = parallel
-            .iter()
-            .enumerate()
-            .filter_map(|(i, r)| r.as_ref().err().map(|e| (i, e.code)))
-            .collect();
+        assert_same(&parallel, &serial(&txs));
         assert_eq!(
-            codes,
+            refusals(&parallel),
             vec![
                 (50, TxCode::BadSignature),
                 (120, TxCode::WrongChainId),
