@@ -26,6 +26,10 @@ use crate::mempool::{self, TxOutcome, TxStatus};
 pub const MAX_BATCH_TXS: usize = 4096;
 /// Largest request body of `POST /v1/txs` (base64 JSON included).
 pub const MAX_BATCH_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Batch requests handled at once; more are answered 503 `overloaded` at
+/// once. With the body limit, it bounds what batches hold in memory
+/// (128 MiB), which the API-wide cap on requests in flight does not.
+pub const MAX_CONCURRENT_BATCHES: usize = 16;
 
 /// The answer to a batch.
 #[derive(Debug, Serialize)]

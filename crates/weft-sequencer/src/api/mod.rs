@@ -18,7 +18,7 @@ mod submit;
 
 pub use batch::{
     decode_batch, encode_frames, BatchResult, BatchSubmitted, ItemError, MAX_BATCH_BODY_BYTES,
-    MAX_BATCH_TXS,
+    MAX_BATCH_TXS, MAX_CONCURRENT_BATCHES,
 };
 pub use batches::{BatchAtHeight, BatchRange, MAX_HEIGHT};
 pub use envelopes::{EnvelopeConfig, Forwarder};
@@ -170,7 +170,18 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/tx", post(submit::submit))
         .route(
             "/v1/txs",
-            post(batch::submit_batch).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES)),
+            // At most MAX_CONCURRENT_BATCHES bodies of up to
+            // MAX_BATCH_BODY_BYTES in memory at once; more are shed (503).
+            post(batch::submit_batch)
+                .layer::<_, std::convert::Infallible>(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES))
+                .layer::<_, std::convert::Infallible>(
+                    ServiceBuilder::new()
+                        .layer(HandleErrorLayer::new(limits::overloaded))
+                        .layer(LoadShedLayer::new())
+                        .layer(tower::limit::ConcurrencyLimitLayer::new(
+                            MAX_CONCURRENT_BATCHES,
+                        )),
+                ),
         )
         .route("/v1/tx/{hash}", get(tx_status))
         .route("/v1/accounts/{address}", get(account))

@@ -1885,3 +1885,45 @@ proptest::proptest! {
         }
     }
 }
+
+/// Batch bodies still arriving hold their slots: past
+/// MAX_CONCURRENT_BATCHES, a batch is shed with 503 at once (its body is
+/// never read), while other endpoints still answer; a finished upload
+/// frees its slot.
+#[tokio::test]
+async fn batches_over_their_own_cap_are_shed_before_their_bodies_are_read() {
+    let node = batch_node(NOWHERE);
+    let app = node.router();
+    let one = node.tx(0, b"a");
+    let mut feeders = Vec::new();
+    let mut held = Vec::new();
+    for _ in 0..MAX_CONCURRENT_BATCHES {
+        let (feed, body) = futures::channel::mpsc::unbounded::<Result<Bytes, std::io::Error>>();
+        feeders.push(feed);
+        let app = app.clone();
+        held.push(tokio::spawn(async move {
+            send(&app, post_batch(None, Body::from_stream(body))).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let resp = app
+        .clone()
+        .oneshot(post_batch(None, encode_frames([&one[..]])))
+        .await
+        .unwrap();
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_error(
+        &json_of(resp).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+    );
+    assert_eq!(send(&app, get("/health")).await.0, StatusCode::OK);
+    // The uploads finish (empty batches: 400), and batches are taken again.
+    drop(feeders);
+    for h in held {
+        assert_eq!(h.await.unwrap().0, StatusCode::BAD_REQUEST);
+    }
+    let (status, answer) = send(&app, post_batch(None, encode_frames([&one[..]]))).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["accepted"], 1);
+}
