@@ -107,11 +107,9 @@ pub(super) async fn submit_batch(
         .await
         .map_err(ApiError::internal)?;
     let mut results = Vec::with_capacity(outcomes.len());
-    let (mut accepted, mut refused) = (0, 0);
     for (outcome, bytes) in outcomes.into_iter().zip(forwarded) {
         match outcome {
             TxOutcome::Admitted { hash, status } => {
-                accepted += 1;
                 if !envelopes.forwarder.forward(bytes).await {
                     tracing::warn!(
                         "the envelope forwarder stopped; admitted transactions stay local"
@@ -124,7 +122,6 @@ pub(super) async fn submit_batch(
                 });
             }
             TxOutcome::Held { hash, status } => {
-                accepted += 1;
                 results.push(BatchResult::Accepted {
                     hash,
                     status,
@@ -138,7 +135,6 @@ pub(super) async fn submit_batch(
                     let status = mempool::status(&s.storage, &s.mempool, &hash)
                         .map_err(ApiError::internal)?;
                     if matches!(status, TxStatus::Included { .. }) {
-                        accepted += 1;
                         results.push(BatchResult::Accepted {
                             hash,
                             status,
@@ -147,7 +143,6 @@ pub(super) async fn submit_batch(
                         continue;
                     }
                 }
-                refused += 1;
                 results.push(BatchResult::Refused {
                     hash,
                     error: ItemError {
@@ -159,6 +154,11 @@ pub(super) async fn submit_batch(
             }
         }
     }
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, BatchResult::Refused { .. }))
+        .count();
+    let accepted = results.len() - refused;
     metrics::counter!("weft_api_batch_txs_total", "outcome" => "accepted")
         .increment(accepted as u64);
     metrics::counter!("weft_api_batch_txs_total", "outcome" => "refused").increment(refused as u64);

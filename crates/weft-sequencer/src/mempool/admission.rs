@@ -122,31 +122,20 @@ impl Admission {
         }
     }
 
-    /// Hashes `txs`, and checks (batch-verifying signatures on up to
-    /// `threads` threads) those this node does not hold yet.
+    /// Checks `txs`, batch-verifying signatures on up to `threads`
+    /// threads. A transaction already held was verified on admission, so
+    /// the signature cache (ten times the mempool's bound) skips it.
     fn stateless_many(&self, txs: Vec<Bytes>, threads: usize) -> Vec<Inner> {
-        let hashes: Vec<Hash> = txs.iter().map(|t| weft_core::sha256(t)).collect();
-        let held: Vec<bool> = {
-            let pool = lock(&self.pool);
-            hashes.iter().map(|h| pool.get(h).is_some()).collect()
-        };
-        let fresh: Vec<Bytes> = txs
-            .iter()
-            .zip(&held)
-            .filter(|(_, held)| !**held)
-            .map(|(t, _)| t.clone())
-            .collect();
-        let mut checked = self
-            .signatures
-            .check_batch(&fresh, self.chain_id(), threads)
-            .into_iter();
+        let checked = self.signatures.check_batch(&txs, self.chain_id(), threads);
         txs.into_iter()
-            .zip(hashes)
-            .zip(held)
-            .map(|((bytes, hash), held)| Inner {
+            .zip(checked)
+            .map(|(bytes, checked)| Inner {
+                // Decoding hashed what decodes; the rest is hashed here.
+                hash: checked
+                    .as_ref()
+                    .map_or_else(|_| weft_core::sha256(&bytes), |c| c.hash),
                 bytes,
-                hash,
-                checked: if held { None } else { checked.next() },
+                checked,
             })
             .collect()
     }
@@ -170,7 +159,7 @@ impl Admission {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "admission could not read state");
-                let why = Rejection::new(TxCode::Internal, format!("node storage failure: {e}"));
+                let why = storage_failure(&e);
                 return inner
                     .into_iter()
                     .map(|i| TxOutcome::Refused {
@@ -187,8 +176,6 @@ impl Admission {
                 if let Some(status) = pool.get(&hash).and_then(|_| pool.status(&hash)) {
                     return TxOutcome::Held { hash, status };
                 }
-                // Held at the stateless step, evicted since: check it now.
-                let checked = checked.unwrap_or_else(|| self.stateless(&bytes));
                 let result = checked
                     .map_err(ExecError::from)
                     .and_then(|c| pool.admit(&snapshot, c, bytes, now));
@@ -204,10 +191,7 @@ impl Admission {
                     }
                     Err(ExecError::Storage(e)) => TxOutcome::Refused {
                         hash,
-                        rejection: Rejection::new(
-                            TxCode::Internal,
-                            format!("node storage failure: {e}"),
-                        ),
+                        rejection: storage_failure(&e),
                     },
                 }
             })
@@ -294,10 +278,7 @@ impl Admission {
     fn recheck_envelope(&self, tx: &Bytes) -> Result<InnerResults, Rejection> {
         let envelope = Envelope::decode(tx)
             .map_err(|e| Rejection::new(TxCode::Malformed, format!("bad envelope: {e}")))?;
-        let snapshot = self
-            .storage
-            .snapshot()
-            .map_err(|e| Rejection::new(TxCode::Internal, format!("node storage failure: {e}")))?;
+        let snapshot = self.storage.snapshot().map_err(|e| storage_failure(&e))?;
         let now = Instant::now();
         let mut pool = lock(&self.pool);
         Ok(envelope
@@ -308,10 +289,7 @@ impl Admission {
                 let r = match pool.recheck(&snapshot, &hash, now) {
                     Ok(()) => Ok(()),
                     Err(ExecError::Rejected(r)) => Err(r),
-                    Err(ExecError::Storage(e)) => Err(Rejection::new(
-                        TxCode::Internal,
-                        format!("node storage failure: {e}"),
-                    )),
+                    Err(ExecError::Storage(e)) => Err(storage_failure(&e)),
                 };
                 (hash, r)
             })
@@ -357,7 +335,8 @@ impl Admission {
             Err(ExecError::Storage(e)) => {
                 metrics::counter!("weft_check_tx_rejected_total", "kind" => kind_name, "code" => TxCode::Internal.name()).increment(1);
                 tracing::error!(kind = kind_name, error = %e, "CheckTx could not read state");
-                rejection(TxCode::Internal, format!("node storage failure: {e}"))
+                let why = storage_failure(&e);
+                rejection(why.code, why.message)
             }
         }
     }
@@ -416,8 +395,13 @@ type InnerResults = Vec<(Hash, Result<(), Rejection>)>;
 struct Inner {
     bytes: Bytes,
     hash: Hash,
-    /// `None`: held here already, so not checked again.
-    checked: Option<Result<CheckedTx, Rejection>>,
+    checked: Result<CheckedTx, Rejection>,
+}
+
+/// The node's own failure to read its state, as a refusal: the client may
+/// retry elsewhere (the transaction was not judged).
+fn storage_failure(e: &crate::storage::StorageError) -> Rejection {
+    Rejection::new(TxCode::Internal, format!("node storage failure: {e}"))
 }
 
 /// What became of one transaction of a batch or an envelope.
