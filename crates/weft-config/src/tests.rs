@@ -52,9 +52,26 @@ struct Flags {
     rollup: Option<String>,
 }
 
-fn flags(args: &[&str]) -> Flags {
+/// Held by every parse of the flags (clap reads the environment then) and
+/// by the one test that sets variables: environment variables are
+/// process-wide and tests run in parallel.
+static ENVIRONMENT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn environment() -> std::sync::MutexGuard<'static, ()> {
+    ENVIRONMENT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Parses `args` (the caller holds [`ENVIRONMENT`]).
+fn parse(args: &[&str]) -> Flags {
     use clap::Parser;
     Flags::try_parse_from(std::iter::once("t").chain(args.iter().copied())).unwrap()
+}
+
+fn flags(args: &[&str]) -> Flags {
+    let _environment = environment();
+    parse(args)
 }
 
 fn load_text(text: &str, args: &[&str]) -> Result<Settings, ConfigError> {
@@ -82,15 +99,19 @@ fn each_layer_beats_the_one_below() {
 
 #[test]
 fn environment_sits_between_file_and_flags() {
-    // Environment variables are process-wide: this is the only test that
-    // sets these, and it sets them before parsing.
+    // Environment variables are process-wide: no other test parses flags
+    // while these are set (they wait for ENVIRONMENT).
+    let _environment = environment();
     std::env::set_var("WEFT_TEST_CONFIG_MAX_TXS", "40");
     std::env::set_var("WEFT_TEST_CONFIG_ROLLUP", "from-env");
     let file = "max_txs = 20\nrollup = \"from-file\"\n";
-    let s = load_text(file, &[]).unwrap();
+    let load = |args: &[&str]| -> Settings {
+        load_str(Some((Path::new("t.toml"), file)), &parse(args)).unwrap()
+    };
+    let s = load(&[]);
     assert_eq!(s.max_txs, 40, "env beats file");
     assert_eq!(s.rollup.as_deref(), Some("from-env"));
-    let s = load_text(file, &["--max-txs", "50"]).unwrap();
+    let s = load(&["--max-txs", "50"]);
     assert_eq!(s.max_txs, 50, "flag beats env");
     std::env::remove_var("WEFT_TEST_CONFIG_MAX_TXS");
     std::env::remove_var("WEFT_TEST_CONFIG_ROLLUP");
