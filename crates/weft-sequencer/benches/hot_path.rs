@@ -2,7 +2,9 @@
 //! (real redb storage, real mempool): CheckTx against the cost of one
 //! ed25519 verification, CheckTx of envelopes per inner transaction (one
 //! batch verification each), and PrepareProposal / ProcessProposal of a full
-//! 4 MiB block with 10,000 pending transactions.
+//! 4 MiB block with 10,000 pending transactions, and a proposer's whole
+//! consensus path for a block of 4,096 small transactions (PrepareProposal,
+//! ProcessProposal, FinalizeBlock, Commit, each timed).
 //!
 //! Run: `cargo bench -p weft-sequencer --bench hot_path`
 
@@ -283,5 +285,154 @@ fn bench_proposals(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_check_tx, bench_proposals);
+/// Accounts of the block-cycle benchmark (as `weft-bench`'s default).
+const CYCLE_ACCOUNTS: usize = 16_384;
+/// Transactions per block of the block-cycle benchmark: one each from
+/// distinct accounts, as an open-loop load of 200 B payloads fills a block.
+const CYCLE_TXS: usize = 4_096;
+
+/// Time spent in each handler over the cycles run.
+#[derive(Default)]
+struct CyclePhases {
+    blocks: u32,
+    prepare: Duration,
+    process: Duration,
+    finalize: Duration,
+    commit: Duration,
+}
+
+impl CyclePhases {
+    fn total(&self) -> Duration {
+        self.prepare + self.process + self.finalize + self.commit
+    }
+
+    fn report(&self) {
+        let per = |d: Duration| d.as_secs_f64() * 1e3 / f64::from(self.blocks.max(1));
+        eprintln!(
+            "block cycle, {CYCLE_TXS} txs of 200 B from {CYCLE_ACCOUNTS} accounts, mean of {} blocks: \
+             PrepareProposal {:.1} ms, ProcessProposal {:.1} ms, FinalizeBlock {:.1} ms, Commit {:.1} ms, \
+             total {:.1} ms = {:.1} µs per tx",
+            self.blocks,
+            per(self.prepare),
+            per(self.process),
+            per(self.finalize),
+            per(self.commit),
+            per(self.total()),
+            per(self.total()) * 1e3 / CYCLE_TXS as f64,
+        );
+    }
+}
+
+/// The proposer's whole consensus path for one height: PrepareProposal of
+/// the pending transactions, ProcessProposal of its own proposal,
+/// FinalizeBlock and Commit. The CheckTx that fills the mempool first is
+/// not timed.
+fn bench_block_cycle(c: &mut Criterion) {
+    let accounts = keys(CYCLE_ACCOUNTS);
+    let (mut app, _dir) = app(&accounts);
+    let mut nonces = vec![0u64; accounts.len()];
+    let mut next_account = 0usize;
+    let mut height = 1u32;
+    let mut phases = CyclePhases::default();
+    let mut one_block = |app: &mut App, phases: &mut CyclePhases| {
+        for _ in 0..CYCLE_TXS {
+            let i = next_account;
+            next_account = (next_account + 1) % accounts.len();
+            let tx = Transaction {
+                chain_id: CHAIN.into(),
+                nonce: nonces[i],
+                actions: vec![Action::SubmitRollupData {
+                    rollup_id: RollupId::from_name(["a", "b", "c", "d"][i % 4]),
+                    data: vec![i as u8; 200],
+                }],
+            };
+            nonces[i] += 1;
+            assert!(check_tx(app, tx.sign(&accounts[i]).encode().into()));
+        }
+        let time = Time::from_unix_timestamp(1_700_000_000 + i64::from(height), 0).unwrap();
+        let hash = tendermint::Hash::Sha256([height as u8; 32]);
+        let proposer = account::Id::new([1; 20]);
+        let started = Instant::now();
+        let txs = match app.handle(Request::PrepareProposal(request::PrepareProposal {
+            max_tx_bytes: MAX_BLOCK,
+            txs: vec![],
+            local_last_commit: None,
+            misbehavior: vec![],
+            height: height.into(),
+            time,
+            next_validators_hash: Default::default(),
+            proposer_address: proposer,
+        })) {
+            Response::PrepareProposal(r) => r.txs,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            txs.len(),
+            CYCLE_TXS + 1,
+            "every pending tx and the commitments"
+        );
+        let prepared = Instant::now();
+        let r = app.handle(Request::ProcessProposal(request::ProcessProposal {
+            txs: txs.clone(),
+            proposed_last_commit: None,
+            misbehavior: vec![],
+            hash,
+            height: height.into(),
+            time,
+            next_validators_hash: Default::default(),
+            proposer_address: proposer,
+        }));
+        assert!(matches!(
+            r,
+            Response::ProcessProposal(tendermint::abci::response::ProcessProposal::Accept)
+        ));
+        let processed = Instant::now();
+        let r = app.handle(Request::FinalizeBlock(request::FinalizeBlock {
+            txs,
+            decided_last_commit: tendermint::abci::types::CommitInfo {
+                round: 0u16.into(),
+                votes: vec![],
+            },
+            misbehavior: vec![],
+            hash,
+            height: height.into(),
+            time,
+            next_validators_hash: Default::default(),
+            proposer_address: proposer,
+        }));
+        let Response::FinalizeBlock(fin) = r else {
+            panic!("{r:?}")
+        };
+        assert!(fin.tx_results.iter().all(|r| r.code.is_ok()));
+        let finalized = Instant::now();
+        assert!(matches!(app.handle(Request::Commit), Response::Commit(_)));
+        let committed = Instant::now();
+        height += 1;
+        phases.blocks += 1;
+        phases.prepare += prepared - started;
+        phases.process += processed - prepared;
+        phases.finalize += finalized - processed;
+        phases.commit += committed - finalized;
+        committed - started
+    };
+    // Warm up: every account touched once, the tree at its working size.
+    for _ in 0..CYCLE_ACCOUNTS / CYCLE_TXS {
+        one_block(&mut app, &mut CyclePhases::default());
+    }
+    let mut g = c.benchmark_group("block");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(20));
+    g.throughput(Throughput::Elements(CYCLE_TXS as u64));
+    g.bench_function("cycle_4096x200b_16k_accounts", |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| one_block(&mut app, &mut phases))
+                .sum::<Duration>()
+        })
+    });
+    g.finish();
+    phases.report();
+}
+
+criterion_group!(benches, bench_check_tx, bench_proposals, bench_block_cycle);
 criterion_main!(benches);

@@ -120,6 +120,40 @@ pub fn key_hash(key: &str) -> KeyHash {
     KeyHash::with::<sha2::Sha256>(key.as_bytes())
 }
 
+/// The JMT update for `changes` at `version`: the new root and the nodes to
+/// write. A height that only sets values (every block of transactions)
+/// goes through the tree's batch insertion, which builds each touched
+/// subtree once and hashes each new node once; inserting key by key
+/// rebuilds and rehashes the path from the root for every key. Both give
+/// the same tree (a JMT's shape depends only on its keys), which
+/// `batch_and_keywise_updates_agree` checks. Deletions, which the batch
+/// insertion does not take, go key by key.
+fn update_tree<R: jmt::storage::TreeReader>(
+    tree: &jmt::JellyfishMerkleTree<'_, R, sha2::Sha256>,
+    changes: &StateChanges,
+    version: u64,
+) -> Result<(jmt::RootHash, TreeUpdateBatch), StorageError> {
+    let tree_error = |e: anyhow::Error| StorageError::Tree(e.to_string());
+    let sets_only = changes.iter().all(|(_, v)| v.is_some());
+    if sets_only && !changes.is_empty() {
+        let values = changes
+            .iter()
+            .filter_map(|(k, v)| Some((key_hash(k), v.clone()?)))
+            .collect();
+        let (roots, batch) = tree
+            .batch_put_value_sets(vec![values], None, version)
+            .map_err(tree_error)?;
+        let root = roots
+            .first()
+            .copied()
+            .ok_or_else(|| StorageError::Tree("no root for the batch".into()))?;
+        Ok((root, batch))
+    } else {
+        let value_set = changes.iter().map(|(k, v)| (key_hash(k), v.clone()));
+        tree.put_value_set(value_set, version).map_err(tree_error)
+    }
+}
+
 /// redb's page cache unless configured: its own default (1 GiB).
 pub const DEFAULT_CACHE_BYTES: usize = 1 << 30;
 
@@ -258,10 +292,7 @@ impl Storage {
         let txn = self.db.begin_read()?;
         let reader = JmtReader::new(&txn)?;
         let tree = Sha256Jmt::new(&reader);
-        let value_set = changes.iter().map(|(k, v)| (key_hash(k), v.clone()));
-        let (root, tree_batch) = tree
-            .put_value_set(value_set, height)
-            .map_err(|e| StorageError::Tree(e.to_string()))?;
+        let (root, tree_batch) = update_tree(&tree, &changes, height)?;
         Ok(PendingCommit {
             height,
             app_hash: Hash(root.0),
@@ -695,5 +726,100 @@ mod tests {
             .prepare_commit(1, changes(&[("a", Some(b"2"))]), vec![])
             .unwrap();
         assert_eq!(again.app_hash, _p1.app_hash);
+    }
+
+    /// The reference: the same update inserted key by key.
+    fn keywise(
+        s: &Storage,
+        changes: &StateChanges,
+        version: u64,
+    ) -> (jmt::RootHash, TreeUpdateBatch) {
+        let txn = s.db.begin_read().unwrap();
+        let reader = JmtReader::new(&txn).unwrap();
+        Sha256Jmt::new(&reader)
+            .put_value_set(
+                changes.iter().map(|(k, v)| (key_hash(k), v.clone())),
+                version,
+            )
+            .unwrap()
+    }
+
+    /// Applies `heights` through `prepare_commit` (batch insertion when a
+    /// height only sets values), checking each against the key-by-key
+    /// update on the same tree: same root, same nodes and values written,
+    /// same nodes made stale (what pruning deletes).
+    fn check_against_keywise(heights: Vec<StateChanges>) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path()).unwrap();
+        for (version, changes) in heights.into_iter().enumerate() {
+            let version = version as u64;
+            let (root, reference) = keywise(&s, &changes, version);
+            let pending = s.prepare_commit(version, changes, vec![]).unwrap();
+            assert_eq!(pending.app_hash, Hash(root.0), "root at version {version}");
+            assert_eq!(pending.tree_batch.node_batch, reference.node_batch);
+            assert_eq!(
+                pending.tree_batch.stale_node_index_batch,
+                reference.stale_node_index_batch
+            );
+            s.commit("c", pending).unwrap();
+        }
+    }
+
+    /// Deduplicated, in key order, as a height's state changes are.
+    fn height(ops: Vec<(u16, Option<Vec<u8>>)>) -> StateChanges {
+        ops.into_iter()
+            .map(|(k, v)| (format!("k/{k}"), v))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_iter()
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        #[test]
+        fn batch_and_keywise_updates_agree(
+            heights in proptest::collection::vec(
+                proptest::collection::vec(
+                    (
+                        0u16..400,
+                        proptest::option::weighted(
+                            0.9,
+                            proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8),
+                        ),
+                    ),
+                    0..120,
+                ),
+                1..6,
+            )
+        ) {
+            check_against_keywise(heights.into_iter().map(height).collect());
+        }
+    }
+
+    #[test]
+    fn batch_and_keywise_updates_agree_at_block_scale() {
+        // As a block of small transactions: thousands of accounts touched
+        // among tens of thousands, a few heights deep, one of them with
+        // deletions (key by key).
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as u16
+        };
+        let heights = (0..4)
+            .map(|h| {
+                height(
+                    (0..3_000)
+                        .map(|i| {
+                            let v = (h != 2 || i % 10 != 0).then(|| vec![h as u8, i as u8]);
+                            (next() % 20_000, v)
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        check_against_keywise(heights);
     }
 }
