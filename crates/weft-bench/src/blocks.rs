@@ -267,6 +267,7 @@ async fn read_events(
                 Ok(event) => {
                     let at = Instant::now();
                     if let Some((height, txs)) = new_block(event) {
+                        tracing::debug!(height, txs = txs.len(), "NewBlock event received");
                         let hint = Hint {
                             height,
                             at,
