@@ -488,15 +488,19 @@ impl App {
             censor: self.config.unsafe_test_censor,
             unchecked_bid,
         };
-        let pool = mempool::lock(&self.mempool);
-        let txs = proposal::prepare(exec, &pool, &self.signatures, self.chain_id(), inputs)
+        // The pool's lock is held only to copy the candidates out.
+        let (runs, held, parked) = {
+            let pool = mempool::lock(&self.mempool);
+            (pool.proposal_runs(), pool.len(), pool.parked_len())
+        };
+        let txs = proposal::prepare(exec, runs, &self.signatures, self.chain_id(), inputs)
             .unwrap_or_else(|e| fatal("PrepareProposal", e));
         metrics::histogram!("weft_prepare_proposal_seconds")
             .record(started.elapsed().as_secs_f64());
         tracing::debug!(
             height = %req.height,
-            held = pool.len(),
-            parked = pool.parked_len(),
+            held,
+            parked,
             offered_by_cometbft = req.txs.len(),
             included = txs.len() - 1,
             "proposal prepared"

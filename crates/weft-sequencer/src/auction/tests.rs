@@ -105,7 +105,7 @@ fn pool_of<S: StateRead>(base: &S, txs: &[Bytes]) -> Mempool {
 fn prepare<S: StateRead>(base: &S, pool: &Mempool, bids: Vec<SignedBid>) -> Vec<Bytes> {
     proposal::prepare(
         exec(base),
-        pool,
+        pool.proposal_runs(),
         &cache(),
         CHAIN,
         ProposalInputs {

@@ -457,6 +457,17 @@ impl Mempool {
         })
     }
 
+    /// [`Mempool::pending_runs`] as owned copies, without the empty ones:
+    /// what PrepareProposal works from once the pool's lock is released,
+    /// so admissions (CheckTx, the API) are not held up while it executes
+    /// the block.
+    pub fn proposal_runs(&self) -> Vec<Vec<Entry>> {
+        self.pending_runs()
+            .filter(|r| !r.is_empty())
+            .map(|r| r.into_iter().cloned().collect())
+            .collect()
+    }
+
     /// Moves an account to its committed nonce: queued nonces below it can
     /// never execute and are evicted.
     fn sync_account(&mut self, addr: &Address, committed_nonce: u64, now: Instant) {

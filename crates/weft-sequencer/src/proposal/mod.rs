@@ -22,7 +22,7 @@ use crate::{
     component::{BlockContext, BlockSummary, Components, EndBlock, ParamsRead},
     error::{ExecError, Rejection, StorageError},
     inclusion::rule::{self, Listed, ListedCommitError},
-    mempool::{Mempool, SignatureCache},
+    mempool::{Entry, SignatureCache},
     rollups::RollupParams,
     storage::{StateDelta, StateRead},
     transaction::{execute, CheckedTx, Receipt},
@@ -431,14 +431,15 @@ pub struct ProposalInputs {
 
 /// PrepareProposal: the commitments item, then the bids that pass the
 /// auction's rules (their bundles lead their rollups' batches), then the
-/// listed commit, then transactions from the mempool that execute,
+/// listed commit, then transactions from the mempool's pending runs
+/// (`runs`, see [`crate::mempool::Mempool::proposal_runs`]) that execute,
 /// first-seen across accounts and in nonce order within each, within
 /// `max_tx_bytes` as CometBFT measures it, the block's rollup-data and
 /// per-account caps, and the time budget. What is left out stays pending
 /// in the mempool for a later block.
 pub fn prepare<S: StateRead>(
     mut exec: BlockExecution<S>,
-    pool: &Mempool,
+    runs: Vec<Vec<Entry>>,
     cache: &SignatureCache,
     chain_id: &str,
     inputs: ProposalInputs,
@@ -508,8 +509,6 @@ pub fn prepare<S: StateRead>(
         }
         None => None,
     };
-    let runs: Vec<Vec<&crate::mempool::Entry>> =
-        pool.pending_runs().filter(|r| !r.is_empty()).collect();
     // Heads of every account's run, earliest arrival first.
     let mut heads: BinaryHeap<Reverse<(u64, usize, usize)>> = runs
         .iter()
@@ -529,7 +528,7 @@ pub fn prepare<S: StateRead>(
             );
             break;
         }
-        let entry = runs[run][pos];
+        let entry = &runs[run][pos];
         if censored(&entry.checked) {
             continue;
         }

@@ -5,7 +5,10 @@ use weft_core::{
 };
 
 use super::*;
-use crate::storage::{delta::EmptyState, StateDelta};
+use crate::{
+    mempool::Mempool,
+    storage::{delta::EmptyState, StateDelta},
+};
 
 const CHAIN: &str = "weft-unit";
 
@@ -65,7 +68,7 @@ fn exec_on<S: StateRead>(base: S) -> BlockExecution<S> {
 fn prepare<S: StateRead>(base: &S, pool: &Mempool, max: usize) -> Result<Vec<Bytes>, StorageError> {
     super::prepare(
         exec_on(base),
-        pool,
+        pool.proposal_runs(),
         &cache(),
         CHAIN,
         ProposalInputs {
@@ -344,7 +347,7 @@ fn a_spent_time_budget_proposes_what_is_built() {
     let pool = pool_of(&base, &txs);
     let block = super::prepare(
         exec_on(&base),
-        &pool,
+        pool.proposal_runs(),
         &cache(),
         CHAIN,
         ProposalInputs {
