@@ -762,7 +762,29 @@ impl Testnet {
     pub async fn shutdown(&self) -> Result<()> {
         self.stop_relay()?;
         let all: Vec<usize> = (0..self.nodes.len()).collect();
-        self.terminate(&all).await
+        let stopped = self.terminate(&all).await;
+        self.remove_outside_sockets();
+        stopped
+    }
+
+    /// Removes the ABCI socket files this network placed outside its home
+    /// (in the temporary directory, for a home too long for a socket
+    /// path): a socket file outlives its process, and nothing else would
+    /// ever remove these. Those in the home go with the home.
+    fn remove_outside_sockets(&self) {
+        use std::os::unix::fs::FileTypeExt;
+        for node in &self.nodes {
+            let AbciEndpoint::Unix(path) = &node.abci else {
+                continue;
+            };
+            let is_socket =
+                std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+            if is_socket && !path.starts_with(&self.home) {
+                if let Err(e) = std::fs::remove_file(path) {
+                    tracing::warn!(path = %path.display(), error = %e, "could not remove an ABCI socket");
+                }
+            }
+        }
     }
 
     /// True while every process of node `i` is alive (paused counts).
@@ -1122,6 +1144,7 @@ impl Drop for Testnet {
         for procs in &self.procs {
             procs.lock().unwrap_or_else(|e| e.into_inner()).kill_all();
         }
+        self.remove_outside_sockets();
     }
 }
 
