@@ -1,9 +1,13 @@
 //! `POST /v1/tx`: raw signed bytes (`application/octet-stream`, or no
-//! content type) or JSON `{ "tx": "<base64>" }`, forwarded to the local
-//! CometBFT's `broadcast_tx_sync`; answers with the hash and the CheckTx
-//! outcome. A transaction this node already holds or has included is a
+//! content type) or JSON `{ "tx": "<base64>" }`; answers with the hash and
+//! the CheckTx outcome. On a node that takes batches (the sequencer's
+//! default), the transaction is admitted to this node's mempool in process,
+//! by the rules CheckTx applies, and forwarded to CometBFT in an envelope
+//! with others: the answer never waits for CometBFT. Otherwise it is
+//! forwarded to the local CometBFT's `broadcast_tx_sync` and the answer is
+//! CometBFT's. A transaction this node already holds or has included is a
 //! duplicate (409), decided from the node's own records by hash, before
-//! forwarding and again after any refusal.
+//! admission and again after any refusal.
 
 use axum::{
     body::Bytes,
@@ -14,11 +18,11 @@ use axum::{
 use base64::{engine::general_purpose::STANDARD, Engine};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tendermint_rpc::{endpoint::broadcast::tx_sync, error::ErrorDetail, Client};
+use tendermint_rpc::{error::ErrorDetail, Client};
 use weft_core::{transaction::MAX_TX_BYTES, Hash, TxCode};
 
-use super::{ApiError, ApiState};
-use crate::mempool::{self, TxStatus};
+use super::{ApiError, ApiState, Envelopes};
+use crate::mempool::{self, TxOutcome, TxStatus};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,6 +75,9 @@ pub(super) async fn submit(
     if let Some(dup) = duplicate(&s, &hash)? {
         return Err(dup);
     }
+    if let Some(envelopes) = s.envelopes.clone() {
+        return admit_locally(&s, envelopes, tx, hash).await;
+    }
     let answer = match s.cometbft.broadcast_tx_sync(tx).await {
         Ok(answer) => answer,
         Err(e) => {
@@ -85,17 +92,59 @@ pub(super) async fn submit(
     if answer.code.is_err() {
         return Err(match duplicate(&s, &hash)? {
             Some(dup) => dup,
-            None => refused(&hash, &answer),
+            None => refused(&hash, answer.code.value(), answer.log.clone()),
         });
     }
     let status = mempool::status(&s.storage, &s.mempool, &hash).map_err(ApiError::internal)?;
     Ok((StatusCode::ACCEPTED, Json(Submitted { hash, status })))
 }
 
+/// Admission in this node's mempool (CheckTx's rules, signature included),
+/// then the envelope forwarder; 202 once admitted, whatever CometBFT does
+/// with the envelope later (the transaction is this node's to propose
+/// either way).
+async fn admit_locally(
+    s: &ApiState,
+    envelopes: Envelopes,
+    tx: Vec<u8>,
+    hash: Hash,
+) -> Result<(StatusCode, Json<Submitted>), ApiError> {
+    let tx = Bytes::from(tx);
+    let admission = envelopes.admission.clone();
+    let one = vec![tx.clone()];
+    let outcome = tokio::task::spawn_blocking(move || admission.admit_all(one, 1))
+        .await
+        .map_err(ApiError::internal)?
+        .pop()
+        .ok_or_else(|| ApiError::internal("admission gave no outcome"))?;
+    match outcome {
+        TxOutcome::Admitted { hash, status } => {
+            if !envelopes.forwarder.forward(tx).await {
+                tracing::warn!("the envelope forwarder stopped; admitted transactions stay local");
+            }
+            Ok((StatusCode::ACCEPTED, Json(Submitted { hash, status })))
+        }
+        // Another submission or a gossiped envelope brought it first.
+        TxOutcome::Held { hash, status } => Err(duplicate_of(&hash, status)
+            .unwrap_or_else(|| ApiError::internal("a held transaction has no held status"))),
+        // A replay of an included transaction fails on its nonce: the
+        // index says it is a duplicate.
+        TxOutcome::Refused { rejection, .. } => Err(match duplicate(s, &hash)? {
+            Some(dup) => dup,
+            None => refused(&hash, rejection.code.value(), rejection.message),
+        }),
+    }
+}
+
 /// 409 `duplicate` when this node holds `hash` (pending or parked) or has
 /// included it.
 fn duplicate(s: &ApiState, hash: &Hash) -> Result<Option<ApiError>, ApiError> {
     let status = mempool::status(&s.storage, &s.mempool, hash).map_err(ApiError::internal)?;
+    Ok(duplicate_of(hash, status))
+}
+
+/// The 409 for a transaction in `status`, if that status is a holding one.
+fn duplicate_of(hash: &Hash, status: TxStatus) -> Option<ApiError> {
     let (what, details) = match status {
         TxStatus::Pending => (
             "pending".to_string(),
@@ -109,36 +158,29 @@ fn duplicate(s: &ApiState, hash: &Hash) -> Result<Option<ApiError>, ApiError> {
             format!("included at height {height}"),
             json!({ "hash": hash, "status": "included", "height": height }),
         ),
-        TxStatus::Rejected { .. } | TxStatus::Evicted { .. } | TxStatus::Unknown => {
-            return Ok(None)
-        }
+        TxStatus::Rejected { .. } | TxStatus::Evicted { .. } | TxStatus::Unknown => return None,
     };
-    Ok(Some(
+    Some(
         ApiError::new(
             StatusCode::CONFLICT,
             "duplicate",
             format!("transaction {hash} is already {what}"),
         )
         .with_details(details),
-    ))
+    )
 }
 
-/// CheckTx refused the transaction: 422 with the code's name (503 when the
-/// pool is full, which passes).
-fn refused(hash: &Hash, answer: &tx_sync::Response) -> ApiError {
-    let code = answer.code.value();
+/// CheckTx refused the transaction (`code`, `log`): 422 with the code's
+/// name (503 when the pool is full, which passes).
+fn refused(hash: &Hash, code: u32, log: String) -> ApiError {
     let known = TxCode::from_value(code);
     let status = if known == Some(TxCode::MempoolFull) {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::UNPROCESSABLE_ENTITY
     };
-    let error = ApiError::new(
-        status,
-        known.map(TxCode::name).unwrap_or("unknown"),
-        answer.log.clone(),
-    )
-    .with_details(json!({ "hash": hash, "abci_code": code }));
+    let error = ApiError::new(status, known.map(TxCode::name).unwrap_or("unknown"), log)
+        .with_details(json!({ "hash": hash, "abci_code": code }));
     if status == StatusCode::SERVICE_UNAVAILABLE {
         error.with_retry_after(1)
     } else {

@@ -1790,6 +1790,79 @@ async fn a_batch_admits_the_good_transactions_and_answers_each_error() {
     }
 }
 
+/// Every transaction CometBFT was handed, envelopes opened.
+fn forwarded_txs(seen: &Mutex<Vec<Vec<u8>>>) -> Vec<Vec<u8>> {
+    seen.lock()
+        .unwrap()
+        .iter()
+        .flat_map(|item| match weft_core::Envelope::decode(item) {
+            Ok(envelope) => envelope.txs,
+            Err(_) => vec![item.clone()],
+        })
+        .collect()
+}
+
+/// On a node that takes batches, `POST /v1/tx` admits a lone transaction
+/// to the node's own mempool (answering without CometBFT, even when
+/// CometBFT is unreachable) and forwards what it admitted; refusals and
+/// duplicates answer as through CometBFT.
+#[tokio::test]
+async fn a_single_submission_is_admitted_here_and_forwarded_in_an_envelope() {
+    let (rpc, seen) = recording_cometbft().await;
+    let mut node = batch_node(&rpc);
+    let first = node.tx(0, b"a");
+    let later = node.tx(5, b"later");
+    let mut forged = node.tx(1, b"f");
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+
+    let got = send(&node.router(), post_raw(first.clone())).await;
+    assert_eq!(got.0, StatusCode::ACCEPTED, "{}", got.1);
+    assert_eq!(got.1["hash"], weft_core::sha256(&first).to_string());
+    assert_eq!(got.1["status"], "pending");
+    let got = send(&node.router(), post_raw(later.clone())).await;
+    assert_eq!(got.0, StatusCode::ACCEPTED, "{}", got.1);
+    assert_eq!(
+        (got.1["status"].clone(), got.1["waiting_for_nonce"].clone()),
+        (json!("parked"), json!(1))
+    );
+    let got = send(&node.router(), post_raw(first.clone())).await;
+    assert_error(&got, StatusCode::CONFLICT, "duplicate");
+    assert_eq!(got.1["status"], "pending");
+    let got = send(&node.router(), post_raw(forged.clone())).await;
+    assert_error(&got, StatusCode::UNPROCESSABLE_ENTITY, "bad_signature");
+    assert_eq!(got.1["abci_code"], weft_core::TxCode::BadSignature.value());
+    let (_, s) = send(
+        &node.router(),
+        get(format!("/v1/tx/{}", weft_core::sha256(&forged))),
+    )
+    .await;
+    assert_eq!(s["status"], "rejected", "{s}");
+
+    // Exactly what was admitted reaches CometBFT, in order.
+    let mut forwarded = Vec::new();
+    for _ in 0..200 {
+        forwarded = forwarded_txs(&seen);
+        if forwarded.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(forwarded, vec![first.clone(), later]);
+
+    // Included, then submitted again: a duplicate, not a nonce error.
+    node.commit(1);
+    node.notify();
+    let got = send(&node.router(), post_raw(first)).await;
+    assert_error(&got, StatusCode::CONFLICT, "duplicate");
+    assert_eq!(got.1["status"], "included");
+
+    // Admission does not need CometBFT.
+    let node = batch_node(NOWHERE);
+    let got = send(&node.router(), post_raw(node.tx(0, b"alone"))).await;
+    assert_eq!(got.0, StatusCode::ACCEPTED, "{}", got.1);
+}
+
 #[tokio::test]
 async fn bad_batches_are_refused_whole_with_clear_errors() {
     let node = batch_node(NOWHERE);
