@@ -8,7 +8,9 @@ use serde_json::Value;
 use tendermint::block::{Header, Height};
 use tendermint_rpc::{Client, HttpClient, HttpClientUrl};
 use weft_cli::rpc::NodeClient;
-use weft_core::{GenesisAccount, Hash, SigningKey};
+use weft_core::{
+    Action, GenesisAccount, Hash, RollupId, SignedTransaction, SigningKey, Transaction,
+};
 use weft_testnet::{Testnet, TestnetConfig};
 
 pub mod history;
@@ -325,4 +327,23 @@ pub async fn metric(http: &reqwest::Client, api: &str, name: &str) -> Result<f64
         .filter(|l| l.starts_with(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum())
+}
+
+/// One signed transaction carrying `data` for `rollup`.
+pub fn rollup_data_tx(
+    key: &SigningKey,
+    chain: &str,
+    nonce: u64,
+    rollup: &str,
+    data: Vec<u8>,
+) -> SignedTransaction {
+    Transaction {
+        chain_id: chain.into(),
+        nonce,
+        actions: vec![Action::SubmitRollupData {
+            rollup_id: RollupId::from_name(rollup),
+            data,
+        }],
+    }
+    .sign(key)
 }

@@ -15,8 +15,8 @@ use std::{
 use anyhow::{bail, ensure, Context, Result};
 use futures::{stream, StreamExt};
 use serde_json::Value;
-use weft_core::{Action, Envelope, Hash, RollupId, SignedTransaction, SigningKey, Transaction};
-use weft_e2e::{block_txs, eventually, metric, TestNetwork};
+use weft_core::{Envelope, Hash, SignedTransaction, SigningKey};
+use weft_e2e::{block_txs, eventually, metric, rollup_data_tx, TestNetwork};
 
 const VALIDATORS: usize = 4;
 const ACCOUNTS: usize = 2_000;
@@ -31,15 +31,13 @@ const ACCOUNTS_PER_BATCH: usize = 50;
 fn data_tx(key: &SigningKey, chain: &str, nonce: u64, tag: &str) -> SignedTransaction {
     let mut data = tag.as_bytes().to_vec();
     data.resize(200, b'.');
-    Transaction {
-        chain_id: chain.into(),
+    rollup_data_tx(
+        key,
+        chain,
         nonce,
-        actions: vec![Action::SubmitRollupData {
-            rollup_id: RollupId::from_name(["alpha", "beta"][(nonce % 2) as usize]),
-            data,
-        }],
-    }
-    .sign(key)
+        ["alpha", "beta"][(nonce % 2) as usize],
+        data,
+    )
 }
 
 fn frames(txs: &[SignedTransaction]) -> Vec<u8> {

@@ -18,7 +18,7 @@ use weft_core::{
     Action, Address, ChainParams, GenesisAccount, RollupBatchProof, RollupId, SignedTransaction,
     SigningKey, Transaction, TxCode,
 };
-use weft_e2e::{block_txs, eventually, tx_status, TestNetwork};
+use weft_e2e::{block_txs, eventually, rollup_data_tx, tx_status, TestNetwork};
 
 const ACCOUNTS: usize = 80;
 const TXS_PER_ACCOUNT: u64 = 25;
@@ -47,15 +47,7 @@ fn data_tx(
     rollup: &str,
     tag: &str,
 ) -> SignedTransaction {
-    Transaction {
-        chain_id: chain.into(),
-        nonce,
-        actions: vec![Action::SubmitRollupData {
-            rollup_id: RollupId::from_name(rollup),
-            data: payload(tag),
-        }],
-    }
-    .sign(key)
+    rollup_data_tx(key, chain, nonce, rollup, payload(tag))
 }
 
 struct Sent {
