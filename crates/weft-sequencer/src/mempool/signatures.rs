@@ -154,6 +154,22 @@ impl SignatureCache {
                     .iter()
                     .filter_map(|&i| checked(i).map(|c| c.tx.signing_message()))
                     .collect();
+                let verify_each = |refused: &mut Vec<(usize, Rejection)>| {
+                    for (&i, m) in part.iter().zip(&messages) {
+                        let Some(c) = checked(i) else { continue };
+                        match c.tx.public_key.verify(m, &c.tx.signature) {
+                            Ok(()) => self.insert(c.hash),
+                            Err(e) => refused
+                                .push((i, Rejection::new(TxCode::BadSignature, e.to_string()))),
+                        }
+                    }
+                };
+                // One signature alone: the single check's precomputed
+                // basepoint tables beat a one-item multiscalar product.
+                if messages.len() < 2 {
+                    verify_each(refused);
+                    return;
+                }
                 let mut batch = weft_core::keys::BatchVerifier::new();
                 for (&i, m) in part.iter().zip(&messages) {
                     if let Some(c) = checked(i) {
@@ -170,15 +186,7 @@ impl SignatureCache {
                     .fetch_add(messages.len() as u64, Ordering::Relaxed);
                 metrics::counter!("weft_signature_fallback_verifications_total")
                     .increment(messages.len() as u64);
-                for (&i, m) in part.iter().zip(&messages) {
-                    let Some(c) = checked(i) else { continue };
-                    match c.tx.public_key.verify(m, &c.tx.signature) {
-                        Ok(()) => self.insert(c.hash),
-                        Err(e) => {
-                            refused.push((i, Rejection::new(TxCode::BadSignature, e.to_string())))
-                        }
-                    }
-                }
+                verify_each(refused);
             };
             let verify = |part: &[usize]| -> Vec<(usize, Rejection)> {
                 let mut refused = Vec::new();
@@ -355,6 +363,10 @@ mod tests {
         assert_eq!(cache.fallback_verifications(), MAX_BATCH_SIGNATURES as u64);
         assert!(cache.contains(&weft_core::sha256(&txs[0])));
         assert!(cache.contains(&weft_core::sha256(&txs[n - 1])));
+        // A lone signature is checked alone, not as a failed batch of one.
+        let lone = cache.check_batch(&txs[MAX_BATCH_SIGNATURES + 7..][..1], "c", 1);
+        assert_eq!(refusals(&lone), vec![(0, TxCode::BadSignature)]);
+        assert_eq!(cache.fallback_verifications(), MAX_BATCH_SIGNATURES as u64);
     }
 
     #[test]
