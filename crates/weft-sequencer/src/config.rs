@@ -69,6 +69,10 @@ pub struct Config {
     pub api_rate_limit_burst: u32,
     /// API: rate-limit loopback too.
     pub api_rate_limit_loopback: bool,
+    /// API: submitted transactions per second per IP.
+    pub api_rate_limit_txs_per_second: u32,
+    /// API: submitted transactions at once per IP.
+    pub api_rate_limit_txs_burst: u32,
     /// API: requests at once.
     pub api_max_concurrent_requests: usize,
     /// API: streams at once.
@@ -120,6 +124,8 @@ impl Default for Config {
             api_rate_limit_per_second: api.rate_limit_per_second,
             api_rate_limit_burst: api.rate_limit_burst,
             api_rate_limit_loopback: api.rate_limit_loopback,
+            api_rate_limit_txs_per_second: api.rate_limit_txs_per_second,
+            api_rate_limit_txs_burst: api.rate_limit_txs_burst,
             api_max_concurrent_requests: api.max_concurrent_requests,
             api_max_streams: api.max_streams,
             api_request_timeout_secs: api.request_timeout.as_secs(),
@@ -233,6 +239,15 @@ pub struct Flags {
     /// proxy, where every client looks like loopback).
     #[arg(long, env = "WEFT_SEQUENCER_API_RATE_LIMIT_LOOPBACK", num_args = 0..=1, default_missing_value = "true")]
     pub api_rate_limit_loopback: Option<bool>,
+    /// HTTP API: sustained transactions per second a client IP may submit
+    /// (`POST /v1/tx` counts one, `POST /v1/txs` its length; 0 = no
+    /// budget).
+    #[arg(long, env = "WEFT_SEQUENCER_API_RATE_LIMIT_TXS_PER_SECOND")]
+    pub api_rate_limit_txs_per_second: Option<u32>,
+    /// HTTP API: transactions a client IP may submit at once; a larger
+    /// request is refused whole (keep it at least 4096, a full batch).
+    #[arg(long, env = "WEFT_SEQUENCER_API_RATE_LIMIT_TXS_BURST")]
+    pub api_rate_limit_txs_burst: Option<u32>,
     /// HTTP API: requests handled at once; more are refused with 503.
     #[arg(long, env = "WEFT_SEQUENCER_API_MAX_CONCURRENT_REQUESTS")]
     pub api_max_concurrent_requests: Option<usize>,
@@ -407,6 +422,8 @@ impl Config {
             rate_limit_per_second: self.api_rate_limit_per_second,
             rate_limit_burst: self.api_rate_limit_burst,
             rate_limit_loopback: self.api_rate_limit_loopback,
+            rate_limit_txs_per_second: self.api_rate_limit_txs_per_second,
+            rate_limit_txs_burst: self.api_rate_limit_txs_burst,
             max_concurrent_requests: self.api_max_concurrent_requests,
             max_streams: self.api_max_streams,
             request_timeout: Duration::from_secs(self.api_request_timeout_secs),
@@ -511,6 +528,6 @@ mod tests {
                 assert!(lines[i - 2].starts_with("# "), "{line} has no help");
             }
         }
-        assert_eq!(keys, 28, "{text}");
+        assert_eq!(keys, 30, "{text}");
     }
 }

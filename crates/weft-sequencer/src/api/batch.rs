@@ -80,6 +80,7 @@ pub struct ItemError {
 
 pub(super) async fn submit_batch(
     State(s): State<ApiState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<BatchSubmitted>, ApiError> {
@@ -99,6 +100,7 @@ pub(super) async fn submit_batch(
         ));
     };
     let txs = decode_batch(&headers, &body)?;
+    s.charge_txs(peer, txs.len())?;
     // Cheap: each is a slice of the body or its own buffer, shared.
     let forwarded = txs.clone();
     let threads = envelopes.verify_threads;

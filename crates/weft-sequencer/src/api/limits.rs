@@ -1,15 +1,18 @@
 //! Request limits of the public API: a per-client-IP rate limit
-//! (tower_governor), a global cap on requests in flight (shed with 503
-//! rather than queued), a cap on open event streams, and the timeout of
-//! one request. All configurable; see [`ApiLimits`] for the defaults and
-//! why.
+//! (tower_governor), a per-client-IP budget of submitted transactions
+//! (governor), a global cap on requests in flight (shed with 503 rather
+//! than queued), a cap on open event streams, and the timeout of one
+//! request. All configurable; see [`ApiLimits`] for the defaults and why.
 
 use std::{
     convert::Infallible,
     net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
     sync::Arc,
     time::Duration,
 };
+
+use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use axum::{
     body::Body,
@@ -31,6 +34,10 @@ use super::ApiError;
 /// - 100 requests/s per client IP with bursts of 200: far above what a
 ///   wallet, a conductor (about one long-poll per block) or a builder
 ///   needs, low enough that one address cannot take the node's two cores.
+/// - 20,000 submitted transactions/s per client IP with bursts of 8,192
+///   (two full `POST /v1/txs` requests): the request rate alone would let
+///   one address submit 4,096 transactions per request, more than the
+///   node admits in all; this is about a third of what the node can admit.
 /// - loopback exempt: on a validator host, loopback clients are the
 ///   operator's own tools (the benchmark, co-located conductors, tests),
 ///   which must not be throttled. Behind a reverse proxy on the same host
@@ -49,8 +56,16 @@ pub struct ApiLimits {
     /// Requests a client IP may send at once before the sustained rate
     /// applies.
     pub rate_limit_burst: u32,
-    /// Whether loopback clients are rate-limited too.
+    /// Whether loopback clients are rate-limited too (requests and
+    /// transactions).
     pub rate_limit_loopback: bool,
+    /// Sustained transactions per second a client IP may submit
+    /// (`POST /v1/tx` counts one, `POST /v1/txs` its length); 0 turns the
+    /// budget off.
+    pub rate_limit_txs_per_second: u32,
+    /// Transactions a client IP may submit at once; a larger request is
+    /// refused whole (413).
+    pub rate_limit_txs_burst: u32,
     /// Requests handled at once (streams count only while opening); the
     /// rest are answered 503 `overloaded`.
     pub max_concurrent_requests: usize,
@@ -66,6 +81,8 @@ impl Default for ApiLimits {
             rate_limit_per_second: 100,
             rate_limit_burst: 200,
             rate_limit_loopback: false,
+            rate_limit_txs_per_second: 20_000,
+            rate_limit_txs_burst: 8_192,
             max_concurrent_requests: 1024,
             max_streams: 256,
             request_timeout: Duration::from_secs(15),
@@ -126,6 +143,81 @@ pub(super) fn rate_limit(
             answer.into_response()
         }) as Limited
     })
+}
+
+/// The per-IP budget of submitted transactions.
+pub(super) struct TxBudget {
+    limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    burst: u32,
+    limit_loopback: bool,
+}
+
+impl TxBudget {
+    /// The budget `limits` set, or `None` when it is off. Idle clients are
+    /// forgotten in the background while the budget lives.
+    pub(super) fn new(limits: &ApiLimits) -> Option<Arc<Self>> {
+        let rate = NonZeroU32::new(limits.rate_limit_txs_per_second)?;
+        let burst = NonZeroU32::new(limits.rate_limit_txs_burst).unwrap_or(NonZeroU32::MIN);
+        let limiter = Arc::new(RateLimiter::keyed(
+            Quota::per_second(rate).allow_burst(burst),
+        ));
+        let weak = Arc::downgrade(&limiter);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let mut tick = tokio::time::interval(FORGET_IDLE_CLIENTS_EVERY);
+                loop {
+                    tick.tick().await;
+                    let Some(limiter) = weak.upgrade() else {
+                        return;
+                    };
+                    limiter.retain_recent();
+                }
+            });
+        }
+        Some(Arc::new(TxBudget {
+            limiter,
+            burst: burst.get(),
+            limit_loopback: limits.rate_limit_loopback,
+        }))
+    }
+
+    /// Takes `n` transactions from `peer`'s budget: 429 `rate_limited`
+    /// (with `Retry-After`) when it is spent, 413 `batch_too_large` when
+    /// `n` is over the burst (no wait would make room). A request without
+    /// a peer address (no connect info) or from an exempt loopback client
+    /// is not counted.
+    pub(super) fn charge(&self, peer: Option<IpAddr>, n: usize) -> Result<(), ApiError> {
+        let Some(ip) = peer else {
+            return Ok(());
+        };
+        if !self.limit_loopback && is_loopback(ip) {
+            return Ok(());
+        }
+        let Some(cells) = u32::try_from(n).ok().and_then(NonZeroU32::new) else {
+            return Ok(());
+        };
+        match self.limiter.check_key_n(&ip.to_canonical(), cells) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => {
+                let clock = governor::clock::DefaultClock::default();
+                let wait = not_until.wait_time_from(clock.now()).as_secs().max(1);
+                Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!("too many transactions from this address; retry in {wait} s or slow down"),
+                )
+                .with_retry_after(wait))
+            }
+            Err(_) => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "batch_too_large",
+                format!(
+                    "{n} transactions at once are more than this node takes from one address at a time ({}); send smaller batches",
+                    self.burst
+                ),
+            )),
+        }
+    }
 }
 
 /// Loopback, also as an IPv4-mapped IPv6 address (a dual-stack listener).

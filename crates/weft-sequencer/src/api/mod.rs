@@ -88,6 +88,8 @@ pub struct ApiState {
     /// Batch submission and envelope forwarding (`None`: `POST /v1/txs`
     /// answers 503).
     envelopes: Option<Envelopes>,
+    /// Per-IP budget of submitted transactions (`None`: off).
+    tx_budget: Option<Arc<limits::TxBudget>>,
 }
 
 /// What `POST /v1/txs` needs: admission into the app's mempool, the
@@ -122,6 +124,7 @@ impl ApiState {
             metrics,
             commits,
             streams: Arc::new(Semaphore::new(limits.max_streams)),
+            tx_budget: limits::TxBudget::new(&limits),
             limits,
             envelopes: None,
         })
@@ -148,6 +151,7 @@ impl ApiState {
     /// The same state with other limits.
     pub fn with_limits(mut self, limits: ApiLimits) -> Self {
         self.streams = Arc::new(Semaphore::new(limits.max_streams));
+        self.tx_budget = limits::TxBudget::new(&limits);
         self.limits = limits;
         self
     }
@@ -155,6 +159,19 @@ impl ApiState {
     /// The limits in force.
     pub fn limits(&self) -> &ApiLimits {
         &self.limits
+    }
+
+    /// Takes `n` submitted transactions from the budget of the client at
+    /// `peer` (the connection's address, when the server has it).
+    fn charge_txs(
+        &self,
+        peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+        n: usize,
+    ) -> Result<(), ApiError> {
+        match &self.tx_budget {
+            Some(budget) => budget.charge(peer.map(|p| p.0 .0.ip()), n),
+            None => Ok(()),
+        }
     }
 }
 

@@ -46,6 +46,7 @@ fn too_large(message: impl Into<String>) -> ApiError {
 
 pub(super) async fn submit(
     State(s): State<ApiState>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Submitted>), ApiError> {
@@ -71,6 +72,7 @@ pub(super) async fn submit(
             tx.len()
         )));
     }
+    s.charge_txs(peer, 1)?;
     let hash = weft_core::sha256(&tx);
     if let Some(dup) = duplicate(&s, &hash)? {
         return Err(dup);

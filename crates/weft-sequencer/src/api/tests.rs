@@ -1863,6 +1863,74 @@ async fn a_single_submission_is_admitted_here_and_forwarded_in_an_envelope() {
     assert_eq!(got.0, StatusCode::ACCEPTED, "{}", got.1);
 }
 
+fn post_batch_from(ip: [u8; 4], body: Vec<u8>) -> Request<Body> {
+    from(ip, post_batch(None, body))
+}
+
+/// [`send`] keeping the request's own peer address.
+async fn send_as_is(app: &Router, req: Request<Body>) -> (StatusCode, Value) {
+    json_of(app.clone().oneshot(req).await.unwrap()).await
+}
+
+/// Submitted transactions are counted per client address, a batch by its
+/// length: once an address has spent its burst it gets 429 with
+/// `Retry-After` (also for a single `POST /v1/tx`), a request larger than
+/// the burst is refused whole with 413, and other addresses and loopback
+/// keep their own budgets.
+#[tokio::test]
+async fn each_address_has_a_budget_of_submitted_transactions() {
+    let (rpc, _seen) = recording_cometbft().await;
+    let mut node = batch_node(&rpc);
+    node.state = node.state.clone().with_limits(ApiLimits {
+        rate_limit_per_second: 0,
+        rate_limit_txs_per_second: 1,
+        rate_limit_txs_burst: 10,
+        ..ApiLimits::default()
+    });
+    let app = node.router();
+    let batch = |from: u64, n: u64| -> Vec<u8> {
+        let txs: Vec<Vec<u8>> = (from..from + n).map(|i| node.tx(i, b"b")).collect();
+        encode_frames(txs.iter().map(Vec::as_slice))
+    };
+    let remote = [203, 0, 113, 9];
+    let (status, answer) = send_as_is(&app, post_batch_from(remote, batch(0, 10))).await;
+    assert_eq!(
+        (status, answer["accepted"].clone()),
+        (StatusCode::OK, json!(10)),
+        "{answer}"
+    );
+    // Spent: one more transaction, alone or in a batch, must wait.
+    let resp = app
+        .clone()
+        .oneshot(from(remote, post_raw(node.tx(10, b"one"))))
+        .await
+        .unwrap();
+    assert!(resp.headers().get("retry-after").is_some());
+    assert_error(
+        &json_of(resp).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+    );
+    let got = send_as_is(&app, post_batch_from(remote, batch(10, 2))).await;
+    assert_error(&got, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    // More than the burst at once: no wait makes room.
+    let got = send_as_is(&app, post_batch_from([203, 0, 113, 10], batch(10, 11))).await;
+    assert_error(&got, StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large");
+    // Another address, and loopback (exempt by default), are not held up.
+    let (status, answer) = send_as_is(&app, post_batch_from([203, 0, 113, 11], batch(10, 5))).await;
+    assert_eq!(
+        (status, answer["accepted"].clone()),
+        (StatusCode::OK, json!(5)),
+        "{answer}"
+    );
+    let (status, answer) = send(&app, post_batch(None, batch(15, 15))).await;
+    assert_eq!(
+        (status, answer["accepted"].clone()),
+        (StatusCode::OK, json!(15)),
+        "{answer}"
+    );
+}
+
 #[tokio::test]
 async fn bad_batches_are_refused_whole_with_clear_errors() {
     let node = batch_node(NOWHERE);
