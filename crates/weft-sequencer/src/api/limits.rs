@@ -112,21 +112,7 @@ pub(super) fn rate_limit(
         .per_nanosecond(period_ns)
         .burst_size(limits.rate_limit_burst.max(1))
         .finish()?;
-    // Idle clients are forgotten in the background; the task ends with the
-    // limiter (a router dropped in a test).
-    let weak = Arc::downgrade(config.limiter());
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(async move {
-            let mut tick = tokio::time::interval(FORGET_IDLE_CLIENTS_EVERY);
-            loop {
-                tick.tick().await;
-                let Some(limiter) = weak.upgrade() else {
-                    return;
-                };
-                limiter.retain_recent();
-            }
-        });
-    }
+    forget_idle_clients(config.limiter(), |l| l.retain_recent());
     let layer = GovernorLayer::new(config).error_handler(refusal);
     let limit_loopback = limits.rate_limit_loopback;
     Some(move |req: Request, next: Next| {
@@ -145,6 +131,25 @@ pub(super) fn rate_limit(
     })
 }
 
+/// Forgets, in the background, the clients of a keyed `limiter` that are
+/// back to a full quota (its memory grows with the number of distinct
+/// addresses); the task ends with the limiter (a router dropped in a test).
+fn forget_idle_clients<L: Send + Sync + 'static>(limiter: &Arc<L>, retain: fn(&L)) {
+    let weak = Arc::downgrade(limiter);
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(FORGET_IDLE_CLIENTS_EVERY);
+            loop {
+                tick.tick().await;
+                let Some(limiter) = weak.upgrade() else {
+                    return;
+                };
+                retain(&limiter);
+            }
+        });
+    }
+}
+
 /// The per-IP budget of submitted transactions.
 pub(super) struct TxBudget {
     limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
@@ -153,27 +158,14 @@ pub(super) struct TxBudget {
 }
 
 impl TxBudget {
-    /// The budget `limits` set, or `None` when it is off. Idle clients are
-    /// forgotten in the background while the budget lives.
+    /// The budget `limits` set, or `None` when it is off.
     pub(super) fn new(limits: &ApiLimits) -> Option<Arc<Self>> {
         let rate = NonZeroU32::new(limits.rate_limit_txs_per_second)?;
         let burst = NonZeroU32::new(limits.rate_limit_txs_burst).unwrap_or(NonZeroU32::MIN);
         let limiter = Arc::new(RateLimiter::keyed(
             Quota::per_second(rate).allow_burst(burst),
         ));
-        let weak = Arc::downgrade(&limiter);
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let mut tick = tokio::time::interval(FORGET_IDLE_CLIENTS_EVERY);
-                loop {
-                    tick.tick().await;
-                    let Some(limiter) = weak.upgrade() else {
-                        return;
-                    };
-                    limiter.retain_recent();
-                }
-            });
-        }
+        forget_idle_clients(&limiter, |l| l.retain_recent());
         Some(Arc::new(TxBudget {
             limiter,
             burst: burst.get(),
