@@ -80,7 +80,7 @@ pub struct ItemError {
 
 pub(super) async fn submit_batch(
     State(s): State<ApiState>,
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    peer: super::Peer,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<BatchSubmitted>, ApiError> {

@@ -92,6 +92,10 @@ pub struct ApiState {
     tx_budget: Option<Arc<limits::TxBudget>>,
 }
 
+/// The client's address as the server saw the connection (absent when the
+/// router is served without connect info, as in some tests).
+type Peer = Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>;
+
 /// What `POST /v1/txs` needs: admission into the app's mempool, the
 /// envelope forwarder, and how many threads may verify a batch.
 #[derive(Clone)]
@@ -163,11 +167,7 @@ impl ApiState {
 
     /// Takes `n` submitted transactions from the budget of the client at
     /// `peer` (the connection's address, when the server has it).
-    fn charge_txs(
-        &self,
-        peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
-        n: usize,
-    ) -> Result<(), ApiError> {
+    fn charge_txs(&self, peer: Peer, n: usize) -> Result<(), ApiError> {
         match &self.tx_budget {
             Some(budget) => budget.charge(peer.map(|p| p.0 .0.ip()), n),
             None => Ok(()),

@@ -46,7 +46,7 @@ fn too_large(message: impl Into<String>) -> ApiError {
 
 pub(super) async fn submit(
     State(s): State<ApiState>,
-    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    peer: super::Peer,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Submitted>), ApiError> {
